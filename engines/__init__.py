@@ -1,0 +1,1 @@
+"""Scheduling engines behind one interface, and the model they share."""

@@ -1,0 +1,88 @@
+"""The one interface every engine implements, and how engines are found by name.
+
+An engine turns a :class:`~engines.model.Dataset` into a
+:class:`~engines.model.Schedule`. Engines are named ``NAME[:OPTION]``:
+``legacy``, ``legacy:sql``, ``new:parity``. ``NAME`` is looked up among the
+``janitor_shadow.engines`` entry points (the built-in engines are registered
+there too, so an external engine is found exactly like ours), or, when it
+has the form ``package.module:factory``, imported directly. A factory takes
+the option after the colon (or ``None``) and returns an engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+from engines.model import Dataset, Schedule
+from harness.errors import EngineNotFound
+
+ENTRY_POINT_GROUP = "janitor_shadow.engines"
+
+
+@runtime_checkable
+class Engine(Protocol):
+    #: The name the engine was found by, with its option (``legacy:memory``).
+    name: str
+
+    def schedule(self, dataset: Dataset) -> Schedule:
+        """Decide every candidate of ``dataset`` and build the resulting queue."""
+        ...
+
+
+EngineFactory = Callable[[str | None], Engine]
+
+_BUILTIN = {
+    "legacy": "engines.legacy:create_engine",
+    "new": "engines.new:create_engine",
+}
+
+
+def _load(target: str, spec: str) -> EngineFactory:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EngineNotFound(f"engine {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    try:
+        factory: EngineFactory = getattr(module, attribute)
+    except AttributeError as exc:
+        raise EngineNotFound(
+            f"engine {spec!r}: module {module_name!r} has no {attribute!r}"
+        ) from exc
+    return factory
+
+
+def available_engines() -> dict[str, str]:
+    """Engine names and their factories' import paths (built-ins and entry points)."""
+    found = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def get_engine(spec: str) -> Engine:
+    """Resolve ``NAME[:OPTION]`` or ``package.module:factory[:OPTION]`` to an engine."""
+    spec = spec.strip()
+    if not spec:
+        raise EngineNotFound("empty engine name")
+    head, _, rest = spec.partition(":")
+    if "." in head:
+        # package.module:factory[:option]
+        factory_name, _, option = rest.partition(":")
+        if not factory_name:
+            raise EngineNotFound(f"engine {spec!r}: expected package.module:factory")
+        factory = _load(f"{head}:{factory_name}", spec)
+        engine = factory(option or None)
+    else:
+        engines = available_engines()
+        if head not in engines:
+            names = ", ".join(sorted(engines))
+            raise EngineNotFound(f"unknown engine {head!r} (known: {names})")
+        factory = _load(engines[head], spec)
+        engine = factory(rest or None)
+    if not isinstance(engine, Engine):
+        raise EngineNotFound(f"engine {spec!r}: the factory did not return an engine")
+    return engine

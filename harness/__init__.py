@@ -1,0 +1,1 @@
+"""The harness: data sources, comparator, CLI and services."""

@@ -1,0 +1,88 @@
+"""``janitor-shadow schedule``: run one engine on one source."""
+
+from __future__ import annotations
+
+import click
+
+from engines.base import get_engine
+from engines.model import Schedule
+from harness.schedule_json import write_schedule
+from harness.sources import open_source
+
+
+def format_queue_head(schedule: Schedule, limit: int) -> str:
+    """The head of the queue as a fixed-width table a person can scan."""
+    by_key = schedule.decision_by_key
+    header = ("#", "bucket", "priority", "codebase", "campaign", "offset", "p(success)", "duration")
+    rows = []
+    for position, item in enumerate(schedule.queue[:limit], start=1):
+        d = by_key.get(item.key)
+        offset = "" if d is None or d.offset is None else f"{d.offset:.1f}"
+        prob = "" if d is None or d.success_probability is None else f"{d.success_probability:.4f}"
+        dur = item.estimated_duration_us
+        rows.append(
+            (
+                str(position),
+                item.bucket,
+                str(item.priority),
+                item.codebase,
+                item.suite,
+                offset,
+                prob,
+                "" if dur is None else f"{dur / 1e6:.1f}s",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def summary_line(schedule: Schedule) -> str:
+    errors = schedule.errors()
+    total = sum(schedule.timings.values()) if schedule.timings else 0.0
+    return (
+        f"{schedule.engine}: {len(schedule.decisions)} candidates, {len(errors)} errors, "
+        f"{len(schedule.queue)} queue rows, {total:.2f}s"
+    )
+
+
+@click.command("schedule")
+@click.argument("source")
+@click.option(
+    "--engine",
+    "engine_spec",
+    default="legacy",
+    show_default=True,
+    help="Engine: legacy[:memory|:sql], new[:parity|:default], or package.module:factory.",
+)
+@click.option("--campaign", help="Only this campaign (live databases).")
+@click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the whole schedule as JSON ('-': stdout).")
+@click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
+def command(
+    source: str,
+    engine_spec: str,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    json_path: str | None,
+    head: int,
+) -> int:
+    """Decide every candidate of SOURCE with one engine and print the head of the queue.
+
+    SOURCE is a snapshot directory, a YAML scenario, a bundled scenario name
+    or a postgresql:// DSN (read only).
+    """
+    engine = get_engine(engine_spec)
+    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    schedule = engine.schedule(dataset)
+    if json_path != "-":
+        click.echo(format_queue_head(schedule, head))
+        click.echo(summary_line(schedule))
+        for note in schedule.notes:
+            click.echo(f"note: {note}")
+    if json_path:
+        write_schedule(schedule, json_path)
+    return 0

@@ -1,0 +1,710 @@
+"""Recorded snapshots: a Dataset in files, replayable offline.
+
+Three layouts are read, one model comes out:
+
+* a **YAML scenario** (``*.yaml``): small, handwritten, every table in one
+  file a person can edit;
+* a **snapshot directory** (``snapshot.json`` + one JSON Lines file per
+  table, gzipped when large): what ``janitor-shadow record`` writes; read a
+  line at a time, so it streams;
+* the **golden-vector layout** (``meta.json`` + ``input/*.jsonl``) of
+  ``shared/vectors``, so those sets run through the same code path.
+
+Rows are encoded the same way everywhere (see ``docs`` in the README): SQL
+NULL is ``null``, timestamps are ``YYYY-MM-DDTHH:MM:SS.ffffff`` naive UTC,
+intervals are integer microseconds in ``*_us`` fields. A malformed file
+raises :class:`~harness.errors.InputError` naming the file, the record
+(1-based line or list index) and the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import orjson
+import yaml
+
+from engines.model import (
+    BUCKETS,
+    PUBLISH_MODES,
+    Candidate,
+    CandidateKey,
+    Codebase,
+    Dataset,
+    DebianVersion,
+    NamedPublishPolicy,
+    PolicyEntry,
+    Provenance,
+    QueueItem,
+    Run,
+    datetime_to_us,
+    us_to_datetime,
+)
+from harness.errors import InputError
+
+FORMAT_NAME = "janitor-shadow-snapshot"
+FORMAT_VERSION = 1
+MANIFEST = "snapshot.json"
+
+#: Table name → file stem, in the order they are written.
+TABLES = (
+    "codebase",
+    "named_publish_policy",
+    "candidate",
+    "run",
+    "all_debian_versions",
+    "queue",
+    "candidate_row_order",
+)
+
+T = TypeVar("T")
+
+
+class _Row:
+    """Typed access to one decoded record, with errors that say where."""
+
+    __slots__ = ("data", "file", "record")
+
+    def __init__(self, data: Any, file: str, record: int) -> None:
+        if not isinstance(data, dict):
+            raise InputError(
+                f"expected an object, got {type(data).__name__}", file=file, record=record
+            )
+        self.data: dict[str, Any] = data
+        self.file = file
+        self.record = record
+
+    def fail(self, name: str, expected: str) -> InputError:
+        value = self.data.get(name)
+        return InputError(
+            f"expected {expected}, got {value!r}", file=self.file, record=self.record, field=name
+        )
+
+    def _get(self, name: str, required: bool) -> Any:
+        if name not in self.data:
+            if required:
+                raise InputError("missing", file=self.file, record=self.record, field=name)
+            return None
+        return self.data[name]
+
+    def text(self, name: str, *, required: bool = True, nullable: bool = False) -> Any:
+        value = self._get(name, required)
+        if value is None:
+            if nullable or not required:
+                return None
+            raise self.fail(name, "a string")
+        if not isinstance(value, str):
+            raise self.fail(name, "a string")
+        return value
+
+    def integer(self, name: str, *, required: bool = True, nullable: bool = True) -> Any:
+        value = self._get(name, required)
+        if value is None:
+            if nullable or not required:
+                return None
+            raise self.fail(name, "an integer")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, "an integer")
+        return value
+
+    def number(self, name: str, *, required: bool = True) -> float | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, "a number")
+        return float(value)
+
+    def boolean(self, name: str, *, required: bool = True, nullable: bool = True) -> Any:
+        value = self._get(name, required)
+        if value is None:
+            if nullable or not required:
+                return None
+            raise self.fail(name, "true or false")
+        if not isinstance(value, bool):
+            raise self.fail(name, "true or false")
+        return value
+
+    def timestamp_us(self, name: str, *, required: bool = True) -> int | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, datetime):  # YAML parses timestamps itself
+            if value.tzinfo is not None:
+                raise self.fail(name, "a naive UTC timestamp")
+            return datetime_to_us(value)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is None:
+                return datetime_to_us(moment)
+        raise self.fail(name, "a naive UTC timestamp YYYY-MM-DDTHH:MM:SS[.ffffff]")
+
+    def choice(self, name: str, allowed: Iterable[str], *, default: str | None = None) -> str:
+        value = self.data.get(name, default)
+        allowed = tuple(allowed)
+        if value not in allowed:
+            raise self.fail(name, "one of " + ", ".join(allowed))
+        return str(value)
+
+
+def format_timestamp(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return us_to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def _codebase(row: _Row) -> Codebase:
+    return Codebase(
+        name=row.text("name"),
+        branch_url=row.text("branch_url", required=False, nullable=True),
+        value=row.integer("value", required=False),
+    )
+
+
+def _policy(row: _Row) -> NamedPublishPolicy:
+    raw = row.data.get("per_branch_policy", [])
+    entries: tuple[PolicyEntry, ...] | None
+    if raw is None:
+        entries = None
+    elif isinstance(raw, list):
+        built = []
+        for index, entry in enumerate(raw):
+            if not isinstance(entry, dict) or not isinstance(entry.get("role"), str):
+                raise row.fail("per_branch_policy", "a list of {role, mode, frequency_days}")
+            mode = entry.get("mode", "build-only")
+            if mode not in PUBLISH_MODES:
+                raise InputError(
+                    f"entry {index}: mode {mode!r} is not one of " + ", ".join(PUBLISH_MODES),
+                    file=row.file,
+                    record=row.record,
+                    field="per_branch_policy",
+                )
+            freq = entry.get("frequency_days")
+            if freq is not None and (isinstance(freq, bool) or not isinstance(freq, int)):
+                raise row.fail("per_branch_policy", "integer frequency_days")
+            built.append(PolicyEntry(role=entry["role"], mode=mode, frequency_days=freq))
+        entries = tuple(built)
+    else:
+        raise row.fail("per_branch_policy", "a list or null")
+    return NamedPublishPolicy(
+        name=row.text("name"),
+        per_branch_policy=entries,
+        rate_limit_bucket=row.text("rate_limit_bucket", required=False, nullable=True),
+    )
+
+
+def _candidate_factory() -> Callable[[_Row], Candidate]:
+    next_id = [0]
+
+    def decode(row: _Row) -> Candidate:
+        ident = row.integer("id", required=False)
+        if ident is None:
+            ident = next_id[0] + 1
+        next_id[0] = max(next_id[0], ident)
+        return Candidate(
+            id=ident,
+            codebase=row.text("codebase"),
+            suite=row.text("suite"),
+            command=row.text("command"),
+            change_set=row.text("change_set", required=False, nullable=True),
+            context=row.text("context", required=False, nullable=True),
+            value=row.integer("value", required=False),
+            success_chance=row.number("success_chance", required=False),
+            publish_policy=row.text("publish_policy", required=False, nullable=True),
+        )
+
+    return decode
+
+
+def _run_factory() -> Callable[[_Row], Run]:
+    counter = [0]
+
+    def decode(row: _Row) -> Run:
+        counter[0] += 1
+        start = row.timestamp_us("start_time", required=False)
+        finish = row.timestamp_us("finish_time", required=False)
+        if finish is None and start is not None and "duration_s" in row.data:
+            seconds = row.number("duration_s")
+            if seconds is None or seconds < 0:
+                raise row.fail("duration_s", "a non-negative number of seconds")
+            finish = start + round(seconds * 1_000_000)
+        ident = row.data.get("id")
+        if ident is None:
+            ident = f"run-{counter[0]}"
+        elif not isinstance(ident, str):
+            raise row.fail("id", "a string")
+        details = row.data.get("failure_details")
+        return Run(
+            id=ident,
+            codebase=row.text("codebase"),
+            suite=row.text("suite"),
+            result_code=row.text("result_code"),
+            start_us=start,
+            finish_us=finish,
+            failure_transient=row.boolean("failure_transient", required=False),
+            instigated_context=row.text("instigated_context", required=False, nullable=True),
+            context=row.text("context", required=False, nullable=True),
+            failure_details=details,
+        )
+
+    return decode
+
+
+def _debian_version(row: _Row) -> DebianVersion:
+    return DebianVersion(
+        source=row.text("source"),
+        version=row.text("version"),
+        distribution=row.text("distribution", required=False, nullable=True),
+    )
+
+
+def _queue_item(row: _Row) -> QueueItem:
+    return QueueItem(
+        id=row.integer("id", nullable=False),
+        codebase=row.text("codebase"),
+        suite=row.text("suite"),
+        command=row.text("command", required=False, nullable=True),
+        bucket=row.choice("bucket", BUCKETS, default="default"),
+        priority=row.integer("priority", required=False) or 0,
+        context=row.text("context", required=False, nullable=True),
+        estimated_duration_us=row.integer("estimated_duration_us", required=False),
+        refresh=bool(row.boolean("refresh", required=False)),
+        requester=row.text("requester", required=False, nullable=True),
+        change_set=row.text("change_set", required=False, nullable=True),
+        branch_url=row.text("branch_url", required=False, nullable=True),
+    )
+
+
+def _row_order(row: _Row) -> CandidateKey:
+    return CandidateKey(
+        row.text("codebase"),
+        row.text("campaign"),
+        row.text("change_set", required=False, nullable=True),
+    )
+
+
+def _decoders() -> dict[str, Callable[[_Row], Any]]:
+    return {
+        "codebase": _codebase,
+        "named_publish_policy": _policy,
+        "candidate": _candidate_factory(),
+        "run": _run_factory(),
+        "all_debian_versions": _debian_version,
+        "queue": _queue_item,
+        "candidate_row_order": _row_order,
+    }
+
+
+# ---------------------------------------------------------------- encoders
+
+
+def encode_codebase(c: Codebase) -> dict[str, Any]:
+    return {"name": c.name, "branch_url": c.branch_url, "value": c.value}
+
+
+def encode_policy(p: NamedPublishPolicy) -> dict[str, Any]:
+    entries = (
+        None
+        if p.per_branch_policy is None
+        else [
+            {"role": e.role, "mode": e.mode, "frequency_days": e.frequency_days}
+            for e in p.per_branch_policy
+        ]
+    )
+    return {"name": p.name, "per_branch_policy": entries, "rate_limit_bucket": p.rate_limit_bucket}
+
+
+def encode_candidate(c: Candidate) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "codebase": c.codebase,
+        "suite": c.suite,
+        "change_set": c.change_set,
+        "context": c.context,
+        "value": c.value,
+        "success_chance": c.success_chance,
+        "command": c.command,
+        "publish_policy": c.publish_policy,
+    }
+
+
+def encode_run(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "codebase": r.codebase,
+        "suite": r.suite,
+        "result_code": r.result_code,
+        "start_time": format_timestamp(r.start_us),
+        "finish_time": format_timestamp(r.finish_us),
+        "failure_transient": r.failure_transient,
+        "instigated_context": r.instigated_context,
+        "context": r.context,
+        "failure_details": r.failure_details,
+    }
+
+
+def encode_debian_version(v: DebianVersion) -> dict[str, Any]:
+    return {"source": v.source, "distribution": v.distribution, "version": v.version}
+
+
+def encode_queue_item(q: QueueItem) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "bucket": q.bucket,
+        "codebase": q.codebase,
+        "branch_url": q.branch_url,
+        "suite": q.suite,
+        "command": q.command,
+        "priority": q.priority,
+        "context": q.context,
+        "estimated_duration_us": q.estimated_duration_us,
+        "refresh": q.refresh,
+        "requester": q.requester,
+        "change_set": q.change_set,
+    }
+
+
+def encode_row_order(key: CandidateKey) -> dict[str, Any]:
+    return {"codebase": key.codebase, "campaign": key.campaign, "change_set": key.change_set}
+
+
+def table_rows(dataset: Dataset) -> dict[str, Iterable[dict[str, Any]] | None]:
+    """Every table of ``dataset`` as encoded rows (``None``: the table is absent)."""
+    return {
+        "codebase": map(encode_codebase, dataset.codebases),
+        "named_publish_policy": map(encode_policy, dataset.policies),
+        "candidate": map(encode_candidate, dataset.candidates),
+        "run": map(encode_run, dataset.runs),
+        "all_debian_versions": (
+            None
+            if dataset.debian_versions is None
+            else map(encode_debian_version, dataset.debian_versions)
+        ),
+        "queue": map(encode_queue_item, dataset.queue),
+        "candidate_row_order": (
+            None
+            if dataset.candidate_row_order is None
+            else map(encode_row_order, dataset.candidate_row_order)
+        ),
+    }
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Tables:
+    as_of: datetime
+    provenance: Provenance
+    tables: Mapping[str, list[Any] | None]
+
+
+def _parse_as_of(value: Any, file: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InputError(
+                f"expected a naive UTC timestamp, got {value!r}", file=file, field="as_of"
+            ) from exc
+    else:
+        raise InputError(f"expected a timestamp, got {value!r}", file=file, field="as_of")
+    if moment.tzinfo is not None:
+        raise InputError("expected a naive UTC timestamp (no offset)", file=file, field="as_of")
+    return moment
+
+
+def _decode_all(records: Iterable[tuple[int, Any]], decode: Callable[[_Row], T], file: str) -> list[T]:
+    return [decode(_Row(data, file, number)) for number, data in records]
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    opener: Callable[..., IO[bytes]] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    try:
+        with opener(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise InputError(f"invalid JSON: {exc}", file=str(path), record=number) from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc}", file=str(path)) from exc
+
+
+def _find_table_file(folder: Path, table: str) -> Path | None:
+    for name in (f"{table}.jsonl", f"{table}.jsonl.gz"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def _read_directory(path: Path) -> _Tables:
+    manifest_path = path / MANIFEST
+    if manifest_path.exists():
+        manifest = _read_json(manifest_path)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise InputError(f"not a {FORMAT_NAME} manifest", file=str(manifest_path))
+        version = manifest.get("version")
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"format version {version!r} is not supported (this build reads {FORMAT_VERSION})",
+                file=str(manifest_path),
+                field="version",
+            )
+        folder = path
+        as_of = _parse_as_of(manifest.get("as_of"), str(manifest_path))
+        prov = manifest.get("provenance") or {}
+        provenance = Provenance(
+            source=str(prov.get("source", path)),
+            recorded_at=prov.get("recorded_at"),
+            filters=prov.get("filters") or {},
+            details=prov.get("details") or {},
+        )
+        absent = set(manifest.get("absent_tables") or ())
+    elif (path / "meta.json").exists() and (path / "input").is_dir():
+        meta = _read_json(path / "meta.json")
+        folder = path / "input"
+        as_of = _parse_as_of(meta.get("as_of"), str(path / "meta.json"))
+        provenance = Provenance(
+            source=f"golden vectors {meta.get('name', path.name)}",
+            details={"generator": meta.get("generator"), "legacy": meta.get("legacy")},
+        )
+        absent = set()
+    else:
+        raise InputError(
+            f"not a snapshot: expected {MANIFEST} (or meta.json and input/ of the golden vectors)",
+            file=str(path),
+        )
+    decoders = _decoders()
+    tables: dict[str, list[Any] | None] = {}
+    for table in TABLES:
+        file = _find_table_file(folder, table)
+        if file is None:
+            if table in absent or table in ("all_debian_versions", "candidate_row_order", "queue"):
+                tables[table] = None
+                continue
+            raise InputError(f"missing table file {table}.jsonl[.gz]", file=str(folder))
+        tables[table] = _decode_all(_jsonl_records(file), decoders[table], str(file))
+    if tables["queue"] is None:
+        tables["queue"] = []
+    return _Tables(as_of=as_of, provenance=provenance, tables=tables)
+
+
+#: YAML scenario keys → table names.
+YAML_TABLES = {
+    "codebases": "codebase",
+    "publish_policies": "named_publish_policy",
+    "candidates": "candidate",
+    "runs": "run",
+    "debian_versions": "all_debian_versions",
+    "queue": "queue",
+    "candidate_row_order": "candidate_row_order",
+}
+YAML_OTHER_KEYS = {"format", "version", "as_of", "description", "provenance", "expected", "name"}
+
+
+def _read_yaml(path: Path) -> _Tables:
+    file = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", file=file) from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", file=file) from exc
+    if not isinstance(document, dict):
+        raise InputError("expected a mapping at the top level", file=file)
+    unknown = set(document) - set(YAML_TABLES) - YAML_OTHER_KEYS
+    if unknown:
+        raise InputError(
+            "unknown key(s) " + ", ".join(sorted(map(str, unknown))),
+            file=file,
+        )
+    version = document.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise InputError(f"format version {version!r} is not supported", file=file, field="version")
+    as_of = _parse_as_of(document.get("as_of"), file)
+    decoders = _decoders()
+    tables: dict[str, list[Any] | None] = {}
+    for key, table in YAML_TABLES.items():
+        rows = document.get(key, None if table in ("all_debian_versions", "candidate_row_order") else [])
+        if rows is None:
+            tables[table] = None if table != "queue" else []
+            continue
+        if not isinstance(rows, list):
+            raise InputError(f"expected a list, got {type(rows).__name__}", file=file, field=key)
+        tables[table] = _decode_all(
+            enumerate(rows, start=1), decoders[table], f"{file}: {key}"
+        )
+    prov = document.get("provenance") or {}
+    provenance = Provenance(
+        source=str(prov.get("source", f"scenario {path.name}")),
+        recorded_at=prov.get("recorded_at"),
+        details={"description": document.get("description")} if document.get("description") else {},
+    )
+    return _Tables(as_of=as_of, provenance=provenance, tables=tables)
+
+
+def load_snapshot(path: str | os.PathLike[str]) -> Dataset:
+    """Read a snapshot (YAML scenario, snapshot directory or golden-vector set)."""
+    path = Path(path)
+    if path.is_dir():
+        raw = _read_directory(path)
+    elif path.suffix in (".yaml", ".yml"):
+        raw = _read_yaml(path)
+    elif not path.exists():
+        raise InputError("no such file or directory", file=str(path))
+    else:
+        raise InputError("expected a .yaml scenario or a snapshot directory", file=str(path))
+    return _build_dataset(raw, str(path))
+
+
+def _build_dataset(raw: _Tables, origin: str) -> Dataset:
+    t = raw.tables
+    candidates: list[Candidate] = t["candidate"] or []
+    keys = {c.key for c in candidates}
+    if len(keys) != len(candidates):
+        seen: set[CandidateKey] = set()
+        for c in candidates:
+            if c.key in seen:
+                raise InputError(
+                    f"duplicate candidate {c.key.label()} (codebase, suite, change_set must be unique)",
+                    file=origin,
+                    record=f"candidate id {c.id}",
+                )
+            seen.add(c.key)
+    row_order = t["candidate_row_order"]
+    if row_order is not None:
+        for index, key in enumerate(row_order, start=1):
+            if key not in keys:
+                raise InputError(
+                    f"names no candidate: {key.label()}",
+                    file=origin,
+                    record=f"candidate_row_order {index}",
+                )
+    return Dataset(
+        as_of=raw.as_of,
+        codebases=tuple(t["codebase"] or ()),
+        candidates=tuple(candidates),
+        policies=tuple(t["named_publish_policy"] or ()),
+        runs=tuple(t["run"] or ()),
+        debian_versions=None if t["all_debian_versions"] is None else tuple(t["all_debian_versions"]),
+        queue=tuple(t["queue"] or ()),
+        candidate_row_order=None if row_order is None else tuple(row_order),
+        provenance=raw.provenance,
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _dump_line(row: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(row) + b"\n"
+
+
+def write_snapshot(
+    dataset: Dataset, path: str | os.PathLike[str], *, compress: bool = True
+) -> Path:
+    """Write ``dataset`` as a snapshot directory; returns its path.
+
+    Written to a temporary sibling first and renamed, so that a failure never
+    leaves a half-written snapshot behind.
+    """
+    target = Path(path)
+    if target.exists() and any(target.iterdir()) if target.is_dir() else target.exists():
+        raise InputError("refusing to overwrite an existing snapshot", file=str(target))
+    staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        for child in staging.iterdir():
+            child.unlink()
+    staging.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    absent = []
+    try:
+        for table, rows in table_rows(dataset).items():
+            if rows is None:
+                absent.append(table)
+                continue
+            name = f"{table}.jsonl.gz" if compress else f"{table}.jsonl"
+            digest = hashlib.sha256()
+            count = 0
+            raw: IO[bytes]
+            with open(staging / name, "wb") as raw:
+                sink: IO[bytes] = (
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0)  # type: ignore[assignment]
+                    if compress
+                    else raw
+                )
+                buffer = io.BufferedWriter(sink, buffer_size=1 << 20)  # type: ignore[arg-type]
+                for row in rows:
+                    line = _dump_line(row)
+                    digest.update(line)
+                    buffer.write(line)
+                    count += 1
+                buffer.flush()
+                if compress:
+                    sink.close()
+            files[table] = {"file": name, "rows": count, "sha256_uncompressed": digest.hexdigest()}
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "as_of": dataset.as_of.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "provenance": dataset.provenance.to_json(),
+            "tables": files,
+            "absent_tables": absent,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+    except BaseException:
+        for child in staging.iterdir():
+            child.unlink()
+        staging.rmdir()
+        raise
+    return target
+
+
+def dataset_to_yaml(dataset: Dataset, *, description: str | None = None) -> str:
+    """Render a (small) dataset as an editable YAML scenario."""
+    doc: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "as_of": dataset.as_of.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+    }
+    if description:
+        doc["description"] = description
+    rows = table_rows(dataset)
+    for key, table in YAML_TABLES.items():
+        table_data = rows[table]
+        if table_data is None:
+            continue
+        doc[key] = list(table_data)
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,56 @@
+"""Data sources: a SOURCE argument on the command line → a Dataset.
+
+SOURCE is one of
+* a ``postgresql://`` (or ``postgres://``) DSN: the live reader, read-only;
+* a path: a snapshot directory, a YAML scenario or a golden-vector set;
+* the name of a bundled scenario (``default``, ``rules/…``): see ``scenarios/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from engines.model import Dataset
+from harness.errors import SourceError
+from harness.snapshot import load_snapshot
+
+SCENARIO_ROOT = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def is_dsn(spec: str) -> bool:
+    return spec.startswith(("postgresql://", "postgres://"))
+
+
+def resolve_scenario(spec: str) -> Path | None:
+    """A bundled scenario's path, or ``None`` when ``spec`` names none."""
+    for candidate in (
+        SCENARIO_ROOT / spec,
+        SCENARIO_ROOT / f"{spec}.yaml",
+    ):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def open_source(
+    spec: str,
+    *,
+    campaign: str | None = None,
+    codebases: Sequence[str] | None = None,
+) -> Dataset:
+    """Load the dataset SOURCE names (filters apply to live databases only)."""
+    if is_dsn(spec):
+        from harness.live import read_dataset
+
+        return read_dataset(spec, campaign=campaign, codebases=codebases)
+    path = Path(spec)
+    if not path.exists():
+        bundled = resolve_scenario(spec)
+        if bundled is None:
+            raise SourceError(
+                f"{spec}: no such file, directory or bundled scenario "
+                "(expected a snapshot path, a .yaml scenario or a postgresql:// DSN)"
+            )
+        path = bundled
+    return load_snapshot(path)

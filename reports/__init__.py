@@ -1,0 +1,1 @@
+"""Renderers for comparison reports (HTML, JSON, JUnit)."""

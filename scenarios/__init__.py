@@ -1,0 +1,1 @@
+"""Bundled scenarios and the seeded generator of Janitor-like data."""
