@@ -277,9 +277,7 @@ class Dataset:
         groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
         for run in self.runs:
             groups[(run.codebase, run.suite)].append(run)
-        return {
-            key: tuple(sorted(runs, key=_newest_first)) for key, runs in groups.items()
-        }
+        return {key: tuple(sorted(runs, key=_newest_first)) for key, runs in groups.items()}
 
     @cached_property
     def debian_versions_by_source(self) -> Mapping[str, tuple[str, ...]] | None:
@@ -398,4 +396,3 @@ class Schedule:
 
 def sorted_queue(items: Iterable[QueueItem]) -> list[QueueItem]:
     return sorted(items, key=QueueItem.sort_key)
-

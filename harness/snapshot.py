@@ -431,7 +431,9 @@ def _parse_as_of(value: Any, file: str) -> datetime:
     return moment
 
 
-def _decode_all(records: Iterable[tuple[int, Any]], decode: Callable[[_Row], T], file: str) -> list[T]:
+def _decode_all(
+    records: Iterable[tuple[int, Any]], decode: Callable[[_Row], T], file: str
+) -> list[T]:
     return [decode(_Row(data, file, number)) for number, data in records]
 
 
@@ -554,15 +556,15 @@ def _read_yaml(path: Path) -> _Tables:
     decoders = _decoders()
     tables: dict[str, list[Any] | None] = {}
     for key, table in YAML_TABLES.items():
-        rows = document.get(key, None if table in ("all_debian_versions", "candidate_row_order") else [])
+        rows = document.get(
+            key, None if table in ("all_debian_versions", "candidate_row_order") else []
+        )
         if rows is None:
             tables[table] = None if table != "queue" else []
             continue
         if not isinstance(rows, list):
             raise InputError(f"expected a list, got {type(rows).__name__}", file=file, field=key)
-        tables[table] = _decode_all(
-            enumerate(rows, start=1), decoders[table], f"{file}: {key}"
-        )
+        tables[table] = _decode_all(enumerate(rows, start=1), decoders[table], f"{file}: {key}")
     prov = document.get("provenance") or {}
     provenance = Provenance(
         source=str(prov.get("source", f"scenario {path.name}")),
@@ -615,7 +617,9 @@ def _build_dataset(raw: _Tables, origin: str) -> Dataset:
         candidates=tuple(candidates),
         policies=tuple(t["named_publish_policy"] or ()),
         runs=tuple(t["run"] or ()),
-        debian_versions=None if t["all_debian_versions"] is None else tuple(t["all_debian_versions"]),
+        debian_versions=None
+        if t["all_debian_versions"] is None
+        else tuple(t["all_debian_versions"]),
         queue=tuple(t["queue"] or ()),
         candidate_row_order=None if row_order is None else tuple(row_order),
         provenance=raw.provenance,

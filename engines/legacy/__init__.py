@@ -1,0 +1,43 @@
+"""The legacy engine: an exact port of the production Python scheduler.
+
+``legacy`` / ``legacy:memory`` computes from a Dataset; ``legacy:sql`` runs
+the legacy's own per-candidate queries against the live database the
+dataset was read from (read only; the queue insertion is simulated).
+"""
+
+from __future__ import annotations
+
+from engines.legacy.core import run_legacy
+from engines.model import Dataset, Schedule
+from harness.errors import EngineNotFound, SourceError
+
+BACKENDS = ("memory", "sql")
+
+
+class LegacyEngine:
+    def __init__(self, backend: str = "memory") -> None:
+        if backend not in BACKENDS:
+            raise EngineNotFound(
+                f"legacy engine has no backend {backend!r} (choose from {', '.join(BACKENDS)})"
+            )
+        self.backend = backend
+        self.name = f"legacy:{backend}"
+
+    def schedule(self, dataset: Dataset) -> Schedule:
+        if self.backend == "memory":
+            from engines.legacy.memory import MemoryData
+
+            return run_legacy(MemoryData(dataset), dataset, engine_name=self.name, backend="memory")
+        if dataset.live_dsn is None:
+            raise SourceError(
+                "legacy:sql runs the legacy's queries on a live database: give a postgresql:// "
+                "source (to run it on a snapshot, load it with `janitor-shadow restore` first)"
+            )
+        from engines.legacy.sql import SqlData
+
+        with SqlData.connect(dataset) as data:
+            return run_legacy(data, dataset, engine_name=self.name, backend="sql")
+
+
+def create_engine(option: str | None) -> LegacyEngine:
+    return LegacyEngine(option or "memory")

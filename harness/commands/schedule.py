@@ -60,7 +60,12 @@ def summary_line(schedule: Schedule) -> str:
 )
 @click.option("--campaign", help="Only this campaign (live databases).")
 @click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the whole schedule as JSON ('-': stdout).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write the whole schedule as JSON ('-': stdout).",
+)
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
 def command(
     source: str,

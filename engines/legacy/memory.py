@@ -1,0 +1,127 @@
+"""The ``memory`` backend: the legacy's database questions answered from a Dataset.
+
+Everything the database would compute is reproduced here: the inner joins,
+``ORDER BY start_time DESC`` (NULLs first), ``failure_transient IS NOT TRUE``,
+``AVG(interval)`` rounding (:mod:`engines.legacy.pg_interval`) and the
+``debversion`` ordering (python-debian's dpkg algorithm).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from functools import cache
+
+from debian.debian_support import version_compare
+
+from engines.legacy.core import (
+    CandidateRow,
+    LegacyError,
+    RereadRow,
+    missing_debian_versions_table,
+)
+from engines.legacy.pg_interval import IntervalSum
+from engines.model import Dataset, Run
+
+_COMPARISONS = {
+    "<": lambda c: c < 0,
+    "<=": lambda c: c <= 0,
+    "=": lambda c: c == 0,
+    ">=": lambda c: c >= 0,
+    ">": lambda c: c > 0,
+    "<>": lambda c: c != 0,
+    "!=": lambda c: c != 0,
+}
+
+
+@cache
+def debversion_cmp(left: str, right: str) -> int:
+    """Debian version ordering, as the ``debversion`` type compares."""
+    try:
+        return version_compare(left, right)
+    except ValueError as exc:
+        raise LegacyError(
+            "asyncpg.exceptions.InvalidTextRepresentationError",
+            f"invalid Debian version: {exc}",
+            sqlstate="22P02",
+        ) from None
+
+
+class MemoryData:
+    """Answers :class:`~engines.legacy.core.LegacyData` from one Dataset."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._policies = dataset.policy_by_name
+        self._plain_candidates = {
+            (c.codebase, c.suite): c for c in dataset.candidates if not c.change_set
+        }
+        runs: dict[tuple[str, str], list[Run]] = defaultdict(list)
+        by_codebase: dict[str, IntervalSum] = defaultdict(IntervalSum)
+        by_campaign: dict[str, IntervalSum] = defaultdict(IntervalSum)
+        for run in dataset.runs:
+            if run.failure_transient is True:
+                continue
+            runs[(run.codebase, run.suite)].append(run)
+            if run.start_us is not None and run.finish_us is not None:
+                by_codebase[run.codebase].add_span(run.finish_us, run.start_us)
+                by_campaign[run.suite].add_span(run.finish_us, run.start_us)
+        self._runs: Mapping[tuple[str, str], Sequence[Run]] = {
+            key: sorted(group, key=_newest_first) for key, group in runs.items()
+        }
+        self._avg_codebase = {k: v.average_us() for k, v in by_codebase.items()}
+        self._avg_campaign = {k: v.average_us() for k, v in by_campaign.items()}
+
+    def candidate_rows(self) -> Sequence[CandidateRow]:
+        rows = []
+        for c in self.dataset.joined_candidates:
+            policy = self._policies[c.publish_policy] if c.publish_policy else None
+            rows.append(
+                CandidateRow(
+                    codebase=c.codebase,
+                    campaign=c.suite,
+                    change_set=c.change_set,
+                    context=c.context,
+                    value=c.value,
+                    success_chance=c.success_chance,
+                    per_branch_policy=None if policy is None else policy.per_branch_policy,
+                    command=c.command,
+                )
+            )
+        return rows
+
+    def codebase_values(self) -> Sequence[tuple[str, int | None]]:
+        return [(c.name, c.value) for c in self.dataset.codebases]
+
+    def reread_candidate(self, codebase: str, campaign: str) -> RereadRow | None:
+        c = self._plain_candidates.get((codebase, campaign))
+        if c is None:
+            return None
+        return RereadRow(c.value, c.success_chance, c.command, c.context)
+
+    def runs(self, codebase: str, campaign: str) -> Sequence[Run]:
+        return self._runs.get((codebase, campaign), ())
+
+    def avg_duration_us(
+        self, *, codebase: str | None = None, campaign: str | None = None
+    ) -> int | None:
+        if codebase is not None:
+            return self._avg_codebase.get(codebase)
+        if campaign is not None:
+            return self._avg_campaign.get(campaign)
+        raise ValueError("avg_duration_us needs a codebase or a campaign")
+
+    def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
+        versions = self.dataset.debian_versions_by_source
+        if versions is None:
+            raise missing_debian_versions_table()
+        candidates = versions.get(name, ())
+        if version is None:
+            return bool(candidates)
+        op, wanted = version
+        test = _COMPARISONS[op]
+        return any(test(debversion_cmp(have, wanted)) for have in candidates)
+
+
+def _newest_first(run: Run) -> tuple[int, int]:
+    return (0, 0) if run.start_us is None else (1, -run.start_us)

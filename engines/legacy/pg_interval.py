@@ -1,0 +1,70 @@
+"""PostgreSQL 15's ``AVG(interval)`` reproduced in Python, to the microsecond.
+
+The legacy asks the database for ``AVG(finish_time - start_time)``; a backend
+that computes it itself must round exactly as the server does:
+
+* ``timestamp - timestamp`` yields an interval whose whole 24-hour days are
+  moved into the days field (``interval_justify_hours``);
+* ``AVG`` sums the month, day and microsecond fields separately, then divides
+  the sum by the count as a double (``interval_div``): the day quotient is
+  truncated, its fraction turned into seconds rounded to the microsecond
+  (``TSROUND``), and the time field becomes ``rint(time / n + seconds * 1e6)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+US_PER_DAY = 86_400_000_000
+SECS_PER_DAY = 86_400.0
+
+
+def subtract_timestamps(finish_us: int, start_us: int) -> tuple[int, int]:
+    """``finish - start`` as PostgreSQL's (days, microseconds) interval fields."""
+    span = finish_us - start_us
+    days = span // US_PER_DAY if span >= 0 else -(-span // US_PER_DAY)  # C truncation
+    return days, span - days * US_PER_DAY
+
+
+def _tsround(value: float) -> float:
+    return round(value * 1_000_000.0) / 1_000_000.0
+
+
+class IntervalSum:
+    """Running state of ``AVG(interval)``: field-wise sums and a count."""
+
+    __slots__ = ("count", "days", "time")
+
+    def __init__(self) -> None:
+        self.days = 0
+        self.time = 0
+        self.count = 0
+
+    def add_span(self, finish_us: int, start_us: int) -> None:
+        days, time = subtract_timestamps(finish_us, start_us)
+        self.days += days
+        self.time += time
+        self.count += 1
+
+    def average_us(self) -> int | None:
+        """The average as total microseconds, or ``None`` for no rows (SQL NULL)."""
+        if self.count == 0:
+            return None
+        factor = float(self.count)
+        # interval_div with month = 0
+        result_day = int(self.days / factor)
+        sec_remainder = _tsround((self.days / factor - result_day) * SECS_PER_DAY)
+        if abs(sec_remainder) >= SECS_PER_DAY:
+            whole = int(sec_remainder / SECS_PER_DAY)
+            result_day += whole
+            sec_remainder -= whole * SECS_PER_DAY
+        result_time = round(float(self.time) / factor + sec_remainder * 1_000_000.0)
+        return result_day * US_PER_DAY + result_time
+
+
+def average_interval_us(spans: Iterable[tuple[int, int]]) -> int | None:
+    """AVG over (finish_us, start_us) pairs, as PostgreSQL 15 computes it."""
+    total = IntervalSum()
+    for finish_us, start_us in spans:
+        total.add_span(finish_us, start_us)
+    return total.average_us()
