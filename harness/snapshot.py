@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -633,6 +632,15 @@ def _dump_line(row: Mapping[str, Any]) -> bytes:
     return orjson.dumps(row) + b"\n"
 
 
+def _write_chunk(sink: IO[bytes], chunk: list[bytes], digest: Any) -> int:
+    data = b"".join(chunk)
+    digest.update(data)
+    sink.write(data)
+    written = len(chunk)
+    chunk.clear()
+    return written
+
+
 def write_snapshot(
     dataset: Dataset, path: str | os.PathLike[str], *, compress: bool = True
 ) -> Path:
@@ -642,7 +650,8 @@ def write_snapshot(
     leaves a half-written snapshot behind.
     """
     target = Path(path)
-    if target.exists() and any(target.iterdir()) if target.is_dir() else target.exists():
+    occupied = any(target.iterdir()) if target.is_dir() else target.exists()
+    if occupied:
         raise InputError("refusing to overwrite an existing snapshot", file=str(target))
     staging = target.with_name(target.name + ".partial")
     if staging.exists():
@@ -659,20 +668,18 @@ def write_snapshot(
             name = f"{table}.jsonl.gz" if compress else f"{table}.jsonl"
             digest = hashlib.sha256()
             count = 0
-            raw: IO[bytes]
             with open(staging / name, "wb") as raw:
                 sink: IO[bytes] = (
                     gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0)  # type: ignore[assignment]
                     if compress
                     else raw
                 )
-                buffer = io.BufferedWriter(sink, buffer_size=1 << 20)  # type: ignore[arg-type]
+                chunk: list[bytes] = []
                 for row in rows:
-                    line = _dump_line(row)
-                    digest.update(line)
-                    buffer.write(line)
-                    count += 1
-                buffer.flush()
+                    chunk.append(_dump_line(row))
+                    if len(chunk) >= 10_000:
+                        count += _write_chunk(sink, chunk, digest)
+                count += _write_chunk(sink, chunk, digest)
                 if compress:
                     sink.close()
             files[table] = {"file": name, "rows": count, "sha256_uncompressed": digest.hexdigest()}

@@ -403,7 +403,7 @@ def decide_all(
     rows = data.candidate_rows()
     normalized: NormalizedValues | None = None
     for index, row in enumerate(rows):
-        base = {
+        base: dict[str, Any] = {
             "codebase": row.codebase,
             "campaign": row.campaign,
             "change_set": row.change_set,
