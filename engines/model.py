@@ -119,8 +119,10 @@ class Candidate:
         return CandidateKey(self.codebase, self.suite, self.change_set)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
+    """A row of ``run``. A NamedTuple rather than a frozen dataclass: equally
+    immutable, and five times faster to build, which matters at millions of runs."""
+
     id: str
     codebase: str
     suite: str
