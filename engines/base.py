@@ -4,8 +4,8 @@ An engine turns a :class:`~engines.model.Dataset` into a
 :class:`~engines.model.Schedule`. Engines are named ``NAME[:OPTION]``:
 ``legacy``, ``legacy:sql``, ``new:parity``. ``NAME`` is looked up among the
 ``janitor_shadow.engines`` entry points (the built-in engines are registered
-there too, so an external engine is found exactly like ours), or, when it
-has the form ``package.module:factory``, imported directly. A factory takes
+there too, so an external engine is found exactly like ours); any other
+``module:factory[:OPTION]`` is imported directly. A factory takes
 the option after the colon (or ``None``) and returns an engine.
 """
 
@@ -69,20 +69,18 @@ def get_engine(spec: str) -> Engine:
     if not spec:
         raise EngineNotFound("empty engine name")
     head, _, rest = spec.partition(":")
-    if "." in head:
-        # package.module:factory[:option]
+    engines = available_engines()
+    if head in engines:
+        engine = _load(engines[head], spec)(rest or None)
+    elif rest:
+        # module:factory[:option], for engines that live outside this repository
         factory_name, _, option = rest.partition(":")
-        if not factory_name:
-            raise EngineNotFound(f"engine {spec!r}: expected package.module:factory")
-        factory = _load(f"{head}:{factory_name}", spec)
-        engine = factory(option or None)
+        engine = _load(f"{head}:{factory_name}", spec)(option or None)
     else:
-        engines = available_engines()
-        if head not in engines:
-            names = ", ".join(sorted(engines))
-            raise EngineNotFound(f"unknown engine {head!r} (known: {names})")
-        factory = _load(engines[head], spec)
-        engine = factory(rest or None)
+        names = ", ".join(sorted(engines))
+        raise EngineNotFound(
+            f"unknown engine {head!r} (known: {names}; or give package.module:factory)"
+        )
     if not isinstance(engine, Engine):
         raise EngineNotFound(f"engine {spec!r}: the factory did not return an engine")
     return engine

@@ -646,12 +646,12 @@ def _read_yaml(path: Path) -> _Tables:
 def load_snapshot(path: str | os.PathLike[str]) -> Dataset:
     """Read a snapshot (YAML scenario, snapshot directory or golden-vector set)."""
     path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or directory", file=str(path))
     if path.is_dir():
         raw = _read_directory(path)
     elif path.suffix in (".yaml", ".yml"):
         raw = _read_yaml(path)
-    elif not path.exists():
-        raise InputError("no such file or directory", file=str(path))
     else:
         raise InputError("expected a .yaml scenario or a snapshot directory", file=str(path))
     return _build_dataset(raw, str(path))

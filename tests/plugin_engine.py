@@ -1,0 +1,34 @@
+"""An engine that lives outside the project, found by ``plugin_engine:create``.
+
+It wraps the legacy and perturbs it, as an experimental branch would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engines.base import get_engine
+from engines.model import Dataset, Schedule
+
+
+class DoubledOffsets:
+    def __init__(self, option: str | None) -> None:
+        self.factor = float(option or 2.0)
+        self.name = f"plugin_engine:create:{option or ''}"
+
+    def schedule(self, dataset: Dataset) -> Schedule:
+        schedule = get_engine("legacy").schedule(dataset)
+        schedule.engine = self.name
+        schedule.decisions = [
+            d if d.offset is None else replace(d, offset=d.offset * self.factor)
+            for d in schedule.decisions
+        ]
+        return schedule
+
+
+def create(option: str | None) -> DoubledOffsets:
+    return DoubledOffsets(option)
+
+
+def not_an_engine(option: str | None) -> object:
+    return object()
