@@ -118,7 +118,7 @@ def test_truncated_gzip_is_an_input_error(tmp_path: Path) -> None:
     snap = write_snapshot(ds, tmp_path / "snap")
     data = (snap / "candidate.jsonl.gz").read_bytes()
     (snap / "candidate.jsonl.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match="candidate.jsonl.gz"):
+    with pytest.raises(InputError, match=r"candidate\.jsonl\.gz"):
         load_snapshot(snap)
 
 
