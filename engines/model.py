@@ -86,7 +86,8 @@ class PolicyEntry:
     """One element of ``named_publish_policy.per_branch_policy``."""
 
     role: str
-    mode: str
+    #: ``None`` is a NULL mode, which the legacy looks up as ``KeyError(None)``.
+    mode: str | None
     frequency_days: int | None = None
 
 

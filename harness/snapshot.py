@@ -189,7 +189,7 @@ def _policy(row: _Row) -> NamedPublishPolicy:
             if not isinstance(entry, dict) or not isinstance(entry.get("role"), str):
                 raise row.fail("per_branch_policy", "a list of {role, mode, frequency_days}")
             mode = entry.get("mode", "build-only")
-            if mode not in PUBLISH_MODES:
+            if mode is not None and mode not in PUBLISH_MODES:
                 raise InputError(
                     f"entry {index}: mode {mode!r} is not one of " + ", ".join(PUBLISH_MODES),
                     file=row.file,

@@ -155,21 +155,27 @@ def value_with_publish_bonus(value: int | None, policy: tuple[PolicyEntry, ...] 
     total: Any = value
     for entry in policy:
         # ``value += PUBLISH_MODE_VALUE[mode]``: the lookup runs before the addition.
-        if entry.mode not in PUBLISH_MODE_VALUE:
+        bonus = PUBLISH_MODE_VALUE.get(entry.mode) if entry.mode is not None else None
+        if bonus is None:
             raise LegacyError("builtins.KeyError", repr(entry.mode))
         if total is None:
             raise LegacyError(
                 "builtins.TypeError", "unsupported operand type(s) for +=: 'NoneType' and 'int'"
             )
-        total += PUBLISH_MODE_VALUE[entry.mode]
+        total += bonus
     return total
 
 
 def publish_bonus(policy: tuple[PolicyEntry, ...] | None) -> int | None:
     """The bonus alone, for reports; ``None`` where the legacy could not compute it."""
-    if policy is None or any(e.mode not in PUBLISH_MODE_VALUE for e in policy):
+    if policy is None:
         return None
-    return sum(PUBLISH_MODE_VALUE[e.mode] for e in policy)
+    total = 0
+    for entry in policy:
+        if entry.mode is None or entry.mode not in PUBLISH_MODE_VALUE:
+            return None
+        total += PUBLISH_MODE_VALUE[entry.mode]
+    return total
 
 
 class NormalizedValues:
