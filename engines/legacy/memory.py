@@ -9,7 +9,7 @@ Everything the database would compute is reproduced here: the inner joins,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 
 from debian.debian_support import version_compare
@@ -57,20 +57,15 @@ class MemoryData:
             (c.codebase, c.suite): c for c in dataset.candidates if not c.change_set
         }
         runs: dict[tuple[str, str], list[Run]] = defaultdict(list)
-        by_codebase: dict[str, IntervalSum] = defaultdict(IntervalSum)
-        by_campaign: dict[str, IntervalSum] = defaultdict(IntervalSum)
         for run in dataset.runs:
-            if run.failure_transient is True:
-                continue
-            runs[(run.codebase, run.suite)].append(run)
-            if run.start_us is not None and run.finish_us is not None:
-                by_codebase[run.codebase].add_span(run.finish_us, run.start_us)
-                by_campaign[run.suite].add_span(run.finish_us, run.start_us)
-        self._runs: Mapping[tuple[str, str], Sequence[Run]] = {
-            key: sorted(group, key=_newest_first) for key, group in runs.items()
-        }
-        self._avg_codebase = {k: v.average_us() for k, v in by_codebase.items()}
-        self._avg_campaign = {k: v.average_us() for k, v in by_campaign.items()}
+            if run.failure_transient is not True:
+                runs[(run.codebase, run.suite)].append(run)
+        for group in runs.values():
+            group.sort(key=_newest_first)
+        self._runs: Mapping[tuple[str, str], Sequence[Run]] = runs
+        self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
+        self._avg_codebase: dict[str, int | None] = {}
+        self._avg_campaign: dict[str, int | None] = {}
 
     def candidate_rows(self) -> Sequence[CandidateRow]:
         rows = []
@@ -105,10 +100,23 @@ class MemoryData:
     def avg_duration_us(
         self, *, codebase: str | None = None, campaign: str | None = None
     ) -> int | None:
+        # Computed on demand: only candidates without runs fall back to averages.
         if codebase is not None:
-            return self._avg_codebase.get(codebase)
+            if codebase not in self._avg_codebase:
+                if self._keys_by_codebase is None:
+                    self._keys_by_codebase = defaultdict(list)
+                    for key in self._runs:
+                        self._keys_by_codebase[key[0]].append(key)
+                self._avg_codebase[codebase] = _average(
+                    self._runs[key] for key in self._keys_by_codebase.get(codebase, ())
+                )
+            return self._avg_codebase[codebase]
         if campaign is not None:
-            return self._avg_campaign.get(campaign)
+            if campaign not in self._avg_campaign:
+                self._avg_campaign[campaign] = _average(
+                    group for key, group in self._runs.items() if key[1] == campaign
+                )
+            return self._avg_campaign[campaign]
         raise ValueError("avg_duration_us needs a codebase or a campaign")
 
     def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
@@ -121,6 +129,15 @@ class MemoryData:
         op, wanted = version
         test = _COMPARISONS[op]
         return any(test(debversion_cmp(have, wanted)) for have in candidates)
+
+
+def _average(groups: Iterable[Sequence[Run]]) -> int | None:
+    total = IntervalSum()
+    for group in groups:
+        for run in group:
+            if run.start_us is not None and run.finish_us is not None:
+                total.add_span(run.finish_us, run.start_us)
+    return total.average_us()
 
 
 def _newest_first(run: Run) -> tuple[int, int]:
