@@ -511,7 +511,7 @@ class Comparison:
     field name → count. ``ranking``: ``None`` if either queue is empty.
     ``campaigns`` sorted by real divergences, descending. ``causes``:
     factor → number of real divergent candidates it dominates (all
-    campaigns). ``noise``: ``None`` when no noise baseline was run.
+    campaigns). ``noise_baseline``: ``None`` when no noise baseline was run.
     ``waivers``: every waiver loaded, with its use. ``ordering_checks``:
     name → (value, threshold, passed) for optional ordering thresholds.
     ``elapsed_s``: compare time; ``created_at``: ISO timestamp (UTC).
@@ -538,7 +538,7 @@ class Comparison:
     ranking: RankMetrics | None
     campaigns: tuple[CampaignSummary, ...]
     causes: Mapping[str, int]
-    noise: NoiseBaseline | None
+    noise_baseline: NoiseBaseline | None
     waivers: tuple[WaiverUse, ...]
     plots: PlotData
     top_n: int
