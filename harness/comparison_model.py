@@ -329,10 +329,12 @@ class KeyRef:
 
 @dataclass(frozen=True)
 class RankMove:
-    """A candidate whose queue position changed: ``displacement = rank_b - rank_a``
-    (positive: B runs it later). ``tie_a``/``tie_b``: the size of its tie group
-    (same bucket and priority) on each side; a move inside a tie group is not
-    a real reordering."""
+    """A candidate whose queue position changed. ``rank_a``/``rank_b``: its
+    1-based position in each whole queue; ``displacement``: its rank among the
+    items queued on both sides, B minus A (positive: B runs it later; items
+    present on one side only do not shift it). ``tie_a``/``tie_b``: the size of
+    its tie group (same bucket and priority) on each side; a move that stays
+    inside overlapping tie groups is not a reordering and is not listed."""
 
     codebase: str
     campaign: str
@@ -346,13 +348,16 @@ class RankMove:
 
 @dataclass(frozen=True)
 class TopKOverlap:
-    """``|top_k(A) ∩ top_k(B)| / k`` (``k`` capped at the queue length, given
-    as ``effective_k``). Tie groups straddling the cut are included whole on
-    both sides (so ties never count as disagreement)."""
+    """``common / effective_k``, where ``effective_k`` is ``k`` capped at the
+    longer queue and ``common`` the number of items in both top-``k`` prefixes.
+    Tie-aware: a tie group (same bucket and priority) straddling the cut counts
+    each member as a fraction (the part of the group inside the cut), and two
+    tied groups are matched as well as their tie-breaks allow, so ties never
+    count as disagreement; ``common`` is therefore a float."""
 
     k: int
     effective_k: int
-    common: int
+    common: float
     overlap: float
 
 
@@ -363,8 +368,9 @@ class RankMetrics:
     ``kendall_tau_b``/``spearman``: scipy's coefficients on the tie-aware ranks
     (tied = same bucket and priority), ``None`` when undefined (fewer than two
     common items, or all tied); ``*_pvalue`` likewise. ``rbo``: Rank-Biased
-    Overlap, extrapolated (Webber et al. 2010, eq. 32; tie-aware, eq. 36-ish, see
-    :mod:`harness.ranking`) with persistence ``rbo_p``; 1.0 is identical.
+    Overlap, extrapolated (Webber, Moffat & Zobel 2010, the form for lists of
+    uneven length), tie-aware as described in :mod:`harness.ranking`, with
+    persistence ``rbo_p``; 1.0 is identical, 0.0 disjoint.
     ``common``/``only_a``/``only_b``: queue rows by key. ``displacement_*`` over
     the common items (1-based ranks among the common items). ``movers``: the
     largest ``|displacement|``, at most ``top_n``. ``moved``: items whose rank
