@@ -17,7 +17,11 @@ from harness.errors import ShadowError
 #: Exit codes: 0 fine, 1 divergence beyond the budget, 2 bad input or usage.
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
 
-COMMAND_MODULES = ("harness.commands.schedule",)
+COMMAND_MODULES = (
+    "harness.commands.schedule",
+    "harness.commands.record",
+    "harness.commands.restore",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,7 @@ SOURCE is one of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from engines.model import Dataset
@@ -38,12 +39,13 @@ def open_source(
     *,
     campaign: str | None = None,
     codebases: Sequence[str] | None = None,
+    as_of: datetime | None = None,
 ) -> Dataset:
-    """Load the dataset SOURCE names (filters apply to live databases only)."""
+    """Load the dataset SOURCE names (filters and ``as_of`` apply to live databases only)."""
     if is_dsn(spec):
         from harness.live import read_dataset
 
-        return read_dataset(spec, campaign=campaign, codebases=codebases)
+        return read_dataset(spec, campaign=campaign, codebases=codebases, as_of=as_of)
     path = Path(spec)
     if not path.exists():
         bundled = resolve_scenario(spec)

@@ -67,6 +67,11 @@ def summary_line(schedule: Schedule) -> str:
     help="Write the whole schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="Live databases: schedule as if now were this naive-UTC time (replaying a recording).",
+)
 def command(
     source: str,
     engine_spec: str,
@@ -74,6 +79,7 @@ def command(
     codebases: tuple[str, ...],
     json_path: str | None,
     head: int,
+    as_of: str | None = None,
 ) -> int:
     """Decide every candidate of SOURCE with one engine and print the head of the queue.
 
@@ -81,7 +87,11 @@ def command(
     or a postgresql:// DSN (read only).
     """
     engine = get_engine(engine_spec)
-    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    from harness.commands.record import parse_as_of
+
+    dataset = open_source(
+        source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+    )
     schedule = engine.schedule(dataset)
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))
