@@ -1,0 +1,573 @@
+"""Set-based data access: every per-(codebase, campaign) figure the engine needs, at once.
+
+The legacy asks its database a few questions *per candidate*; at 100,000
+candidates that is the whole cost. The new engine computes the same answers
+for the whole candidate set in one pass:
+
+* from a :class:`~engines.model.Dataset` (a snapshot): runs are turned into
+  columns, grouped by (codebase, campaign) with one sort, and reduced with
+  numpy (:func:`aggregates_from_dataset`);
+* from a live PostgreSQL database: a handful of ``GROUP BY`` queries over
+  the whole ``run`` table in one READ ONLY REPEATABLE READ transaction, never
+  a query per candidate (:func:`aggregates_from_database`).
+
+Both produce the same :class:`Aggregates`. The legacy's per-run loop is kept
+exact where it matters for parity: the mean duration is a float sum in
+``start_time DESC`` order (a segmented *sequential* sum, since numpy's
+pairwise summation would change the last bit) turned into a ``timedelta``,
+and the AVG fallbacks follow PostgreSQL's interval AVG
+(:mod:`engines.legacy.pg_interval`). Runs whose dependency relations must be
+evaluated, a small minority, are handed to Python as :class:`DepsRun`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engines.legacy.pg_interval import IntervalSum
+from engines.model import US_PER_DAY, Dataset, Run, timedelta_to_us
+from engines.new.config import EngineConfig
+
+SUCCESS = "success"
+WORKER_FAILURE = "worker-failure"
+DEPS_UNSATISFIED = "install-deps-unsatisfied-dependencies"
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True, slots=True)
+class DepsRun:
+    """A counted install-deps failure with ``failure_details``: decided in Python."""
+
+    instigated_context: str | None
+    context: str | None
+    failure_details: Any
+    #: Decay weight for the plan's estimator; 0.0 when the run is not relevant there.
+    weight: float
+
+
+@dataclass
+class Aggregates:
+    """Per-group figures; lists are indexed by ``group_index[(codebase, campaign)]``.
+
+    ``total``/``successes``/``mean_us`` follow the legacy's run loop (runs with
+    ``failure_transient`` true dropped, worker failures at least
+    ``ignore_worker_failures_older_than_days`` old ignored). ``weight_sum`` and
+    friends are the plan's decayed figures (window, transient result codes).
+    """
+
+    group_index: dict[tuple[str, str], int] = field(default_factory=dict)
+    total: list[int] = field(default_factory=list)
+    successes: list[int] = field(default_factory=list)
+    #: Counted runs with both timestamps.
+    timed: list[int] = field(default_factory=list)
+    #: Legacy mean of the timed counted runs (µs), ``None`` without any.
+    mean_us: list[int | None] = field(default_factory=list)
+    #: What makes the legacy raise on this group's runs (NULL timestamps), if anything.
+    legacy_time_problem: list[str | None] = field(default_factory=list)
+    deps_runs: dict[int, list[DepsRun]] = field(default_factory=dict)
+    #: (group, context) pairs where a counted, non-deps run had that context.
+    context_hits: set[tuple[int, str]] = field(default_factory=set)
+    #: Plan figures: Σ weights and Σ weights of successes over relevant runs.
+    weight_sum: list[float] = field(default_factory=list)
+    weighted_successes: list[float] = field(default_factory=list)
+    relevant: list[int] = field(default_factory=list)
+    median_us: list[int | None] = field(default_factory=list)
+    median_n: list[int] = field(default_factory=list)
+    #: PostgreSQL ``AVG(finish_time - start_time)`` per codebase / campaign (µs).
+    codebase_avg_us: Mapping[str, int | None] = field(default_factory=dict)
+    campaign_avg_us: Mapping[str, int | None] = field(default_factory=dict)
+    codebase_median_us: Mapping[str, int | None] = field(default_factory=dict)
+    codebase_median_n: Mapping[str, int] = field(default_factory=dict)
+    debian_versions: Mapping[str, tuple[str, ...]] | None = None
+    #: Where the figures came from ("dataset" or "database"), for reasons.
+    origin: str = "dataset"
+
+    def group(self, codebase: str, campaign: str) -> int | None:
+        return self.group_index.get((codebase, campaign))
+
+
+def legacy_mean_us(seconds_sum: float, count: int) -> int:
+    """The legacy's ``timedelta(seconds=sum / n)``, rounded to whole microseconds."""
+    return timedelta_to_us(timedelta(seconds=seconds_sum / count))
+
+
+def segmented_sequential_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Σ values per group, added left to right exactly as a Python loop would.
+
+    ``values`` must be ordered by group (contiguous groups). numpy's reductions
+    sum pairwise, which changes the last bit of a float sum; here position k of
+    every group is added in step k, vectorised across groups.
+    """
+    sums = np.zeros(n_groups, dtype=np.float64)
+    if len(values) == 0:
+        return sums
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    order = np.argsort(-counts, kind="stable")
+    sorted_counts = counts[order]
+    sorted_starts = starts[order]
+    longest = int(sorted_counts[0]) if len(sorted_counts) else 0
+    active = len(order)
+    acc = np.zeros(len(order), dtype=np.float64)
+    for k in range(longest):
+        while active and sorted_counts[active - 1] <= k:
+            active -= 1
+        acc[:active] += values[sorted_starts[:active] + k]
+    sums[order] = acc
+    return sums
+
+
+def _average_us(days: int, time: int, count: int) -> int | None:
+    total = IntervalSum()
+    total.days, total.time, total.count = days, time, count
+    return total.average_us()
+
+
+def _interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``finish - start`` as PostgreSQL's (days, µs) interval fields (C truncation)."""
+    days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
+    return days, span - days * US_PER_DAY
+
+
+def _encode(values: list[Any]) -> tuple[np.ndarray, list[str]]:
+    """Strings → (codes, dictionary); NULL → -1."""
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_pylist()
+
+
+def _ints(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    array = pa.array(values, pa.int64())
+    nulls = array.is_null().to_numpy(zero_copy_only=False)
+    return array.fill_null(0).to_numpy(zero_copy_only=False), nulls
+
+
+def aggregates_from_runs(
+    runs: Sequence[Run],
+    config: EngineConfig,
+    as_of_us: int,
+    contexts: Iterable[str],
+    debian_versions: Mapping[str, tuple[str, ...]] | None,
+) -> Aggregates:
+    """Compute every group figure from run rows, vectorised (see the module docstring)."""
+    agg = Aggregates(debian_versions=debian_versions, origin="dataset")
+    n = len(runs)
+    if n == 0:
+        return agg
+    est = config.success_estimation
+    transient = (
+        pa.array(list(map(itemgetter(6), runs)), pa.bool_())
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False)
+    )
+    keep = np.flatnonzero(~transient)
+    if len(keep) == 0:
+        return agg
+    kept: Sequence[Run] = runs if len(keep) == n else [runs[i] for i in keep.tolist()]
+    cb, cb_names = _encode(list(map(itemgetter(1), kept)))
+    suite, suite_names = _encode(list(map(itemgetter(2), kept)))
+    code, code_names = _encode(list(map(itemgetter(3), kept)))
+    start, start_null = _ints(list(map(itemgetter(4), kept)))
+    finish, finish_null = _ints(list(map(itemgetter(5), kept)))
+    n_suites = max(len(suite_names), 1)
+    key = cb * n_suites + suite
+    newest_first = np.where(start_null, INT64_MIN, -start)
+    order = np.lexsort((newest_first, key))  # stable: ties keep the input order
+    key_s = key[order]
+    change = key_s[1:] != key_s[:-1]
+    gid = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
+    n_groups = int(gid[-1]) + 1
+    first = np.flatnonzero(np.concatenate(([True], change)))
+    group_keys = key_s[first]
+    agg.group_index = {
+        (cb_names[int(k) // n_suites], suite_names[int(k) % n_suites]): g
+        for g, k in enumerate(group_keys.tolist())
+    }
+    code_id = {name: i for i, name in enumerate(code_names)}
+    code_s = code[order]
+    start_s, snull_s = start[order], start_null[order]
+    finish_s, fnull_s = finish[order], finish_null[order]
+    age = as_of_us - start_s
+
+    # --- the legacy's run loop
+    threshold = round(est.ignore_worker_failures_older_than_days * US_PER_DAY)
+    wf = code_s == code_id.get(WORKER_FAILURE, -2)
+    wf_null = wf & snull_s
+    counted = ~(wf & (snull_s | (age >= threshold)))
+    timed = counted & ~snull_s & ~fnull_s
+    untimed = counted & ~timed
+    agg.total = np.bincount(gid[counted], minlength=n_groups).tolist()
+    success = code_s == code_id.get(SUCCESS, -2)
+    agg.successes = np.bincount(gid[counted & success], minlength=n_groups).tolist()
+    timed_n = np.bincount(gid[timed], minlength=n_groups)
+    agg.timed = timed_n.tolist()
+    seconds = (finish_s[timed] - start_s[timed]).astype(np.float64) / 1e6
+    sums = segmented_sequential_sum(seconds, gid[timed], n_groups)
+    agg.mean_us = [
+        legacy_mean_us(s, c) if c else None for s, c in zip(sums.tolist(), agg.timed, strict=True)
+    ]
+    problems: list[str | None] = [None] * n_groups
+    for g in np.unique(gid[untimed]).tolist():
+        problems[g] = "AttributeError: a counted run has a NULL start or finish time"
+    for g in np.unique(gid[wf_null]).tolist():
+        problems[g] = "TypeError: a worker failure has a NULL start time"
+    agg.legacy_time_problem = problems
+
+    # --- the plan's relevant runs and decay weights
+    transient_codes = {code_id[c] for c in est.transient_result_codes if c in code_id}
+    relevant = counted & ~snull_s
+    if transient_codes:
+        relevant &= ~np.isin(code_s, list(transient_codes))
+    if est.historical_data_window_days is not None:
+        relevant &= age <= round(est.historical_data_window_days * US_PER_DAY)
+    weight = np.where(
+        relevant, np.power(0.5, np.maximum(age, 0) / US_PER_DAY / est.half_life_days), 0.0
+    )
+
+    # --- install-deps failures: Python decides them (relations, Debian versions)
+    deps = counted & (code_s == code_id.get(DEPS_UNSATISFIED, -2))
+    deps_positions = np.flatnonzero(deps)
+    is_deps_run = np.zeros(len(order), dtype=bool)
+    if len(deps_positions):
+        originals = order[deps_positions].tolist()
+        details = [kept[i].failure_details for i in originals]
+        for pos, i, det in zip(deps_positions.tolist(), originals, details, strict=True):
+            if det is None:
+                continue
+            run = kept[i]
+            is_deps_run[pos] = True
+            agg.deps_runs.setdefault(int(gid[pos]), []).append(
+                DepsRun(run.instigated_context, run.context, det, float(weight[pos]))
+            )
+
+    plain_relevant = relevant & ~is_deps_run
+    agg.relevant = np.bincount(gid[relevant], minlength=n_groups).tolist()
+    agg.weight_sum = np.bincount(
+        gid[plain_relevant], weights=weight[plain_relevant], minlength=n_groups
+    ).tolist()
+    won = plain_relevant & success
+    agg.weighted_successes = np.bincount(gid[won], weights=weight[won], minlength=n_groups).tolist()
+
+    # --- same-context runs (counted, not decided in Python)
+    wanted = sorted({c for c in contexts if c})
+    if wanted:
+        value_set = pa.array(wanted, pa.string())
+        matchable = counted & ~is_deps_run
+        hits: set[int] = set()
+        width = len(wanted)
+        for column in (7, 8):
+            values = pa.array(list(map(itemgetter(column), kept)), pa.string())
+            found = pc.index_in(values, value_set=value_set).fill_null(-1)
+            index = found.to_numpy(zero_copy_only=False)[order]
+            mask = matchable & (index >= 0)
+            hits.update(np.unique(gid[mask] * width + index[mask]).tolist())
+        agg.context_hits = {(h // width, wanted[h % width]) for h in hits}
+
+    # --- medians (the plan's DurationEstimator): sorted[n // 2] of relevant timed runs
+    span = finish_s - start_s
+    med_mask = relevant & timed
+    agg.median_us, agg.median_n = _medians(gid[med_mask], span[med_mask], n_groups)
+    cb_s = key_s // n_suites
+    cb_medians, cb_counts = _medians(cb_s[med_mask], span[med_mask], len(cb_names))
+    agg.codebase_median_us = {cb_names[i]: m for i, m in enumerate(cb_medians) if cb_counts[i]}
+    agg.codebase_median_n = {cb_names[i]: c for i, c in enumerate(cb_counts) if c}
+
+    # --- PostgreSQL AVG(finish_time - start_time) per codebase and per campaign
+    both = ~snull_s & ~fnull_s
+    days, time = _interval_fields(np.where(both, span, 0))
+    agg.codebase_avg_us = _grouped_average(cb_s, days, time, both, cb_names)
+    suite_s = key_s % n_suites
+    agg.campaign_avg_us = _grouped_average(suite_s, days, time, both, suite_names)
+    return agg
+
+
+def _grouped_average(
+    group: np.ndarray, days: np.ndarray, time: np.ndarray, mask: np.ndarray, names: list[str]
+) -> dict[str, int | None]:
+    """Exact integer field sums per group (sorted by group), then PostgreSQL's AVG."""
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    day_sums = np.add.reduceat(days[order] * mask[order], starts).tolist()
+    time_sums = np.add.reduceat(time[order] * mask[order], starts).tolist()
+    counts = np.add.reduceat(mask[order].astype(np.int64), starts).tolist()
+    out: dict[str, int | None] = {}
+    for gi, d, t, c in zip(g[starts].tolist(), day_sums, time_sums, counts, strict=True):
+        out[names[gi]] = _average_us(int(d), int(t), int(c))
+    return out
+
+
+def _medians(
+    group: np.ndarray, values: np.ndarray, n_groups: int
+) -> tuple[list[int | None], list[int]]:
+    """sorted(values)[n // 2] per group (the plan's median index), or None."""
+    counts = np.bincount(group, minlength=n_groups)
+    if len(values) == 0:
+        return [None] * n_groups, counts.tolist()
+    order = np.lexsort((values, group))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    picked = values[order][np.minimum(starts + counts // 2, len(values) - 1)]
+    return [
+        int(v) if c else None for v, c in zip(picked.tolist(), counts.tolist(), strict=True)
+    ], counts.tolist()
+
+
+def aggregates_from_dataset(
+    dataset: Dataset, config: EngineConfig, contexts: Iterable[str]
+) -> Aggregates:
+    return aggregates_from_runs(
+        dataset.runs, config, dataset.as_of_us, contexts, dataset.debian_versions_by_source
+    )
+
+
+# ----------------------------------------------------------------- database
+
+_GROUPS_SQL = """
+WITH r AS (
+    SELECT codebase, suite, result_code, start_time, finish_time,
+           NOT (result_code = 'worker-failure'
+                AND (start_time IS NULL OR start_time <= %(cutoff)s)) AS counted,
+           (finish_time IS NOT NULL AND start_time IS NOT NULL) AS has_times,
+           (EXTRACT(EPOCH FROM finish_time - start_time) * 1000000)::bigint AS span_us,
+           result_code = 'worker-failure' AND start_time IS NULL AS wf_null,
+           failure_details IS NOT NULL AS has_details
+    FROM run
+    WHERE failure_transient IS NOT TRUE
+), rel AS (
+    SELECT *, counted AND start_time IS NOT NULL
+              AND NOT (result_code = ANY(%(transient_codes)s))
+              AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
+              AS relevant,
+              result_code = 'install-deps-unsatisfied-dependencies' AS deps
+    FROM r
+)
+SELECT codebase, suite,
+       count(*) FILTER (WHERE counted) AS total,
+       count(*) FILTER (WHERE counted AND result_code = 'success') AS successes,
+       count(*) FILTER (WHERE counted AND has_times) AS timed,
+       sum(span_us::float8 / 1000000.0 ORDER BY start_time DESC)
+           FILTER (WHERE counted AND has_times) AS seconds_sum,
+       bool_or(counted AND NOT has_times) AS untimed,
+       bool_or(wf_null) AS wf_null,
+       count(*) FILTER (WHERE relevant) AS relevant,
+       sum(power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
+                 / 86400.0 / %(half_life)s))
+           FILTER (WHERE relevant AND NOT (deps AND has_details)) AS weight_sum,
+       sum(power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
+                 / 86400.0 / %(half_life)s))
+           FILTER (WHERE relevant AND result_code = 'success') AS weighted_successes,
+       {median}
+FROM rel
+GROUP BY codebase, suite
+"""
+
+_MEDIAN_SQL = """(array_agg(span_us ORDER BY span_us) FILTER (WHERE relevant AND has_times))
+           [count(*) FILTER (WHERE relevant AND has_times) / 2 + 1] AS median_us,
+       count(*) FILTER (WHERE relevant AND has_times) AS median_n"""
+
+_NO_MEDIAN_SQL = "NULL::bigint AS median_us, 0::bigint AS median_n"
+
+_DEPS_SQL = """
+SELECT codebase, suite, instigated_context, context, failure_details::text,
+       CASE WHEN start_time IS NOT NULL
+                 AND NOT (result_code = ANY(%(transient_codes)s))
+                 AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
+            THEN power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
+                       / 86400.0 / %(half_life)s)
+            ELSE 0.0 END
+FROM run
+WHERE failure_transient IS NOT TRUE
+  AND result_code = 'install-deps-unsatisfied-dependencies'
+  AND failure_details IS NOT NULL
+ORDER BY codebase, suite, start_time DESC NULLS FIRST
+"""
+
+_CONTEXT_SQL = """
+SELECT DISTINCT r.codebase, r.suite, x.ctx
+FROM run r
+CROSS JOIN LATERAL (VALUES (r.instigated_context), (r.context)) AS x (ctx)
+WHERE r.failure_transient IS NOT TRUE
+  AND NOT (r.result_code = 'worker-failure'
+           AND (r.start_time IS NULL OR r.start_time <= %(cutoff)s))
+  AND NOT (r.result_code = 'install-deps-unsatisfied-dependencies'
+           AND r.failure_details IS NOT NULL)
+  AND x.ctx <> ''
+  AND EXISTS (SELECT 1 FROM candidate c
+              WHERE c.codebase = r.codebase AND c.suite = r.suite AND c.context = x.ctx)
+"""
+
+_AVG_SQL = """
+SELECT {column}, AVG(finish_time - start_time)
+FROM run
+WHERE failure_transient IS NOT TRUE AND {column} = ANY(%(names)s)
+GROUP BY {column}
+"""
+
+_CODEBASE_MEDIAN_SQL = """
+WITH r AS (
+    SELECT codebase, (EXTRACT(EPOCH FROM finish_time - start_time) * 1000000)::bigint AS span_us
+    FROM run
+    WHERE failure_transient IS NOT TRUE AND start_time IS NOT NULL AND finish_time IS NOT NULL
+      AND NOT (result_code = 'worker-failure' AND start_time <= %(cutoff)s)
+      AND NOT (result_code = ANY(%(transient_codes)s))
+      AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
+      AND codebase = ANY(%(names)s)
+)
+SELECT codebase, (array_agg(span_us ORDER BY span_us))[count(*) / 2 + 1], count(*)
+FROM r GROUP BY codebase
+"""
+
+
+def _query_params(config: EngineConfig, as_of: datetime) -> dict[str, Any]:
+    est = config.success_estimation
+    window = est.historical_data_window_days
+    return {
+        "as_of": as_of,
+        "cutoff": as_of - timedelta(days=est.ignore_worker_failures_older_than_days),
+        "transient_codes": list(est.transient_result_codes),
+        "window_start": None if window is None else as_of - timedelta(days=window),
+        "half_life": est.half_life_days,
+    }
+
+
+def aggregates_from_database(
+    conn: Any,
+    config: EngineConfig,
+    as_of: datetime,
+    *,
+    wanted_codebases: Iterable[str] | None = None,
+) -> Aggregates:
+    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
+
+    ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
+    transaction (see :func:`engines.new.live.read_only_connection`), so every
+    query sees the same snapshot. The AVG fallbacks are asked only for the
+    codebases and campaigns of groups without counted runs (or, when given,
+    ``wanted_codebases``).
+    """
+    import orjson
+
+    params = _query_params(config, as_of)
+    agg = Aggregates(origin="database")
+    median = config.duration_estimation.method == "median"
+    groups_sql = _GROUPS_SQL.format(median=_MEDIAN_SQL if median else _NO_MEDIAN_SQL)
+    with conn.cursor() as cur:
+        cur.execute(groups_sql, params)
+        rows = cur.fetchall()
+    for g, row in enumerate(rows):
+        (codebase, suite, total, successes, timed, seconds_sum, untimed, wf_null, relevant,
+         weight_sum, weighted_successes, median_us, median_n) = row  # fmt: skip
+        agg.group_index[(codebase, suite)] = g
+        agg.total.append(int(total))
+        agg.successes.append(int(successes))
+        agg.timed.append(int(timed))
+        agg.mean_us.append(legacy_mean_us(seconds_sum, timed) if timed else None)
+        problem = None
+        if untimed:
+            problem = "AttributeError: a counted run has a NULL start or finish time"
+        if wf_null:
+            problem = "TypeError: a worker failure has a NULL start time"
+        agg.legacy_time_problem.append(problem)
+        agg.relevant.append(int(relevant))
+        agg.weight_sum.append(float(weight_sum or 0.0))
+        agg.weighted_successes.append(float(weighted_successes or 0.0))
+        agg.median_us.append(None if median_us is None else int(median_us))
+        agg.median_n.append(int(median_n))
+
+    with conn.cursor() as cur:
+        cur.execute(_DEPS_SQL, params)
+        for codebase, suite, ictx, ctx, details_text, weight in cur:
+            found = agg.group_index.get((codebase, suite))
+            if found is None:
+                continue
+            agg.deps_runs.setdefault(found, []).append(
+                DepsRun(ictx, ctx, orjson.loads(details_text), float(weight))
+            )
+        cur.execute(_CONTEXT_SQL, params)
+        for codebase, suite, ctx in cur:
+            hit = agg.group_index.get((codebase, suite))
+            if hit is not None:
+                agg.context_hits.add((hit, ctx))
+
+    # Fallbacks: only for the codebases/campaigns that may need them.
+    needy_codebases: set[str] = set()
+    needy_campaigns: set[str] = set()
+    for (codebase, suite), g in agg.group_index.items():
+        if agg.total[g] == 0 or (median and agg.median_n[g] < _min_points(config)):
+            needy_codebases.add(codebase)
+            needy_campaigns.add(suite)
+    if wanted_codebases is not None:
+        needy_codebases |= set(wanted_codebases)
+    agg.codebase_avg_us = _fetch_avg(conn, "codebase", sorted(needy_codebases))
+    agg.campaign_avg_us = _fetch_avg(conn, "suite", sorted(needy_campaigns))
+    if median and needy_codebases:
+        with conn.cursor() as cur:
+            cur.execute(_CODEBASE_MEDIAN_SQL, {**params, "names": sorted(needy_codebases)})
+            cb_median: dict[str, int | None] = {}
+            cb_n: dict[str, int] = {}
+            for codebase, value, count in cur:
+                cb_median[codebase] = int(value)
+                cb_n[codebase] = int(count)
+        agg.codebase_median_us, agg.codebase_median_n = cb_median, cb_n
+    agg.debian_versions = fetch_debian_versions(conn, _relation_names(agg.deps_runs))
+    return agg
+
+
+def _min_points(config: EngineConfig) -> int:
+    return config.success_estimation.minimum_data_points
+
+
+def _fetch_avg(conn: Any, column: str, names: list[str]) -> dict[str, int | None]:
+    """AVG over intervals asked of the server itself (no emulation needed)."""
+    if not names:
+        return {}
+    out: dict[str, int | None] = {}
+    with conn.cursor() as cur:
+        cur.execute(_AVG_SQL.format(column=column), {"names": names})
+        for name, avg in cur:
+            out[name] = None if avg is None else timedelta_to_us(avg)
+    return out
+
+
+def _relation_names(deps_runs: Mapping[int, list[DepsRun]]) -> set[str]:
+    names: set[str] = set()
+    for runs in deps_runs.values():
+        for run in runs:
+            details = run.failure_details
+            if not isinstance(details, dict):
+                continue
+            relations = details.get("relations")
+            if not isinstance(relations, list):
+                continue
+            for alternatives in relations:
+                if isinstance(alternatives, list):
+                    for entry in alternatives:
+                        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                            names.add(entry["name"])
+    return names
+
+
+def fetch_debian_versions(conn: Any, names: Iterable[str]) -> dict[str, tuple[str, ...]] | None:
+    """``all_debian_versions`` rows for ``names``; ``None`` when the table does not exist."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('all_debian_versions') IS NOT NULL")
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return None
+        cur.execute(
+            "SELECT source, version::text FROM all_debian_versions WHERE source = ANY(%s)",
+            (sorted(names),),
+        )
+        versions: dict[str, list[str]] = defaultdict(list)
+        for source, version in cur:
+            versions[source].append(version)
+    return {source: tuple(v) for source, v in versions.items()}

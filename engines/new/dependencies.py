@@ -1,0 +1,205 @@
+"""Dependencies: campaigns that must come first, and Debian version constraints.
+
+Two kinds, as in the plan's ``DependencyResolver``:
+
+* **campaign dependencies** from the configuration (``campaign_dependencies``):
+  a campaign that only makes sense after another one succeeded on the same
+  codebase. Campaigns are processed in a topological order; a cycle is a
+  configuration error that names the cycle.
+* **version constraints** from a run's ``failure_details.relations`` (an
+  install-deps failure): satisfied when every alternatives-list has one
+  entry available in ``all_debian_versions``, compared with Debian's own
+  ordering (python-debian) and operators ``<<``, ``<=``, ``=``, ``>=``,
+  ``>>``. The SQL spellings the legacy sends (``<``, ``>``, ``<>``) keep
+  their SQL meaning (strict). Where the legacy would have failed (it pastes
+  ``<<``/``>>`` into SQL, which the ``debversion`` type rejects), the answer
+  is still computed and the legacy's failure is reported alongside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from debian.debian_support import Version
+
+from harness.errors import ConfigError
+
+_TESTS: Mapping[str, Callable[[int], bool]] = {
+    "<<": lambda c: c < 0,
+    "<=": lambda c: c <= 0,
+    "=": lambda c: c == 0,
+    ">=": lambda c: c >= 0,
+    ">>": lambda c: c > 0,
+    # SQL spellings, as the legacy sends them to the debversion type
+    "<": lambda c: c < 0,
+    ">": lambda c: c > 0,
+    "<>": lambda c: c != 0,
+    "!=": lambda c: c != 0,
+}
+#: Operators PostgreSQL's debversion type knows; anything else makes the legacy fail.
+LEGACY_SQL_OPERATORS = frozenset({"<", "<=", "=", ">=", ">", "<>", "!="})
+DEBIAN_OPERATORS = ("<<", "<=", "=", ">=", ">>")
+_ENTRY_KEYS = frozenset({"name", "archqual", "arch", "distribution", "version", "restrictions"})
+
+
+@cache
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except ValueError:
+        return None
+
+
+@cache
+def version_satisfies(have: str, op: str, wanted: str) -> bool:
+    """``have op wanted`` under Debian version ordering; False for an unparseable version."""
+    test = _TESTS.get(op)
+    left, right = _version(have), _version(wanted)
+    if test is None or left is None or right is None:
+        return False
+    return test((left > right) - (left < right))
+
+
+@dataclass(frozen=True, slots=True)
+class RelationsVerdict:
+    """Whether relations are satisfied now, and what the legacy would have made of them."""
+
+    satisfied: bool
+    #: ``None`` when the legacy evaluates them fine; else what it would raise.
+    legacy_failure: str | None = None
+    #: A malformed relation the new engine could not read (treated as unsatisfied).
+    problem: str | None = None
+
+
+class DependencyResolver:
+    """Answers both kinds of dependency questions for one run of the engine."""
+
+    def __init__(
+        self,
+        campaign_dependencies: Mapping[str, Iterable[str]],
+        debian_versions: Mapping[str, tuple[str, ...]] | None,
+        *,
+        config_file: str = "<config>",
+    ) -> None:
+        self.campaign_dependencies = {k: tuple(v) for k, v in campaign_dependencies.items()}
+        self.debian_versions = debian_versions
+        self.config_file = config_file
+        self.campaign_order = topological_order(self.campaign_dependencies, config_file)
+        self._entries: dict[tuple[str, str | None, str | None], bool] = {}
+
+    # ----------------------------------------------------------- campaigns
+
+    def campaign_rank(self, campaign: str) -> int:
+        """Position in the topological order (campaigns nobody mentions: 0)."""
+        return self.campaign_order.get(campaign, 0)
+
+    def required_campaigns(self, campaign: str) -> tuple[str, ...]:
+        return self.campaign_dependencies.get(campaign, ())
+
+    # ------------------------------------------------------------ versions
+
+    def relations_satisfied(self, relations: Any) -> RelationsVerdict:
+        """Evaluate ``relations`` in the legacy's order (alternatives in order, short-circuit)."""
+        if not isinstance(relations, list | tuple):
+            return RelationsVerdict(False, problem=f"relations is not a list: {relations!r:.60}")
+        legacy_failure: str | None = None
+        for alternatives in relations:
+            if not isinstance(alternatives, list | tuple):
+                return RelationsVerdict(
+                    False, legacy_failure, f"alternatives is not a list: {alternatives!r:.60}"
+                )
+            found = False
+            for entry in alternatives:
+                if not isinstance(entry, dict) or "name" not in entry:
+                    return RelationsVerdict(
+                        False, legacy_failure, f"malformed relation entry: {entry!r:.60}"
+                    )
+                unknown = set(entry) - _ENTRY_KEYS
+                if unknown and legacy_failure is None:
+                    legacy_failure = (
+                        f"TypeError: unexpected keyword argument {sorted(unknown)[0]!r}"
+                    )
+                op: str | None = None
+                wanted: str | None = None
+                version = entry.get("version")
+                if version:
+                    if not isinstance(version, list | tuple) or len(version) < 2:
+                        return RelationsVerdict(
+                            False, legacy_failure, f"malformed version constraint: {version!r:.60}"
+                        )
+                    op, wanted = str(version[0]), str(version[1])
+                    if op not in LEGACY_SQL_OPERATORS and legacy_failure is None:
+                        legacy_failure = (
+                            f"UndefinedFunctionError (SQLSTATE 42883): operator does not exist: "
+                            f"debversion {op} unknown"
+                        )
+                    if op not in _TESTS:
+                        return RelationsVerdict(
+                            False, legacy_failure, f"unknown version operator {op!r}"
+                        )
+                if self.debian_versions is None and legacy_failure is None:
+                    legacy_failure = (
+                        'UndefinedTableError: relation "all_debian_versions" does not exist'
+                    )
+                if self.entry_available(str(entry["name"]), op, wanted):
+                    found = True
+                    break
+            if not found:
+                return RelationsVerdict(False, legacy_failure)
+        return RelationsVerdict(True, legacy_failure)
+
+    def relations_verdict(self, relations: Any) -> RelationsVerdict:
+        """Like :meth:`relations_satisfied`; a malformed relation also counts as a legacy failure."""
+        verdict = self.relations_satisfied(relations)
+        if verdict.problem and verdict.legacy_failure is None:
+            return RelationsVerdict(
+                verdict.satisfied, f"TypeError: {verdict.problem}", verdict.problem
+            )
+        return verdict
+
+    def entry_available(self, name: str, op: str | None, wanted: str | None) -> bool:
+        key = (name, op, wanted)
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
+        have = () if self.debian_versions is None else self.debian_versions.get(name, ())
+        if op is None or wanted is None:
+            result = bool(have)
+        else:
+            result = any(version_satisfies(v, op, wanted) for v in have)
+        self._entries[key] = result
+        return result
+
+
+def topological_order(
+    dependencies: Mapping[str, tuple[str, ...]], config_file: str = "<config>"
+) -> dict[str, int]:
+    """Campaign → rank (dependencies first); a cycle raises ConfigError naming it."""
+    rank: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> int:
+        if state.get(node) == 2:
+            return rank[node]
+        if state.get(node) == 1:
+            cycle = [*stack[stack.index(node) :], node]
+            raise ConfigError(
+                f"{config_file}: key 'campaign_dependencies': dependency cycle " + " → ".join(cycle)
+            )
+        state[node] = 1
+        stack.append(node)
+        depth = 0
+        for dep in dependencies.get(node, ()):
+            depth = max(depth, visit(dep) + 1)
+        stack.pop()
+        state[node] = 2
+        rank[node] = depth
+        return depth
+
+    for node in sorted(dependencies):
+        visit(node)
+    return rank

@@ -1,0 +1,114 @@
+"""The plan's ``DurationEstimator``: how long will the run take (whole microseconds).
+
+``duration_estimation.method``:
+
+* ``legacy-mean`` — the legacy: the mean of the counted runs (a float sum
+  newest first, rounded by ``timedelta``); without counted runs, the
+  PostgreSQL AVG of the codebase's runs in all campaigns, then of the
+  campaign's runs on all codebases, then the global default;
+* ``median`` — the plan: the median (``sorted[n // 2]``) of this codebase and
+  campaign's relevant runs when there are at least ``minimum_data_points``,
+  then the codebase's median (same threshold), then the campaign's
+  configured default, then the global default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engines.new.aggregates import Aggregates
+from engines.new.config import EngineConfig
+
+
+@dataclass(frozen=True, slots=True)
+class DurationEstimate:
+    duration_us: int
+    reason: str
+    #: The rule that produced it (``mean``, ``codebase-average``, ``median``, ...).
+    source: str
+
+
+def _fmt(us: int) -> str:
+    return f"{us / 1e6:.6g} s"
+
+
+class DurationEstimator:
+    def __init__(self, config: EngineConfig) -> None:
+        self.method = config.duration_estimation.method
+        self.durations = config.duration_estimation
+        self.minimum = config.success_estimation.minimum_data_points
+        self.default_us = config.scheduling.default_estimated_duration_us
+        self.default_minutes = config.scheduling.default_estimated_duration
+
+    def estimate(
+        self, agg: Aggregates, group: int | None, codebase: str, campaign: str
+    ) -> DurationEstimate:
+        if self.method == "legacy-mean":
+            return self._legacy(agg, group, codebase, campaign)
+        return self._median(agg, group, codebase, campaign)
+
+    def _default(self, campaign: str) -> DurationEstimate:
+        per_campaign = self.durations.campaign_default_us(campaign)
+        if per_campaign is not None:
+            return DurationEstimate(
+                per_campaign,
+                f"duration {_fmt(per_campaign)}: configured default for campaign {campaign}",
+                "campaign-default",
+            )
+        return DurationEstimate(
+            self.default_us,
+            f"duration {_fmt(self.default_us)}: global default ({self.default_minutes:g} minutes)",
+            "default",
+        )
+
+    def _legacy(
+        self, agg: Aggregates, group: int | None, codebase: str, campaign: str
+    ) -> DurationEstimate:
+        if group is not None and agg.total[group]:
+            mean = agg.mean_us[group]
+            if mean is not None:
+                timed, total = agg.timed[group], agg.total[group]
+                note = "" if timed == total else f" ({total - timed} run(s) without times skipped)"
+                return DurationEstimate(
+                    mean, f"duration {_fmt(mean)}: mean of {timed} previous runs{note}", "mean"
+                )
+        avg = agg.codebase_avg_us.get(codebase)
+        if avg is not None:
+            return DurationEstimate(
+                avg,
+                f"duration {_fmt(avg)}: no previous runs; average of the codebase's runs "
+                "in all campaigns",
+                "codebase-average",
+            )
+        avg = agg.campaign_avg_us.get(campaign)
+        if avg is not None:
+            return DurationEstimate(
+                avg,
+                f"duration {_fmt(avg)}: no runs of this codebase; average of the campaign's "
+                "runs on all codebases",
+                "campaign-average",
+            )
+        return self._default(campaign)
+
+    def _median(
+        self, agg: Aggregates, group: int | None, codebase: str, campaign: str
+    ) -> DurationEstimate:
+        if group is not None and agg.median_n[group] >= self.minimum:
+            value = agg.median_us[group]
+            if value is not None:
+                return DurationEstimate(
+                    value,
+                    f"duration {_fmt(value)}: median of {agg.median_n[group]} runs of this "
+                    f"codebase and campaign (≥ {self.minimum})",
+                    "median",
+                )
+        n = agg.codebase_median_n.get(codebase, 0)
+        value = agg.codebase_median_us.get(codebase)
+        if n >= self.minimum and value is not None:
+            return DurationEstimate(
+                value,
+                f"duration {_fmt(value)}: median of {n} runs of this codebase in all campaigns "
+                f"(fewer than {self.minimum} for this campaign)",
+                "codebase-median",
+            )
+        return self._default(campaign)

@@ -1,0 +1,187 @@
+"""new:parity against the golden vectors: every number, the error set, the queue order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engines.model import Dataset, Decision, QueueItem, Schedule
+from engines.new import create_engine
+from harness.snapshot import load_snapshot
+
+VECTORS = Path("/work/shared/vectors")
+SETS = ("small", "quirks")
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module", params=SETS)
+def vector(request: pytest.FixtureRequest) -> tuple[str, Dataset, Schedule]:
+    dataset = load_snapshot(VECTORS / request.param)
+    return request.param, dataset, create_engine("parity").schedule(dataset)
+
+
+def _close(expected: float, actual: float | None) -> bool:
+    return actual is not None and (
+        expected == actual or abs(expected - actual) <= 1e-9 * max(abs(expected), abs(actual))
+    )
+
+
+def test_every_non_error_candidate_matches_bit_for_bit(
+    vector: tuple[str, Dataset, Schedule],
+) -> None:
+    name, _, schedule = vector
+    expected = _jsonl(VECTORS / name / "expected" / "candidates.jsonl")
+    assert len(expected) == len(schedule.decisions)
+    checked = 0
+    for row, d in zip(expected, schedule.decisions, strict=True):
+        assert (row["codebase"], row["campaign"], row["change_set"]) == tuple(d.key)
+        if row["error"] is not None:
+            continue
+        checked += 1
+        assert d.value == row["value_with_publish_bonus"], row["seq"]
+        assert d.total_previous_runs == row["total_previous_runs"], row["seq"]
+        assert d.estimated_duration_us == row["estimated_duration_us"], row["seq"]
+        assert d.normalized_codebase_value == row["normalized_codebase_value"], row["seq"]
+        # bit for bit, stricter than the 1e-9 the checker allows
+        assert d.success_probability == row["probability"], row["seq"]
+        assert d.offset == row["offset"], row["seq"]
+        assert _close(row["offset"], d.offset)
+    assert checked > 200
+
+
+def test_the_legacy_failures_are_recognised_and_still_decided(
+    vector: tuple[str, Dataset, Schedule],
+) -> None:
+    name, _, schedule = vector
+    expected = _jsonl(VECTORS / name / "expected" / "candidates.jsonl")
+    for row, d in zip(expected, schedule.decisions, strict=True):
+        flagged = "legacy_failure" in d.factors
+        assert flagged == (row["error"] is not None), (row["seq"], row["error"], d.reasons)
+        # the new engine answers even where the legacy raises
+        assert d.error is None
+        assert d.offset is not None and d.offset > 0
+        assert d.success_probability is not None and 0.0 <= d.success_probability <= 1.0
+        if row["error"] is not None:
+            assert any("the legacy would raise" in r for r in d.reasons)
+            assert d.bucket is None  # parity does not queue them (queue_legacy_failures: false)
+
+
+def _kind(error: dict[str, Any]) -> str:
+    message = error["message"]
+    if "push-derived" in message:
+        return "push-derived"
+    if "NoneType" in message:
+        return "TypeError"
+    if error["type"].endswith("CandidateUnavailable"):
+        return "CandidateUnavailable"
+    if "debversion <<" in message:
+        return "<<"
+    if "debversion >>" in message:
+        return ">>"
+    return error["type"]
+
+
+def test_quirk_the_reasons_name_the_legacys_failure() -> None:
+    dataset = load_snapshot(VECTORS / "quirks")
+    schedule = create_engine("parity").schedule(dataset)
+    expected = _jsonl(VECTORS / "quirks" / "expected" / "candidates.jsonl")
+    kinds = {"push-derived": 0, "TypeError": 0, "CandidateUnavailable": 0, "<<": 0, ">>": 0}
+    for row, d in zip(expected, schedule.decisions, strict=True):
+        if row["error"] is None:
+            continue
+        kind = _kind(row["error"])
+        failure = str(d.factors["legacy_failure"])
+        kinds[kind] += 1
+        if kind == "push-derived":
+            assert "KeyError: 'push-derived'" in failure
+            assert d.publish_bonus is not None and d.publish_bonus >= 500  # valued like push
+        elif kind == "TypeError":
+            assert "value is NULL" in failure
+        elif kind == "CandidateUnavailable":
+            assert "CandidateUnavailable" in failure
+        else:
+            assert f"debversion {kind} unknown" in failure
+    assert all(count > 0 for count in kinds.values()), kinds
+
+
+def _queue_rows(items: list[QueueItem]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            q.id,
+            q.codebase,
+            q.suite,
+            q.bucket,
+            q.priority,
+            q.estimated_duration_us,
+            q.context,
+            q.command,
+            q.requester,
+            q.refresh,
+            q.change_set,
+        )
+        for q in items
+    ]
+
+
+def _expected_queue(name: str) -> list[tuple[Any, ...]]:
+    folder = VECTORS / name / "expected"
+    path = folder / "queue_excluding_failures.jsonl"
+    if not path.exists():
+        path = folder / "queue.jsonl"
+    return [
+        (
+            r["id"],
+            r["codebase"],
+            r["suite"],
+            r["bucket"],
+            r["priority"],
+            r["estimated_duration_us"],
+            r["context"],
+            r["command"],
+            r["requester"],
+            r["refresh"],
+            r["change_set"],
+        )
+        for r in _jsonl(path)
+    ]
+
+
+def test_queue_equals_the_legacys_row_for_row(vector: tuple[str, Dataset, Schedule]) -> None:
+    name, _, schedule = vector
+    assert _queue_rows(schedule.queue) == _expected_queue(name)
+
+
+def test_quirk_first_processed_candidate_heads_the_queue() -> None:
+    dataset = load_snapshot(VECTORS / "small")
+    schedule = create_engine("parity").schedule(dataset)
+    first: Decision = schedule.decisions[0]
+    assert schedule.queue[0].key[:2] == first.key[:2]
+    assert schedule.queue[0].priority == int(first.offset or 0)
+
+
+def test_every_number_has_a_reason(vector: tuple[str, Dataset, Schedule]) -> None:
+    _, _, schedule = vector
+    for d in schedule.decisions:
+        text = " | ".join(d.reasons)
+        for needle in (
+            "probability",
+            "duration",
+            "offset",
+            "normalized codebase value",
+            "previous runs",
+        ):
+            assert needle in text, (needle, d.reasons)
+        assert {"cost", "worth", "success_probability"} <= set(d.factors)
+
+
+def test_schedule_settings_spell_out_the_duration_unit() -> None:
+    schedule = create_engine("parity").schedule(load_snapshot(VECTORS / "small"))
+    assert schedule.settings["default_estimated_duration_minutes"] == 0.25
+    assert schedule.settings["default_estimated_duration_seconds"] == 15.0
+    assert schedule.settings["units"]["default_estimated_duration"] == "minutes"
