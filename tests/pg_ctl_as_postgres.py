@@ -2,61 +2,78 @@
 """pg_ctl for a test run started as root: PostgreSQL refuses to run as root.
 
 pytest-postgresql calls this instead of pg_ctl (``tests/conftest.py`` picks it
-when the suite runs as root, as CI does). It gives the ``postgres`` system user
-what it needs inside pytest's private temporary directories — traverse
-permission on their ancestors, ownership of the data directory and the log
-file — and then becomes that user and executes the real pg_ctl, whose path
-is in ``JANITOR_SHADOW_PG_CTL``.
+when the suite runs as root, as CI does). It runs the real pg_ctl (path in
+``JANITOR_SHADOW_PG_CTL``) as the ``postgres`` system user.
+
+The server's files cannot live where pytest-postgresql puts them: pytest keeps
+its temporary directories private to root, and every new pytest session
+resets their permissions, which would pull the ground from under a server
+another session is still running. So the data directory and log file given
+on the command line are mapped to a private directory of the ``postgres``
+user in the system temporary directory (one per data directory path), and
+that directory is removed when the server is stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
-import stat
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
-def _option(args: list[str], *names: str) -> str | None:
+def private_home(datadir: str) -> Path:
+    """Where the server for ``datadir`` really keeps its files."""
+    digest = hashlib.sha256(str(Path(datadir).absolute()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"janitor-shadow-pg-{digest}"
+
+
+def _option_index(args: list[str], *names: str) -> int | None:
     for index, arg in enumerate(args[:-1]):
         if arg in names:
-            return args[index + 1]
+            return index + 1
     return None
 
 
-def _allow_traverse(path: Path) -> None:
-    """Let other users pass through (not list) every ancestor of ``path``."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
-
-
-def main() -> None:
+def main() -> int:
     real = os.environ["JANITOR_SHADOW_PG_CTL"]
     args = sys.argv[1:]
+    if os.getuid() != 0:
+        os.execv(real, [real, *args])
     user = pwd.getpwnam(os.environ.get("JANITOR_SHADOW_PG_USER", "postgres"))
-    if os.getuid() == 0:
-        datadir = _option(args, "-D", "--pgdata")
-        if datadir and args and args[0] == "initdb":
-            path = Path(datadir)
-            path.mkdir(mode=0o700, exist_ok=True)
-            os.chown(path, user.pw_uid, user.pw_gid)
-            _allow_traverse(path)
-        logfile = _option(args, "-l", "--log")
-        if logfile:
-            log = Path(logfile)
-            log.touch(exist_ok=True)
-            os.chown(log, user.pw_uid, user.pw_gid)
-            _allow_traverse(log)
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-        os.environ["HOME"] = user.pw_dir
-        os.chdir("/")  # the caller's directory may be closed to this user
-    os.execv(real, [real, *args])
+    data_at = _option_index(args, "-D", "--pgdata")
+    home: Path | None = None
+    if data_at is not None:
+        given = Path(args[data_at])
+        home = private_home(args[data_at])
+        if args and args[0] == "initdb":
+            given.mkdir(parents=True, exist_ok=True)  # what pytest-postgresql looks for
+            if home.exists():
+                shutil.rmtree(home)
+            home.mkdir(mode=0o700)
+            os.chown(home, user.pw_uid, user.pw_gid)
+        args[data_at] = str(home / "data")
+        log_at = _option_index(args, "-l", "--log")
+        if log_at is not None:
+            args[log_at] = str(home / "postgresql.log")
+    env = dict(os.environ, HOME=user.pw_dir)
+    result = subprocess.run(
+        [real, *args],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        env=env,
+        cwd="/",
+        check=False,
+    )
+    if args and args[0] == "stop" and result.returncode == 0 and home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+    return result.returncode
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
