@@ -1,0 +1,183 @@
+"""The noise baseline: what an engine does against itself, and Diffy's rule.
+
+An engine compared with itself should agree exactly, but the legacy does not
+quite: its queue ids, and so the order inside a priority tie, follow the order
+in which the candidate query returned its rows, which PostgreSQL does not
+promise. So the reference engine is run again on the same dataset, and once
+more with the candidate rows shuffled; every difference between those runs and
+the reference run is *noise*, measured per candidate and per field.
+
+Diffy's rule then decides, for a difference ``d = |b − a|`` between A and B
+that is beyond tolerance, whether it is real: it must exceed the noise ``n``
+seen for that candidate and field by the **relative** threshold (``d >
+relative · n``) **and** be large against the values themselves by the
+**absolute** threshold (``d > absolute · max(|a|, |b|)``). Both are configured
+under ``noise:`` in the tolerances file. A candidate that is missing, errors,
+or changes structure in a self-run is noisy in that respect too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from engines.base import Engine
+from engines.model import CandidateKey, Dataset, Schedule
+from harness.alignment import (
+    DECISION_FIELDS,
+    QUEUE_FIELDS,
+    Side,
+    align,
+    side_from_schedule,
+    structure_mismatch,
+)
+from harness.comparison_model import NoiseBaseline, NoiseField, NoiseRule, RankMetrics
+from harness.ranking import rank_metrics
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def shuffled_dataset(dataset: Dataset, seed: int) -> Dataset:
+    """The same dataset with the candidate query's rows in another order."""
+    keys = [c.key for c in dataset.joined_candidates]
+    random.Random(seed).shuffle(keys)
+    return replace(dataset, candidate_row_order=tuple(keys))
+
+
+def noise_runs(engine: Engine, dataset: Dataset, *, seed: int = 1) -> list[tuple[str, Schedule]]:
+    """The engine's self-runs: once more as is, once with the rows shuffled."""
+    return [
+        ("rerun", engine.schedule(dataset)),
+        (
+            f"shuffled candidate rows (seed {seed})",
+            engine.schedule(shuffled_dataset(dataset, seed)),
+        ),
+    ]
+
+
+def beyond_noise(
+    delta: FloatArray, noise: FloatArray, scale: FloatArray, rule: NoiseRule
+) -> BoolArray:
+    """Diffy's rule, element-wise: True where a difference is real, not noise."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        relative_ok = delta > rule.relative * noise
+        if rule.absolute > 0:
+            absolute_ok = delta > rule.absolute * scale
+        else:
+            absolute_ok = np.ones(delta.shape, dtype=bool)
+    return np.asarray(relative_ok & absolute_ok, dtype=bool)
+
+
+def field_deltas(va: FloatArray, na: BoolArray, vb: FloatArray, nb: BoolArray) -> FloatArray:
+    """``|b − a|`` with the comparator's conventions: 0 where equal (both None,
+    both NaN, same infinity), inf where one side is None or non-finite against
+    a different value."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        delta = np.abs(vb - va)
+        equal = (na & nb) | (va == vb) | (np.isnan(va) & np.isnan(vb) & ~na & ~nb)
+        delta = np.where(equal, 0.0, delta)
+        delta = np.where(~equal & ((na ^ nb) | ~np.isfinite(delta)), np.inf, delta)
+    return np.asarray(delta, dtype=np.float64)
+
+
+@dataclass
+class NoiseProfile:
+    """Noise per reference key: ``fields[f][i]`` the largest self-run delta of
+    field ``f`` for the reference's key ``i`` (inf: absent in a self-run);
+    ``presence``/``error``/``structure``: flags; ``extra_keys``: keys that only
+    self-runs produced (an extra key in B that is among them is noise)."""
+
+    engine: str
+    runs: tuple[str, ...]
+    index: dict[CandidateKey, int]
+    fields: dict[str, FloatArray]
+    relative: dict[str, FloatArray]
+    presence: BoolArray
+    error: BoolArray
+    structure: BoolArray
+    extra_keys: frozenset[CandidateKey]
+    rank: RankMetrics | None
+
+    def lookup(self, keys: Sequence[CandidateKey]) -> npt.NDArray[np.int64]:
+        """Index into the profile per key (-1 where the reference lacks it)."""
+        get = self.index.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def baseline(self, rule: NoiseRule) -> NoiseBaseline:
+        fields = []
+        for name in (*DECISION_FIELDS, *QUEUE_FIELDS):
+            values = self.fields[name]
+            noisy = values > 0
+            finite = values[noisy & np.isfinite(values)]
+            rel = self.relative[name][noisy & np.isfinite(self.relative[name])]
+            fields.append(
+                NoiseField(
+                    field=name,
+                    candidates_noisy=int(noisy.sum()),
+                    max_abs=float(finite.max()) if finite.size else 0.0,
+                    max_rel=float(rel.max()) if rel.size else 0.0,
+                )
+            )
+        return NoiseBaseline(self.engine, self.runs, tuple(fields), rule, self.rank)
+
+
+def measure_noise(
+    reference: Schedule | Side,
+    runs: Sequence[tuple[str, Schedule]],
+    *,
+    rbo_p: float = 0.9,
+) -> NoiseProfile:
+    """Compare the reference run with each self-run and keep the worst per key."""
+    ref = reference if isinstance(reference, Side) else side_from_schedule(reference)
+    n = ref.size
+    fields = {name: np.zeros(n) for name in (*DECISION_FIELDS, *QUEUE_FIELDS)}
+    rel = {name: np.zeros(n) for name in fields}
+    presence = np.zeros(n, dtype=bool)
+    error = np.zeros(n, dtype=bool)
+    structure = np.zeros(n, dtype=bool)
+    extra: set[CandidateKey] = set()
+    worst_rank: RankMetrics | None = None
+    for _label, schedule in runs:
+        other = side_from_schedule(schedule)
+        al = align(ref, other)
+        presence[al.missing] = True
+        for name in fields:
+            fields[name][al.missing] = np.inf
+        extra.update(other.keys[j] for j in al.extra)
+        for name in fields:
+            ca, cb = ref.columns[name].take(al.ia), other.columns[name].take(al.ib)
+            delta = field_deltas(ca.values, ca.null, cb.values, cb.null)
+            fields[name][al.ia] = np.maximum(fields[name][al.ia], delta)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.maximum(np.abs(ca.values), np.abs(cb.values))
+                r = np.where(scale > 0, delta / scale, 0.0)
+            rel[name][al.ia] = np.maximum(rel[name][al.ia], np.nan_to_num(r, nan=np.inf))
+        types_a = [ref.error_types[i] for i in al.ia]
+        types_b = [other.error_types[j] for j in al.ib]
+        for pos, (ta, tb) in enumerate(zip(types_a, types_b, strict=True)):
+            if ta != tb:
+                error[al.ia[pos]] = True
+        for i, j in zip(al.ia.tolist(), al.ib.tolist(), strict=True):
+            if structure_mismatch(ref.decisions[i], other.decisions[j]):
+                structure[i] = True
+        if ref.schedule.queue and schedule.queue:
+            metrics = rank_metrics(ref.schedule.queue, schedule.queue, p=rbo_p, movers=20)
+            if worst_rank is None or metrics.rbo < worst_rank.rbo:
+                worst_rank = metrics
+    return NoiseProfile(
+        engine=ref.schedule.engine,
+        runs=tuple(label for label, _ in runs),
+        index=dict(ref.index),
+        fields=fields,
+        relative=rel,
+        presence=presence,
+        error=error,
+        structure=structure,
+        extra_keys=frozenset(extra),
+        rank=worst_rank,
+    )
