@@ -443,16 +443,15 @@ def aggregates_from_database(
     conn: Any,
     config: EngineConfig,
     as_of: datetime,
-    *,
-    wanted_codebases: Iterable[str] | None = None,
+    candidate_groups: Iterable[tuple[str, str]],
 ) -> Aggregates:
     """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
 
     ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
     transaction (see :func:`engines.new.live.read_only_connection`), so every
-    query sees the same snapshot. The AVG fallbacks are asked only for the
-    codebases and campaigns of groups without counted runs (or, when given,
-    ``wanted_codebases``).
+    query sees the same snapshot. The fallbacks (AVG, codebase median) are
+    asked only for the codebases and campaigns of ``candidate_groups``
+    (codebase, campaign) that may need them.
     """
     import orjson
 
@@ -501,12 +500,16 @@ def aggregates_from_database(
     # Fallbacks: only for the codebases/campaigns that may need them.
     needy_codebases: set[str] = set()
     needy_campaigns: set[str] = set()
-    for (codebase, suite), g in agg.group_index.items():
-        if agg.total[g] == 0 or (median and agg.median_n[g] < _min_points(config)):
+    for codebase, suite in set(candidate_groups):
+        g = agg.group_index.get((codebase, suite))
+        if (
+            g is None
+            or agg.total[g] == 0
+            or agg.mean_us[g] is None
+            or (median and agg.median_n[g] < _min_points(config))
+        ):
             needy_codebases.add(codebase)
             needy_campaigns.add(suite)
-    if wanted_codebases is not None:
-        needy_codebases |= set(wanted_codebases)
     agg.codebase_avg_us = _fetch_avg(conn, "codebase", sorted(needy_codebases))
     agg.campaign_avg_us = _fetch_avg(conn, "suite", sorted(needy_campaigns))
     if median and needy_codebases:

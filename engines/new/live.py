@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
+from engines.model import (
+    Candidate,
+    CandidateKey,
+    Codebase,
+    Dataset,
+    NamedPublishPolicy,
+    PolicyEntry,
+    Provenance,
+    QueueItem,
+    Schedule,
+    timedelta_to_us,
+)
 from harness.errors import SourceError
+
+if TYPE_CHECKING:
+    from engines.new.scoring import SchedulingEngine
 
 
 @contextmanager
@@ -33,3 +50,135 @@ def read_only_connection(dsn: str) -> Iterator[psycopg.Connection]:
             conn.rollback()
         finally:
             conn.close()
+
+
+POLICY_SQL = """
+SELECT p.name, p.per_branch_policy IS NULL, e.role, e.mode::text, e.frequency_days, e.ordinality
+FROM named_publish_policy p
+LEFT JOIN LATERAL unnest(p.per_branch_policy) WITH ORDINALITY AS e ON true
+ORDER BY p.name, e.ordinality
+"""
+
+QUEUE_SQL = """
+SELECT id, codebase, suite, command, bucket::text, priority, context,
+       estimated_duration, refresh, requester, change_set, branch_url
+FROM queue ORDER BY id
+"""
+
+
+def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None) -> Dataset:
+    """Everything but the runs: candidates in the legacy's row order, codebases, policies, queue.
+
+    The runs stay in the database; the engine asks for their aggregates
+    (:func:`engines.new.aggregates.aggregates_from_database`). ``as_of``
+    defaults to the transaction's start, naive UTC.
+    """
+    from engines.legacy.sql import candidate_query
+
+    if as_of is None:
+        row = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()
+        assert row is not None
+        as_of = row[0]
+    codebases = tuple(
+        Codebase(name=r[0], branch_url=r[1], value=r[2])
+        for r in conn.execute("SELECT name, branch_url, value FROM codebase WHERE name IS NOT NULL")
+    )
+    grouped: dict[str, tuple[bool, list[PolicyEntry]]] = {}
+    for name, is_null, role, mode, freq, ordinality in conn.execute(POLICY_SQL):
+        _, entries = grouped.setdefault(name, (is_null, []))
+        if ordinality is not None:
+            entries.append(PolicyEntry(role=role, mode=mode, frequency_days=freq))
+    policies = tuple(
+        NamedPublishPolicy(name=name, per_branch_policy=None if is_null else tuple(entries))
+        for name, (is_null, entries) in grouped.items()
+    )
+    candidates = tuple(
+        Candidate(
+            id=r[0],
+            codebase=r[1],
+            suite=r[2],
+            command=r[3],
+            change_set=r[4],
+            context=r[5],
+            value=r[6],
+            success_chance=r[7],
+            publish_policy=r[8],
+        )
+        for r in conn.execute(
+            "SELECT id, codebase, suite, command, change_set, context, value, success_chance, "
+            "publish_policy FROM candidate"
+        )
+    )
+    query, params = candidate_query()
+    row_order = tuple(CandidateKey(r[0], r[2], r[8]) for r in conn.execute(query, params))
+    queue = tuple(
+        QueueItem(
+            id=r[0],
+            codebase=r[1],
+            suite=r[2],
+            command=r[3],
+            bucket=r[4],
+            priority=r[5],
+            context=r[6],
+            estimated_duration_us=None if r[7] is None else timedelta_to_us(r[7]),
+            refresh=bool(r[8]),
+            requester=r[9],
+            change_set=r[10],
+            branch_url=r[11],
+        )
+        for r in conn.execute(QUEUE_SQL)
+    )
+    return Dataset(
+        as_of=as_of,
+        codebases=codebases,
+        candidates=candidates,
+        policies=policies,
+        runs=(),
+        debian_versions=None,
+        queue=queue,
+        candidate_row_order=row_order,
+        provenance=Provenance(
+            source="postgresql (new engine, set-based)",
+            details={"reader": "engines.new.live", "transaction": "READ ONLY, REPEATABLE READ"},
+        ),
+    )
+
+
+def schedule_from_database(
+    engine: SchedulingEngine, dsn: str, *, as_of: datetime | None = None
+) -> Schedule:
+    """One bulk run straight from a live database: rows + set-based aggregates, one snapshot."""
+    import time
+
+    from engines.new.aggregates import aggregates_from_database
+    from engines.new.scoring import CodebaseNormalizer, EngineInputs, plain_candidate_index
+    from engines.queue_sim import QueueSimulator
+
+    started = time.perf_counter()
+    with read_only_connection(dsn) as conn:
+        dataset = read_scheduling_rows(conn, as_of)
+        agg = aggregates_from_database(
+            conn,
+            engine.config,
+            dataset.as_of,
+            candidate_groups=[(c.codebase, c.suite) for c in dataset.candidates],
+        )
+    aggregated = time.perf_counter()
+    inputs = EngineInputs(
+        as_of_us=dataset.as_of_us,
+        candidates=dataset.joined_candidates,
+        policies=dataset.policy_by_name,
+        normalizer=CodebaseNormalizer(
+            [(c.name, c.value) for c in dataset.codebases],
+            engine.config.scheduling.default_normalized_codebase_value,
+        ),
+        plain_candidates=plain_candidate_index(dataset.candidates),
+        aggregates=agg,
+    )
+    return engine.schedule_inputs(
+        inputs,
+        queue=QueueSimulator(dataset.queue),
+        as_of=dataset,
+        started=started,
+        aggregated=aggregated,
+    )

@@ -141,7 +141,12 @@ class SchedulingEngine:
             with read_only_connection(dataset.live_dsn) as conn:
                 from engines.new.aggregates import aggregates_from_database
 
-                agg = aggregates_from_database(conn, self.config, dataset.as_of)
+                agg = aggregates_from_database(
+                    conn,
+                    self.config,
+                    dataset.as_of,
+                    candidate_groups=[(c.codebase, c.suite) for c in candidates],
+                )
         else:
             agg = aggregates_from_dataset(dataset, self.config, contexts)
         aggregated = time.perf_counter()
