@@ -501,12 +501,12 @@ def aggregates_from_database(
     needy_codebases: set[str] = set()
     needy_campaigns: set[str] = set()
     for codebase, suite in set(candidate_groups):
-        g = agg.group_index.get((codebase, suite))
+        known = agg.group_index.get((codebase, suite))
         if (
-            g is None
-            or agg.total[g] == 0
-            or agg.mean_us[g] is None
-            or (median and agg.median_n[g] < _min_points(config))
+            known is None
+            or agg.total[known] == 0
+            or agg.mean_us[known] is None
+            or (median and agg.median_n[known] < _min_points(config))
         ):
             needy_codebases.add(codebase)
             needy_campaigns.add(suite)
