@@ -21,6 +21,7 @@ an engine bug outside the four factors still shows up, as residual.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,8 @@ SIGNS: Mapping[str, float] = {
 MAIN_FACTORS: tuple[str, ...] = tuple(FACTOR_KEYS)
 #: a residual smaller than this (relative to the movement) is rounding, not a cause
 RESIDUAL_EPSILON = 1e-9
+#: how closely factors must reproduce an offset (log scale) to be trusted
+CONSISTENCY = 1e-9
 
 
 def duration_cost(duration_us: float) -> float:
@@ -97,12 +100,41 @@ def _reported(factors: Mapping[str, Any]) -> dict[str, float] | None:
     return out
 
 
+def _explains(values: Mapping[str, float], offset: float | None) -> bool:
+    """Whether cost / (ncv × p × cv) reproduces the decision's offset."""
+    if offset is None or not math.isfinite(offset) or offset <= 0:
+        return False
+    worth = (
+        values["normalized_codebase_value"]
+        * values["success_probability"]
+        * values["candidate_value"]
+    )
+    cost = values["duration"]
+    if not (math.isfinite(cost) and math.isfinite(worth) and cost > 0 and worth > 0):
+        return False
+    return abs(math.log(cost / worth) - math.log(offset)) <= CONSISTENCY
+
+
 def decision_factors(d: Decision) -> tuple[dict[str, float], bool]:
-    """The factor values and whether the engine reported them itself."""
+    """The factor values and whether they are the ones the engine reported.
+
+    The engine's own factors are preferred, but only when they reproduce its
+    offset: an engine (or a wrapper injecting a bug) may change a field and the
+    offset without updating ``factors``; then the factors recomputed from the
+    decision's fields are used. When neither reproduces the offset, the
+    recomputed ones are used and the residual carries the rest.
+    """
     reported = _reported(d.factors) if d.factors else None
-    if reported is not None:
+    if reported is not None and _explains(reported, d.offset):
         return reported, True
-    return recomputed_factors(d), False
+    recomputed = recomputed_factors(d)
+    if (
+        reported is not None
+        and not _explains(recomputed, d.offset)
+        and not all(math.isfinite(v) for v in recomputed.values())
+    ):
+        return reported, True
+    return recomputed, False
 
 
 @dataclass

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "harness.commands.schedule",
     "harness.commands.record",
     "harness.commands.restore",
+    "harness.commands.compare",
+    "harness.commands.gate",
 )
 
 

@@ -1,0 +1,264 @@
+"""``janitor-shadow compare``: run two engines on one source and compare their schedules.
+
+Exit codes: 0 within tolerance (real divergences within the budget), 1
+beyond the budget, 2 bad input or usage (via :func:`harness.cli.main`).
+The helpers here (options, noise, outputs, the verdict text) are shared with
+``janitor-shadow gate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from engines.base import Engine, get_engine
+from engines.model import Dataset, Schedule
+from harness.compare import compare_schedules
+from harness.comparison_model import Comparison
+from harness.errors import ShadowError
+from harness.noise import NoiseProfile, measure_noise, noise_runs
+from harness.sources import open_source
+from harness.tolerances import Settings, load_settings
+from harness.waivers import Waiver, describe, load_waivers
+
+EXIT_OK, EXIT_DIVERGED = 0, 1
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Progress:
+    """Step-by-step progress on stderr, only when stderr is a terminal (never in CI logs)."""
+
+    def __init__(self, total: int, *, enabled: bool | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        self.done += 1
+        started = time.perf_counter()
+        if self.enabled:
+            click.echo(f"[{self.done}/{self.total}] {label}…", err=True, nl=False)
+        try:
+            yield
+        finally:
+            if self.enabled:
+                click.echo(f" {time.perf_counter() - started:.1f}s", err=True)
+
+
+def output_options(func: F) -> F:
+    """The options compare and gate share, in the order --help shows them."""
+    options = [
+        click.option(
+            "--tolerances",
+            "tolerances_path",
+            type=click.Path(dir_okay=False),
+            help="Tolerances YAML (overrides harness/tolerances.default.yaml).",
+        ),
+        click.option(
+            "--waivers",
+            "waivers_path",
+            type=click.Path(dir_okay=False),
+            help="Waivers YAML: intended divergences (field, campaign/codebase globs, reason, expires).",
+        ),
+        click.option(
+            "--noise/--no-noise",
+            default=True,
+            show_default=True,
+            help="Measure the reference engine against itself (rerun + shuffled rows) "
+            "and classify differences within that noise as noise (Diffy's rule).",
+        ),
+        click.option(
+            "--seed", default=1, show_default=True, help="Seed for the shuffled-rows noise run."
+        ),
+        click.option(
+            "--budget",
+            default=0,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help="Real divergences allowed before exit code 1.",
+        ),
+        click.option("--campaign", help="Only this campaign (live databases)."),
+        click.option(
+            "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
+        ),
+        click.option(
+            "--report",
+            "report_path",
+            type=click.Path(dir_okay=False),
+            help="Write the HTML report.",
+        ),
+        click.option(
+            "--json",
+            "json_path",
+            type=click.Path(dir_okay=False),
+            help="Write the JSON summary (reports/summary.schema.json; '-': stdout).",
+        ),
+        click.option(
+            "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_config(
+    tolerances_path: str | None, waivers_path: str | None
+) -> tuple[Settings, tuple[Waiver, ...]]:
+    settings = load_settings(tolerances_path)
+    waivers = load_waivers(waivers_path) if waivers_path else ()
+    return settings, waivers
+
+
+def resolve_engine(spec: str) -> Engine:
+    return get_engine(spec)
+
+
+def run_engine(engine: Engine, dataset: Dataset) -> Schedule:
+    """Run an engine; an engine that crashes is bad input for the comparison, not a traceback."""
+    try:
+        return engine.schedule(dataset)
+    except ShadowError:
+        raise
+    except Exception as exc:
+        raise EngineFailed(f"engine {engine.name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+class EngineFailed(ShadowError):
+    """An engine raised instead of returning a schedule."""
+
+
+def measure(
+    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
+) -> NoiseProfile:
+    runs = noise_runs(engine, dataset, seed=seed)
+    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
+
+
+def write_outputs(
+    comparison: Comparison,
+    report_path: str | None,
+    json_path: str | None,
+    junit_path: str | None,
+) -> None:
+    if json_path:
+        from reports.json_summary import write_json_summary
+
+        write_json_summary(comparison, json_path)
+    if junit_path:
+        from reports.junit import write_junit
+
+        write_junit(comparison, junit_path)
+    if report_path:
+        try:
+            html = importlib.import_module("reports.html")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("reports.html", "reports"):
+                raise
+            click.echo("note: the HTML report is not available in this build (no reports.html)")
+            return
+        html.render_html(comparison, report_path)
+
+
+def verdict_text(c: Comparison) -> str:
+    """The short verdict printed on stdout."""
+    counts = c.counts
+    lines = [
+        f"{c.verdict.upper()}: {c.verdict_reason}",
+        f"A {c.a.engine} ({c.a.source}) vs B {c.b.engine} ({c.b.source}): "
+        f"{counts.a} vs {counts.b} candidates, {counts.aligned} aligned, "
+        f"{counts.identical} identical, {counts.missing} missing, {counts.extra} extra, "
+        f"{counts.error_mismatches} error mismatch(es)",
+    ]
+    divergent = [s for s in c.fields if s.divergent]
+    if divergent:
+        lines.append(
+            "fields: "
+            + "; ".join(
+                f"{s.field} {s.real} real/{s.noise} noise/{s.waived} waived" for s in divergent
+            )
+        )
+    if c.ranking is not None:
+        r = c.ranking
+        tau = "n/a" if r.kendall_tau_b is None else f"{r.kendall_tau_b:.4f}"
+        tops = ", ".join(f"top-{t.k} {t.overlap:.3f}" for t in r.top_k)
+        lines.append(f"ordering: Kendall tau-b {tau}, RBO(p={r.rbo_p:g}) {r.rbo:.4f}, {tops}")
+    if c.causes:
+        lines.append(
+            "causes: "
+            + ", ".join(f"{f} {n}" for f, n in sorted(c.causes.items(), key=lambda x: -x[1]))
+        )
+    for d in c.candidates[:5]:
+        if d.status != "real":
+            break
+        why = ""
+        if d.attribution is not None and d.attribution.dominant:
+            why = f" (dominant: {d.attribution.dominant})"
+        what = ", ".join(f.field for f in d.fields) or d.kind
+        lines.append(f"  {d.label}: {what}{why}")
+    lines.extend(describe(c.waivers))
+    return "\n".join(lines)
+
+
+@click.command("compare")
+@click.argument("source")
+@click.option("--a", "engine_a", required=True, help="Reference engine (e.g. legacy).")
+@click.option("--b", "engine_b", required=True, help="Engine under test (e.g. new).")
+@output_options
+def command(
+    source: str,
+    engine_a: str,
+    engine_b: str,
+    tolerances_path: str | None,
+    waivers_path: str | None,
+    noise: bool,
+    seed: int,
+    budget: int,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    report_path: str | None,
+    json_path: str | None,
+    junit_path: str | None,
+) -> int:
+    """Run engines A and B on SOURCE and compare B's schedule against A's.
+
+    SOURCE is a snapshot directory, a YAML scenario, a bundled scenario name
+    or a postgresql:// DSN (read only). Engines: legacy[:memory|:sql],
+    new[:parity|:default], or package.module:factory[:option].
+
+    Exit status: 0 when the real divergences are within --budget, 1 when
+    they exceed it, 2 on bad input or usage.
+    """
+    settings, waivers = load_config(tolerances_path, waivers_path)
+    a, b = resolve_engine(engine_a), resolve_engine(engine_b)
+    progress = Progress(5 if noise else 4)
+    with progress.step(f"reading {source}"):
+        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    with progress.step(f"running A ({engine_a})"):
+        schedule_a = run_engine(a, dataset)
+    with progress.step(f"running B ({engine_b})"):
+        schedule_b = run_engine(b, dataset)
+    profile = None
+    if noise:
+        with progress.step(f"noise baseline ({engine_a} against itself)"):
+            profile = measure(a, dataset, schedule_a, seed, settings)
+    with progress.step("comparing"):
+        comparison = compare_schedules(
+            schedule_a,
+            schedule_b,
+            settings=settings,
+            noise=profile,
+            waivers=waivers,
+            budget=budget,
+        )
+    write_outputs(comparison, report_path, json_path, junit_path)
+    if json_path != "-":
+        click.echo(verdict_text(comparison))
+    return EXIT_OK if comparison.passed else EXIT_DIVERGED

@@ -1,0 +1,144 @@
+"""``janitor-shadow gate``: compare a fresh schedule with a stored baseline, for CI.
+
+``gate SOURCE --engine E --baseline F.json`` (also spelled ``gate check …``)
+runs the engine and compares its schedule (B) against the baseline schedule
+JSON (A, written by ``schedule --json`` or ``gate accept``). ``gate accept
+SOURCE --engine E --baseline F.json`` stores the engine's current schedule as
+the new baseline: accepting is always explicit, a failing gate never
+rewrites it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.commands.compare import (
+    EXIT_DIVERGED,
+    EXIT_OK,
+    Progress,
+    load_config,
+    measure,
+    output_options,
+    resolve_engine,
+    run_engine,
+    verdict_text,
+    write_outputs,
+)
+from harness.compare import compare_schedules
+from harness.schedule_json import read_schedule, write_schedule
+from harness.sources import open_source
+
+
+class _DefaultToCheck(click.Group):
+    """``gate SOURCE …`` means ``gate check SOURCE …``; ``gate accept …`` accepts."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("gate", cls=_DefaultToCheck)
+def command() -> None:
+    """CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2).
+
+    \b
+    janitor-shadow gate SOURCE --engine E --baseline F.json [options]
+        compare (same as `gate check`); exit 0 within the budget,
+        1 beyond it, 2 on bad input or usage
+    janitor-shadow gate accept SOURCE --engine E --baseline F.json
+        store the engine's current schedule as the new baseline
+    """
+
+
+@command.command("check")
+@click.argument("source")
+@click.option("--engine", "engine_spec", required=True, help="Engine to run (B).")
+@click.option(
+    "--baseline",
+    "baseline_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Baseline schedule JSON (A).",
+)
+@output_options
+def check(
+    source: str,
+    engine_spec: str,
+    baseline_path: str,
+    tolerances_path: str | None,
+    waivers_path: str | None,
+    noise: bool,
+    seed: int,
+    budget: int,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    report_path: str | None,
+    json_path: str | None,
+    junit_path: str | None,
+) -> int:
+    """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
+    settings, waivers = load_config(tolerances_path, waivers_path)
+    baseline = read_schedule(baseline_path)
+    engine = resolve_engine(engine_spec)
+    progress = Progress(4 if noise else 3)
+    with progress.step(f"reading {source}"):
+        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    with progress.step(f"running {engine_spec}"):
+        fresh = run_engine(engine, dataset)
+    profile = None
+    if noise:
+        with progress.step(f"noise baseline ({engine_spec} against itself)"):
+            profile = measure(engine, dataset, fresh, seed, settings)
+    comparison = compare_schedules(
+        baseline,
+        fresh,
+        settings=settings,
+        noise=profile,
+        waivers=waivers,
+        budget=budget,
+        source_a=str(baseline_path),
+        source_b="engine",
+    )
+    write_outputs(comparison, report_path, json_path, junit_path)
+    if json_path != "-":
+        click.echo(verdict_text(comparison))
+    return EXIT_OK if comparison.passed else EXIT_DIVERGED
+
+
+@command.command("accept")
+@click.argument("source")
+@click.option("--engine", "engine_spec", required=True, help="Engine to run.")
+@click.option(
+    "--baseline",
+    "baseline_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to store the baseline schedule JSON (replaced if it exists).",
+)
+@click.option("--campaign", help="Only this campaign (live databases).")
+@click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
+def accept(
+    source: str,
+    engine_spec: str,
+    baseline_path: str,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+) -> int:
+    """Store ENGINE's current schedule on SOURCE as the new baseline."""
+    engine = resolve_engine(engine_spec)
+    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    schedule = run_engine(engine, dataset)
+    previous = None
+    if Path(baseline_path).exists():
+        previous = compare_schedules(read_schedule(baseline_path), schedule, source_a=baseline_path)
+    write_schedule(schedule, baseline_path)
+    click.echo(
+        f"baseline {baseline_path}: {schedule.engine}, {len(schedule.decisions)} decisions, "
+        f"{len(schedule.queue)} queue rows"
+    )
+    if previous is not None:
+        click.echo(f"against the previous baseline: {previous.real} real divergence(s)")
+    return EXIT_OK
