@@ -85,3 +85,39 @@ def test_without_all_debian_versions_the_engine_still_decides(
     # the snapshot path says the same
     from_snapshot = create_engine("parity").schedule(dataset)
     assert [d.offset for d in from_snapshot.decisions] == [d.offset for d in schedule.decisions]
+
+
+def test_single_candidate_decisions_equal_the_bulk_run(janitor_db: str) -> None:
+    from engines.new.single import SingleCandidateScheduler
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    restore_dataset(dataset, janitor_db)
+    engine = create_engine("parity")
+    bulk = engine.schedule(dataset)
+    with SingleCandidateScheduler(engine, janitor_db) as single:
+        for d in bulk.decisions[:120]:
+            one = single.decide(
+                d.codebase, d.campaign, change_set=d.change_set, as_of=dataset.as_of
+            )
+            got = one.decision
+            assert got.key == d.key
+            assert got.success_probability == d.success_probability, got.reasons
+            assert got.estimated_duration_us == d.estimated_duration_us, got.reasons
+            assert got.total_previous_runs == d.total_previous_runs
+            assert got.offset == d.offset
+            assert ("legacy_failure" in got.factors) == ("legacy_failure" in d.factors)
+            if got.bucket is not None:
+                assert one.queue_item is not None
+                # on the restored (empty) queue the first add sits at trunc(offset)
+                assert one.queue_item.priority == int(got.offset or 0)
+
+
+def test_single_candidate_unknown_pair_is_one_clear_error(janitor_db: str) -> None:
+    from engines.new.single import SingleCandidateScheduler
+    from harness.errors import SourceError
+
+    with (
+        SingleCandidateScheduler(create_engine("parity"), janitor_db) as single,
+        pytest.raises(SourceError, match="no candidate nosuch/lintian-fixes"),
+    ):
+        single.decide("nosuch", "lintian-fixes")

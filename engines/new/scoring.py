@@ -230,8 +230,13 @@ class SchedulingEngine:
             candidates = sorted(candidates, key=lambda c: resolver.campaign_rank(c.suite))
         out: list[Decision] = []
         for candidate in candidates:
-            decision = self.decide(candidate, inputs, resolver, success, duration)
-            out.append(self._queue(decision, queue))
+            try:
+                decision = self.decide(candidate, inputs, resolver, success, duration)
+            except Exception as exc:  # one candidate's bug must not stop the run
+                log.exception("new engine failed on %s", candidate.key.label())
+                out.append(_failed(candidate, exc))
+                continue
+            out.append(self.queue_decision(decision, queue))
         return out
 
     def decide(
@@ -409,7 +414,7 @@ class SchedulingEngine:
             parts.append(f"{mode}={bonus:g}")
         return total, f"{total:g} ({', '.join(parts) or 'no entries'})", legacy
 
-    def _queue(self, decision: SchedulingDecision, queue: QueueSimulator) -> Decision:
+    def queue_decision(self, decision: SchedulingDecision, queue: QueueSimulator) -> Decision:
         """Add the decision to the simulated queue table and turn it into a model Decision."""
         c = decision.candidate
         score = decision.score
@@ -468,6 +473,23 @@ class SchedulingEngine:
             factors=factors,
             reasons=tuple(reasons),
         )
+
+
+def _failed(candidate: Candidate, exc: Exception) -> Decision:
+    """The new engine's own failure on one candidate (the orchestrator may fall back)."""
+    kind = type(exc)
+    return Decision(
+        codebase=candidate.codebase,
+        campaign=candidate.suite,
+        change_set=candidate.change_set,
+        context=candidate.context,
+        command=candidate.command,
+        candidate_value=candidate.value,
+        error=ErrorInfo(
+            type=f"{kind.__module__}.{kind.__qualname__}", message=str(exc), phase="new-engine"
+        ),
+        reasons=(f"the new engine failed: {kind.__name__}: {exc}",),
+    )
 
 
 def _succeeded(agg: Aggregates, codebase: str, campaign: str) -> bool:
