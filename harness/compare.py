@@ -175,7 +175,7 @@ def _histogram(values: FloatArray, quantity: str, bins: int = 40) -> Histogram:
     if values.size == 0:
         return Histogram(quantity, (0.0, 1.0), (0,))
     lo, hi = float(values.min()), float(values.max())
-    if lo == hi:
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
         half = max(abs(lo) * 1e-3, 1e-12)
         return Histogram(quantity, (lo - half, hi + half), (int(values.size),))
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))

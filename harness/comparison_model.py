@@ -374,7 +374,8 @@ class RankMetrics:
     ``common``/``only_a``/``only_b``: queue rows by key. ``displacement_*`` over
     the common items (1-based ranks among the common items). ``movers``: the
     largest ``|displacement|``, at most ``top_n``. ``moved``: items whose rank
-    changed and not only within a tie group.
+    changed and not only within a tie group. ``displacement_histogram``: over
+    the common items, a move within a tie group counting as 0.
     """
 
     common: int

@@ -160,7 +160,8 @@ def rbo_extrapolated(overlaps: FloatArray, s: int, l: int, p: float) -> float:  
         pl = p**l
     xl = float(overlaps[l])
     value = (1.0 - p) / p * total + ((xl - xs) / l + xs / s) * pl
-    return float(min(1.0, max(0.0, value)))
+    # rounding keeps identical rankings at exactly 1.0 despite float summation
+    return float(min(1.0, max(0.0, round(value, 12))))
 
 
 def rbo(
