@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from engines.base import get_engine
 from engines.model import PolicyEntry, datetime_to_us
 from harness.errors import SourceError
 from harness.live import connect_read_only, read_dataset, redact_dsn
@@ -151,6 +152,13 @@ def test_other_production_columns_do_not_bother_the_reader(janitor_db: str) -> N
         PolicyEntry("up", None, None),
     )
     assert len(dataset.runs) == 3
+    # The sql backend's own queries cope too, and agree with memory.
+    sql_run = get_engine("legacy:sql").schedule(dataset)
+    memory_run = get_engine("legacy:memory").schedule(dataset)
+    assert [(d.key, d.offset, d.error) for d in sql_run.decisions] == [
+        (d.key, d.offset, d.error) for d in memory_run.decisions
+    ]
+    assert len(sql_run.decisions) == 3
 
 
 def test_password_never_reaches_provenance() -> None:
