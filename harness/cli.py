@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "harness.commands.restore",
     "harness.commands.compare",
     "harness.commands.gate",
+    "harness.commands.run",
 )
 
 
