@@ -454,3 +454,30 @@ def test_interval_average_matches_postgresql(janitor_db: str) -> None:
             assert ours == expected
 
         check()
+
+
+debian_versions = st.builds(
+    lambda epoch, upstream, revision: f"{epoch}{upstream}{revision}",
+    st.sampled_from(["", "", "1:", "2:"]),
+    st.from_regex(r"\A[0-9][0-9a-z.+~]{0,6}\Z", fullmatch=True),
+    st.sampled_from(["", "-1", "-1~bpo1", "-0.1", "-2+b1", "-1.1"]),
+)
+
+
+def test_debversion_ordering_matches_the_extension(janitor_db: str) -> None:
+    """The memory backend's dpkg ordering against the debversion type it stands in for."""
+    from engines.legacy.memory import debversion_cmp
+
+    with psycopg.connect(janitor_db) as conn:
+
+        @settings(max_examples=300, deadline=None)
+        @given(debian_versions, debian_versions)
+        def check(left: str, right: str) -> None:
+            row = conn.execute(
+                "SELECT sign(debversion_cmp(%s::debversion, %s::debversion))::int", (left, right)
+            ).fetchone()
+            assert row is not None
+            ours = debversion_cmp(left, right)
+            assert (ours > 0) - (ours < 0) == row[0], (left, right)
+
+        check()
