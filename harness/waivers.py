@@ -80,7 +80,9 @@ def parse_waivers(doc: Any, file: str) -> tuple[Waiver, ...]:
         raise ConfigError(f"{file}: unknown key {unknown[0]!r} (known: version, waivers)")
     if doc.get("version", VERSION) != VERSION:
         raise ConfigError(f"{file}: key 'version': {doc.get('version')!r} is not supported")
-    entries = doc.get("waivers") or []
+    entries = doc.get("waivers")
+    if entries is None:
+        entries = []
     if not isinstance(entries, list):
         raise ConfigError(f"{file}: key 'waivers': expected a list")
     out = []
