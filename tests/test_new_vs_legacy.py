@@ -10,6 +10,7 @@ empty policy, codebases without value.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -53,7 +54,7 @@ POLICIES = (
 
 
 @st.composite
-def relations(draw: st.DrawFn) -> list[list[dict[str, object]]]:
+def relations(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
     out = []
     for _ in range(draw(st.integers(1, 2))):
         alternatives = []

@@ -380,6 +380,9 @@ def config_from_mapping(data: Any, file: str = "<mapping>") -> EngineConfig:
             )
         dependencies[str(name)] = tuple(value)
 
+    from engines.new.dependencies import topological_order
+
+    topological_order(dependencies, file)  # a cycle is a configuration error, found on load
     return EngineConfig(
         scheduling=scheduling,
         publish_mode_values=publish or dict(DEFAULT_PUBLISH_MODE_VALUES),
