@@ -9,14 +9,15 @@ upsert does (:attr:`engines.model.Schedule.decision_by_key`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from engines.model import BUCKET_RANK, CandidateKey, Decision, QueueItem, Schedule
+from engines.model import BUCKET_RANK, Decision, QueueItem, Schedule
 from harness.comparison_model import NUMERIC_FIELDS
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,6 +46,18 @@ STRUCTURE_FIELDS: tuple[str, ...] = (
 
 assert DECISION_FIELDS + QUEUE_FIELDS == NUMERIC_FIELDS
 
+#: A candidate key as a plain tuple: equal to (and hashed like) the model's
+#: CandidateKey NamedTuple, but ten times cheaper to build 100,000 of.
+Key = tuple[str, str, str | None]
+
+
+def decision_key(d: Decision) -> Key:
+    return (d.codebase, d.campaign, d.change_set)
+
+
+def queue_key(q: QueueItem) -> Key:
+    return (q.codebase, q.suite, q.change_set)
+
 
 def _as_float(value: Any) -> float:
     if value is None:
@@ -71,15 +84,15 @@ class Side:
     """One schedule as columns, one row per distinct key (last decision wins)."""
 
     schedule: Schedule
-    keys: list[CandidateKey]
-    index: dict[CandidateKey, int]
+    keys: list[Key]
+    index: dict[Key, int]
     decisions: list[Decision]
     columns: dict[str, Column]
     ok: BoolArray
     error_types: list[str | None]
     campaigns: list[str]
     codebases: list[str]
-    queue_pos: dict[CandidateKey, int]
+    queue_pos: dict[Key, int]
     duplicates: int
 
     @property
@@ -87,33 +100,38 @@ class Side:
         return len(self.keys)
 
 
-def _column(decisions: Sequence[Decision], getter: Callable[[Decision], Any]) -> Column:
-    raw = [getter(d) for d in decisions]
-    null = np.fromiter((v is None for v in raw), dtype=bool, count=len(raw))
+def _columns(decisions: Sequence[Decision], names: Sequence[str]) -> dict[str, Column]:
+    """All numeric decision fields in one pass (None → NaN, remembered in the mask)."""
+    raw = np.array(list(map(attrgetter(*names), decisions)), dtype=object).reshape(
+        len(decisions), len(names)
+    )
+    null = np.asarray(raw == None, dtype=bool)  # noqa: E711 (element-wise on objects)
     try:
-        values = np.array(raw, dtype=np.float64)
+        values = raw.astype(np.float64)
     except (TypeError, ValueError):
-        values = np.fromiter((_as_float(v) for v in raw), dtype=np.float64, count=len(raw))
-    return Column(values, null)
+        values = np.vectorize(_as_float, otypes=[np.float64])(raw).reshape(raw.shape)
+    return {
+        name: Column(np.ascontiguousarray(values[:, j]), np.ascontiguousarray(null[:, j]))
+        for j, name in enumerate(names)
+    }
 
 
 def side_from_schedule(schedule: Schedule) -> Side:
     """Columns of ``schedule``; a key decided twice keeps its last decision."""
-    by_key: dict[CandidateKey, Decision] = {}
+    by_key: dict[Key, Decision] = {}
     for d in schedule.decisions:
-        by_key[d.key] = d
+        by_key[(d.codebase, d.campaign, d.change_set)] = d
     keys = list(by_key)
     decisions = list(by_key.values())
     index = {k: i for i, k in enumerate(keys)}
-    columns: dict[str, Column] = {}
-    for name in DECISION_FIELDS:
-        columns[name] = _column(decisions, lambda d, n=name: getattr(d, n))  # type: ignore[misc]
-    queue_pos: dict[CandidateKey, int] = {}
-    queue_rows: dict[CandidateKey, QueueItem] = {}
+    columns = _columns(decisions, DECISION_FIELDS)
+    queue_pos: dict[Key, int] = {}
+    queue_rows: dict[Key, QueueItem] = {}
     for position, item in enumerate(schedule.queue, start=1):
-        if item.key not in queue_pos:
-            queue_pos[item.key] = position
-            queue_rows[item.key] = item
+        key = (item.codebase, item.suite, item.change_set)
+        if key not in queue_pos:
+            queue_pos[key] = position
+            queue_rows[key] = item
     priority = np.full(len(keys), np.nan)
     bucket = np.full(len(keys), np.nan)
     positions = np.full(len(keys), np.nan)
@@ -137,8 +155,8 @@ def side_from_schedule(schedule: Schedule) -> Side:
         columns=columns,
         ok=ok,
         error_types=errors,
-        campaigns=[k.campaign for k in keys],
-        codebases=[k.codebase for k in keys],
+        campaigns=[k[1] for k in keys],
+        codebases=[k[0] for k in keys],
         queue_pos=queue_pos,
         duplicates=len(schedule.decisions) - len(keys),
     )
@@ -178,15 +196,15 @@ def align(a: Side, b: Side) -> Alignment:
     return Alignment(a, b, as_array(ia), as_array(ib), as_array(missing), as_array(extra))
 
 
-def _group_positions(queue: Sequence[QueueItem], common: set[CandidateKey]) -> dict[CandidateKey, int]:
+def _group_positions(queue: Sequence[QueueItem], common: set[Key]) -> dict[Key, int]:
     """Per key of ``common``: the 1-based rank, among the ``common`` items, of the
     first member of its tie group (same bucket and priority)."""
-    out: dict[CandidateKey, int] = {}
+    out: dict[Key, int] = {}
     rank = 0
     start = 0
     previous: tuple[str, int] | None = None
     for item in queue:
-        key = item.key
+        key = (item.codebase, item.suite, item.change_set)
         if key not in common or key in out:
             continue
         rank += 1
@@ -222,8 +240,13 @@ def same_value(x: Any, y: Any) -> bool:
     return isinstance(x, float) and isinstance(y, float) and x != x and y != y
 
 
+_structure = attrgetter(*STRUCTURE_FIELDS)
+
+
 def structure_mismatch(da: Decision, db: Decision) -> tuple[str, ...]:
     """Names of the structure fields that differ (cheap; deepdiff explains them)."""
+    if _structure(da) == _structure(db):
+        return ()
     return tuple(
         name for name in STRUCTURE_FIELDS if not same_value(getattr(da, name), getattr(db, name))
     )

@@ -45,6 +45,7 @@ from harness.alignment import (
     Alignment,
     Side,
     align,
+    decision_key,
     side_from_schedule,
     structure_mismatch,
 )
@@ -254,8 +255,8 @@ def _compare(
     ia, ib = al.ia, al.ib
     n = int(ia.size)
     keys = [sa.keys[i] for i in ia.tolist()]
-    campaigns = [k.campaign for k in keys]
-    codebases = [k.codebase for k in keys]
+    campaigns = [k[1] for k in keys]
+    codebases = [k[0] for k in keys]
     nidx = profile.lookup(keys) if profile is not None else None
     ok_a, ok_b = sa.ok[ia], sb.ok[ib]
     both_ok = ok_a & ok_b
@@ -386,16 +387,16 @@ def _compare(
         miss_noisy,
         waivers,
         "presence",
-        [k.campaign for k in miss_keys],
-        [k.codebase for k in miss_keys],
+        [k[1] for k in miss_keys],
+        [k[0] for k in miss_keys],
     )
     extra_status, extra_waiver = _flag_status(
         np.ones(len(extra_keys), dtype=bool),
         extra_noisy,
         waivers,
         "presence",
-        [k.campaign for k in extra_keys],
-        [k.codebase for k in extra_keys],
+        [k[1] for k in extra_keys],
+        [k[0] for k in extra_keys],
     )
 
     # ---- attribution (vectorised over divergent pairs both engines decided)
@@ -404,7 +405,13 @@ def _compare(
     with np.errstate(divide="ignore", invalid="ignore"):
         valid_offsets = both_ok & np.isfinite(oa) & np.isfinite(ob) & (oa > 0) & (ob > 0)
         log_ratio_all = np.where(valid_offsets, np.log(ob) - np.log(oa), np.nan)
-    div_pos = np.flatnonzero((pair_status > 0) & both_ok)
+    # only where a decision field or the offset moved: collateral queue moves need no factors
+    decision_moved = np.zeros(n, dtype=bool)
+    for name in DECISION_FIELDS:
+        decision_moved |= results[name].status > 0
+    with np.errstate(invalid="ignore"):
+        decision_moved |= np.isfinite(log_ratio_all) & (log_ratio_all != 0)
+    div_pos = np.flatnonzero((pair_status > 0) & both_ok & decision_moved)
     table = attr.factor_table(
         [decisions_a[ia[p]] for p in div_pos.tolist()],
         [decisions_b[ib[p]] for p in div_pos.tolist()],
@@ -490,8 +497,8 @@ def _compare(
                     severity=math.inf,
                     offset_a=d.offset if group == 1 else None,
                     offset_b=d.offset if group == 2 else None,
-                    rank_a=side.queue_pos.get(d.key) if group == 1 else None,
-                    rank_b=side.queue_pos.get(d.key) if group == 2 else None,
+                    rank_a=side.queue_pos.get(decision_key(d)) if group == 1 else None,
+                    rank_b=side.queue_pos.get(decision_key(d)) if group == 2 else None,
                     reasons_a=d.reasons if group == 1 else (),
                     reasons_b=d.reasons if group == 2 else (),
                     error_a=_error_text(d) if group == 1 else None,
@@ -509,7 +516,7 @@ def _compare(
             side=label,
             status=STATUS_NAMES[st],
             offset=d.offset,
-            rank=side.queue_pos.get(d.key),
+            rank=side.queue_pos.get(decision_key(d)),
             error=_error_text(d),
         )
 
@@ -568,7 +575,7 @@ def _compare(
 
     # ---- per campaign
     all_status = np.concatenate([pair_status, miss_status, extra_status]).astype(np.int64)
-    all_campaigns = campaigns + [k.campaign for k in miss_keys] + [k.campaign for k in extra_keys]
+    all_campaigns = campaigns + [k[1] for k in miss_keys] + [k[1] for k in extra_keys]
     names_c, codes = (
         np.unique(np.asarray(all_campaigns, dtype=object).astype(str), return_inverse=True)
         if all_campaigns
@@ -779,8 +786,8 @@ def _pair_diff(
         attribution=attribution,
         offset_a=da.offset,
         offset_b=db.offset,
-        rank_a=al.a.queue_pos.get(da.key),
-        rank_b=al.b.queue_pos.get(db.key),
+        rank_a=al.a.queue_pos.get(decision_key(da)),
+        rank_b=al.b.queue_pos.get(decision_key(db)),
         bucket_a=bucket_name(qa),
         bucket_b=bucket_name(qb),
         reasons_a=tuple(da.reasons),

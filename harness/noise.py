@@ -26,10 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.base import Engine
-from engines.model import CandidateKey, Dataset, Schedule
+from engines.model import Dataset, Schedule
 from harness.alignment import (
     DECISION_FIELDS,
     QUEUE_FIELDS,
+    Key,
     Side,
     align,
     side_from_schedule,
@@ -94,16 +95,16 @@ class NoiseProfile:
 
     engine: str
     runs: tuple[str, ...]
-    index: dict[CandidateKey, int]
+    index: dict[Key, int]
     fields: dict[str, FloatArray]
     relative: dict[str, FloatArray]
     presence: BoolArray
     error: BoolArray
     structure: BoolArray
-    extra_keys: frozenset[CandidateKey]
+    extra_keys: frozenset[Key]
     rank: RankMetrics | None
 
-    def lookup(self, keys: Sequence[CandidateKey]) -> npt.NDArray[np.int64]:
+    def lookup(self, keys: Sequence[Key]) -> npt.NDArray[np.int64]:
         """Index into the profile per key (-1 where the reference lacks it)."""
         get = self.index.get
         return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
@@ -140,7 +141,7 @@ def measure_noise(
     presence = np.zeros(n, dtype=bool)
     error = np.zeros(n, dtype=bool)
     structure = np.zeros(n, dtype=bool)
-    extra: set[CandidateKey] = set()
+    extra: set[Key] = set()
     worst_rank: RankMetrics | None = None
     for _label, schedule in runs:
         other = side_from_schedule(schedule)

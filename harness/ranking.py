@@ -41,9 +41,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from engines.model import BUCKET_RANK, CandidateKey, QueueItem
+from engines.model import BUCKET_RANK, QueueItem
 from harness.comparison_model import Histogram, RankMetrics, RankMove, TopKOverlap
 
+Key = tuple[str, str, str | None]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -82,11 +83,10 @@ def tie_groups(scores: Sequence[object] | npt.NDArray[np.generic]) -> TieGroups:
 
 def queue_scores(queue: Sequence[QueueItem]) -> npt.NDArray[np.int64]:
     """(bucket rank, priority) per queue row, in queue order."""
-    out = np.empty((len(queue), 2), dtype=np.int64)
-    for i, item in enumerate(queue):
-        out[i, 0] = BUCKET_RANK.get(item.bucket, len(BUCKET_RANK))
-        out[i, 1] = item.priority
-    return out
+    other = len(BUCKET_RANK)
+    rank = BUCKET_RANK.get
+    flat = [(rank(q.bucket, other), q.priority) for q in queue]
+    return np.array(flat, dtype=np.int64).reshape(len(queue), 2)
 
 
 def prefix_overlaps(
@@ -223,14 +223,14 @@ def rank_metrics(
     A key queued twice on one side (which the queue table forbids) counts once,
     at its first position.
     """
-    keys_a = [item.key for item in queue_a]
-    keys_b = [item.key for item in queue_b]
+    keys_a: list[Key] = [(q.codebase, q.suite, q.change_set) for q in queue_a]
+    keys_b: list[Key] = [(q.codebase, q.suite, q.change_set) for q in queue_b]
     groups_a = tie_groups(queue_scores(queue_a))
     groups_b = tie_groups(queue_scores(queue_b))
-    pos_b: dict[CandidateKey, int] = {}
+    pos_b: dict[Key, int] = {}
     for j, key in enumerate(keys_b):
         pos_b.setdefault(key, j)
-    seen: set[CandidateKey] = set()
+    seen: set[Key] = set()
     common_a: list[int] = []
     common_b: list[int] = []
     for i, key in enumerate(keys_a):
@@ -286,9 +286,9 @@ def rank_metrics(
     order = moved_idx[np.argsort(-np.abs(displacement[moved_idx]), kind="stable")][:movers]
     mover_list = tuple(
         RankMove(
-            codebase=keys_a[ia[i]].codebase,
-            campaign=keys_a[ia[i]].campaign,
-            change_set=keys_a[ia[i]].change_set,
+            codebase=keys_a[ia[i]][0],
+            campaign=keys_a[ia[i]][1],
+            change_set=keys_a[ia[i]][2],
             rank_a=int(ia[i]) + 1,
             rank_b=int(ib[i]) + 1,
             displacement=int(displacement[i]),
