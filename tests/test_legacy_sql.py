@@ -177,7 +177,8 @@ RESULT_CODES = [
     "build-failed",
     "nothing-to-do",
 ]
-VERSIONS = ["1.0~rc1", "1.0", "1.0-1", "1:0.9", "2.0+b1", "0.9.10", "0.9.9"]
+# The last few are not valid Debian versions: debversion orders them anyway.
+VERSIONS = ["1.0~rc1", "1.0", "1.0-1", "1:0.9", "2.0+b1", "0.9.10", "0.9.9", "1_0", "", "-1", "1:"]
 OPERATORS = ["<", "<=", "=", ">=", ">", "<>", "!="]
 MAX_DURATION_US = 3 * 86_400 * 1_000_000  # spans beyond 24 h put days in the interval
 
@@ -481,3 +482,66 @@ def test_debversion_ordering_matches_the_extension(janitor_db: str) -> None:
             assert (ours > 0) - (ours < 0) == row[0], (left, right)
 
         check()
+
+
+any_versions = st.one_of(
+    debian_versions,
+    st.text(alphabet="0123456789abzAZ.+-~:_ é", max_size=9),
+    st.sampled_from(["", "-1", "1:", ":1", "0:1", "00:1.0", "01:1.0", "1.0-", "1:-1", "a:1"]),
+)
+
+
+def test_apt_ordering_matches_the_extension_on_any_string(janitor_db: str) -> None:
+    """debversion never rejects a string: it orders it as libapt-pkg does; so must we."""
+    from engines.legacy.debversion import compare_versions
+
+    with psycopg.connect(janitor_db) as conn:
+
+        @settings(max_examples=1500, deadline=None)
+        @given(any_versions, any_versions)
+        def check(left: str, right: str) -> None:
+            row = conn.execute(
+                "SELECT sign(debversion_cmp(%s::debversion, %s::debversion))::int", (left, right)
+            ).fetchone()
+            assert row is not None
+            ours = compare_versions(left, right)
+            assert (ours > 0) - (ours < 0) == row[0], (left, right)
+
+        check()
+
+
+def test_quirk_invalid_debian_versions_are_ordered_not_rejected(janitor_db: str) -> None:
+    """The legacy's SQL compares any string as a debversion (libapt-pkg never rejects one);
+    the memory backend once raised InvalidTextRepresentationError here instead."""
+    as_of_us = datetime_to_us(AS_OF)
+    relations = {
+        "relations": [
+            [{"name": "libfoo", "version": [">=", "1_0"]}],
+            [{"name": "libbar", "version": ["<", "-1"]}, {"name": "libbar", "version": ["=", ""]}],
+        ]
+    }
+    dataset = Dataset(
+        as_of=AS_OF,
+        codebases=(Codebase("alpha", value=5),),
+        candidates=(Candidate(1, "alpha", "lintian-fixes", "x", value=3, publish_policy="p"),),
+        policies=(NamedPublishPolicy("p", (PolicyEntry("main", "propose"),)),),
+        runs=(
+            Run(
+                "r1",
+                "alpha",
+                "lintian-fixes",
+                "install-deps-unsatisfied-dependencies",
+                as_of_us - 100,
+                as_of_us - 50,
+                failure_details=relations,
+            ),
+        ),
+        debian_versions=(
+            DebianVersion("libfoo", "1:0.1"),
+            DebianVersion("libbar", "-7"),
+        ),
+    )
+    _, memory_schedule = _agree(_live(dataset, janitor_db))
+    (decision,) = memory_schedule.decisions
+    assert decision.error is None
+    assert decision.factors["deps_satisfied_runs"] == 1

@@ -3,23 +3,20 @@
 Everything the database would compute is reproduced here: the inner joins,
 ``ORDER BY start_time DESC`` (NULLs first), ``failure_transient IS NOT TRUE``,
 ``AVG(interval)`` rounding (:mod:`engines.legacy.pg_interval`) and the
-``debversion`` ordering (python-debian's dpkg algorithm).
+``debversion`` ordering (libapt-pkg's, which the extension uses).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
-
-from debian.debian_support import version_compare
 
 from engines.legacy.core import (
     CandidateRow,
-    LegacyError,
     RereadRow,
     missing_debian_versions_table,
 )
+from engines.legacy.debversion import compare_versions
 from engines.legacy.pg_interval import IntervalSum
 from engines.model import Dataset, Run
 
@@ -34,17 +31,11 @@ _COMPARISONS = {
 }
 
 
-@cache
 def debversion_cmp(left: str, right: str) -> int:
-    """Debian version ordering, as the ``debversion`` type compares."""
-    try:
-        return version_compare(left, right)
-    except ValueError as exc:
-        raise LegacyError(
-            "asyncpg.exceptions.InvalidTextRepresentationError",
-            f"invalid Debian version: {exc}",
-            sqlstate="22P02",
-        ) from None
+    """Debian version ordering, as the ``debversion`` type compares: libapt-pkg's
+    rules, which order every string (a dpkg parser would reject some, and order
+    others differently; see :mod:`engines.legacy.debversion`)."""
+    return compare_versions(left, right)
 
 
 class MemoryData:
