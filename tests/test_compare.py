@@ -186,3 +186,44 @@ def test_self_comparison_is_clean_and_divergence_counts_are_symmetric(
     for x, y in zip(ab.fields, ba.fields, strict=True):
         assert x.divergent == y.divergent, x.field
     assert ab.real == ba.real
+
+
+def _scalar_verdict(a: float | None, b: float | None, absolute: float, relative: float) -> str:
+    """The comparison rules, one pair at a time, written as plainly as possible."""
+    if a is None and b is None:
+        return "equal"
+    if a is None or b is None:
+        return "divergent"
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return "equal"
+    delta = abs(b - a)
+    if not math.isfinite(delta):
+        return "divergent"
+    if delta <= absolute or delta <= relative * max(abs(a), abs(b)):
+        return "tolerated"
+    return "divergent"
+
+
+values = st.one_of(
+    st.none(),
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0, 1.0, 0.01]),
+    st.floats(min_value=-1e6, max_value=1e6),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(values, values), min_size=1, max_size=30))
+def test_vectorised_rules_agree_with_the_scalar_rules(pairs: list[tuple]) -> None:
+    # only the "value" field differs; offsets and everything else stay equal
+    a = [replace(make_decision(f"c{i}"), value=x) for i, (x, _) in enumerate(pairs)]
+    b = [replace(make_decision(f"c{i}"), value=y) for i, (_, y) in enumerate(pairs)]
+    tol = load_settings().tolerance("value")
+    c = compare_schedules(make_schedule(a), make_schedule(b))
+    expected = [_scalar_verdict(x, y, tol.absolute, tol.relative) for x, y in pairs]
+    stats = c.field_stats("value")
+    assert stats is not None
+    assert stats.equal == expected.count("equal")
+    assert stats.within_tolerance == expected.count("tolerated")
+    assert stats.divergent == expected.count("divergent")
+    flagged = {d.codebase for d in c.candidates for f in d.fields if f.field == "value"}
+    assert flagged == {f"c{i}" for i, v in enumerate(expected) if v == "divergent"}
