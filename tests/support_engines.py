@@ -180,7 +180,7 @@ def make_schedule(
     (priority: ``int(offset)`` unless ``priorities`` gives one per codebase)."""
     from datetime import datetime
 
-    queue = []
+    queue: list[QueueItem] = []
     for d in decisions:
         if d.error is not None or d.offset is None or not math.isfinite(d.offset):
             continue

@@ -166,3 +166,17 @@ def test_help_documents_exit_codes_and_accept(capsys: pytest.CaptureFixture[str]
     assert "accept" in text and "exit 0" in text
     assert main(["compare", "--help"]) == 0
     assert "--budget" in capsys.readouterr().out
+
+
+def test_progress_only_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.commands.compare import Progress
+
+    quiet = Progress(2)  # stderr is captured, not a terminal
+    with quiet.step("reading"):
+        pass
+    assert capsys.readouterr().err == ""
+    loud = Progress(2, enabled=True)
+    with loud.step("reading"), loud.step("comparing"):
+        pass
+    err = capsys.readouterr().err
+    assert "[1/2] reading" in err and "[2/2] comparing" in err
