@@ -545,3 +545,55 @@ def test_quirk_invalid_debian_versions_are_ordered_not_rejected(janitor_db: str)
     (decision,) = memory_schedule.decisions
     assert decision.error is None
     assert decision.factors["deps_satisfied_runs"] == 1
+
+
+def test_a_failing_statement_is_one_candidates_error_and_the_run_goes_on(
+    janitor_db: str, pg_server: Any
+) -> None:
+    """A reader without rights on all_debian_versions: the candidate that needs the table
+    fails with PostgreSQL's error; the transaction recovers and the next one is decided."""
+    as_of_us = datetime_to_us(AS_OF)
+    relations = {"relations": [[{"name": "libfoo", "version": None}]]}
+    dataset = Dataset(
+        as_of=AS_OF,
+        codebases=(Codebase("alpha", value=5), Codebase("beta", value=7)),
+        candidates=(
+            Candidate(1, "alpha", "lintian-fixes", "x", value=3, publish_policy="p"),
+            Candidate(2, "beta", "lintian-fixes", "x", value=3, publish_policy="p"),
+        ),
+        policies=(NamedPublishPolicy("p", (PolicyEntry("main", "propose"),)),),
+        runs=(
+            Run(
+                "r1",
+                "alpha",
+                "lintian-fixes",
+                "install-deps-unsatisfied-dependencies",
+                as_of_us - 100,
+                as_of_us - 50,
+                failure_details=relations,
+            ),
+            Run("r2", "beta", "lintian-fixes", "success", as_of_us - 100, as_of_us - 50),
+        ),
+        debian_versions=(DebianVersion("libfoo", "1.0"),),
+    )
+    live = _live(dataset, janitor_db)
+    role = "shadow_reader_" + janitor_db.rsplit("_", 1)[1]
+    with psycopg.connect(janitor_db, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(
+            f"GRANT SELECT ON codebase, candidate, named_publish_policy, run, queue TO {role}"
+        )
+    try:
+        limited = replace(live, live_dsn=janitor_db.replace("postgres@", f"{role}@"))
+        schedule = get_engine("legacy:sql").schedule(limited)
+        first, second = schedule.decisions
+        assert first.error is not None
+        assert first.error.type == "asyncpg.exceptions.InsufficientPrivilegeError"
+        assert first.error.sqlstate == "42501"
+        assert "permission denied" in first.error.message
+        assert second.error is None and second.offset is not None
+        assert [q.codebase for q in schedule.queue] == ["beta"]
+    finally:
+        with psycopg.connect(janitor_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

@@ -6,9 +6,12 @@ asks PostgreSQL, so the two checking each other is what makes the port
 trustworthy. It only reads: one ``READ ONLY, REPEATABLE READ`` transaction;
 the queue insertion is simulated by :mod:`engines.queue_sim`.
 
-Each per-candidate query runs in a savepoint, so a statement that fails
-(an undefined table, an invalid version) becomes that candidate's error and
-the transaction goes on, as the spec's §8 asks. Nothing from the data is
+A statement that fails (an undefined table, a missing privilege) becomes
+that candidate's error and the transaction goes on, as the spec's §8 asks:
+a savepoint is set as the transaction starts, and a failed statement rolls
+back to it. Since nothing is ever written, that loses nothing, and the
+savepoint costs no round trips per query (one per query, SAVEPOINT and
+RELEASE around each, halved the throughput). Nothing from the data is
 pasted into SQL: the one operator the legacy pasted comes from a whitelist.
 """
 
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: The legacy's candidate query (spec §1), plus ``candidate.change_set``: the key
 #: it does not select. No ORDER BY, as in the legacy.
+#: Set when the transaction starts; a failed statement rolls back to it.
+SAVEPOINT = "janitor_shadow_reads"
+
 CANDIDATE_QUERY = """
 SELECT
   candidate.codebase AS codebase,
@@ -171,21 +177,28 @@ class SqlData:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             register_policy_type(conn)
             with conn.transaction():
+                conn.execute(f"SAVEPOINT {SAVEPOINT}")
                 yield cls(conn, dataset)
         finally:
             conn.close()
 
     def _guarded(self, query: Any, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run one per-candidate query in a savepoint; a failure is the candidate's error."""
+        """Run one per-candidate query; a failure is the candidate's error, not the run's."""
         try:
-            with self.conn.transaction():
-                return self.conn.execute(query, params).fetchall()
-        except psycopg.errors.UndefinedTable as exc:
-            if "all_debian_versions" in str(exc):
+            return self.conn.execute(query, params).fetchall()
+        except psycopg.Error as exc:
+            self._recover()
+            if isinstance(exc, psycopg.errors.UndefinedTable) and "all_debian_versions" in str(exc):
                 raise missing_debian_versions_table() from None
             raise legacy_error(exc) from None
-        except psycopg.Error as exc:
-            raise legacy_error(exc) from None
+
+    def _recover(self) -> None:
+        """Back to the savepoint, if the failure aborted the transaction."""
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            try:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+            except psycopg.Error as exc:
+                raise SourceError(f"legacy:sql: the database connection failed: {exc}") from None
 
     # ------------------------------------------------------------ LegacyData
 
