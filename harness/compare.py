@@ -62,6 +62,7 @@ from harness.comparison_model import (
     FieldStats,
     Histogram,
     KeyRef,
+    NoiseRule,
     PlotData,
     RankMetrics,
     RunInfo,
@@ -97,7 +98,7 @@ def _classify(
     delta: FloatArray,
     scale: FloatArray,
     noise: FloatArray | None,
-    settings: Settings,
+    rule: NoiseRule,
     waivers: WaiverSet,
     name: str,
     campaigns: Sequence[str],
@@ -107,7 +108,7 @@ def _classify(
     if noise is None:
         real = divergent.copy()
     else:
-        real = divergent & beyond_noise(delta, noise, scale, settings.noise)
+        real = divergent & beyond_noise(delta, noise, scale, rule)
     status[divergent & ~real] = NOISE
     waiver = (
         waivers.apply(name, campaigns, codebases, real)
@@ -137,7 +138,7 @@ def _flag_status(
         delta,
         zeros,
         noise,
-        _FLAG_SETTINGS,
+        _FLAG_RULE,
         waivers,
         name,
         campaigns,
@@ -145,7 +146,8 @@ def _flag_status(
     )
 
 
-_FLAG_SETTINGS = default_settings()
+#: yes/no divergences: noise when the self-runs showed the same flag (noise = inf)
+_FLAG_RULE = NoiseRule(relative=1.0, absolute=0.0)
 
 
 def _noise_for(profile: NoiseProfile | None, idx: IntArray | None, name: str) -> FloatArray | None:
@@ -282,7 +284,7 @@ def _compare(
         divergent = both_ok & ~equal & ~tolerated
         noise_n = _noise_for(profile, nidx, name)
         status, waiver = _classify(
-            divergent, delta, scale, noise_n, settings, waivers, name, campaigns, codebases
+            divergent, delta, scale, noise_n, settings.noise, waivers, name, campaigns, codebases
         )
         pair_status = np.maximum(pair_status, status)
         results[name] = _FieldResult(
