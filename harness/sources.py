@@ -9,6 +9,7 @@ SOURCE is one of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -41,7 +42,10 @@ def open_source(
     codebases: Sequence[str] | None = None,
     as_of: datetime | None = None,
 ) -> Dataset:
-    """Load the dataset SOURCE names (filters and ``as_of`` apply to live databases only)."""
+    """Load the dataset SOURCE names (filters apply to live databases only).
+
+    ``as_of`` replaces the source's "now" (a live database's transaction time,
+    a snapshot's recorded moment)."""
     if is_dsn(spec):
         from harness.live import read_dataset
 
@@ -55,4 +59,5 @@ def open_source(
                 "(expected a snapshot path, a .yaml scenario or a postgresql:// DSN)"
             )
         path = bundled
-    return load_snapshot(path)
+    dataset = load_snapshot(path)
+    return dataset if as_of is None else replace(dataset, as_of=as_of)

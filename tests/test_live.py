@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -193,3 +194,13 @@ def test_reader_transactions_are_read_only_repeatable_read(janitor_db: str) -> N
                 conn.execute("DELETE FROM queue")
     finally:
         conn.close()
+
+
+def test_as_of_replaces_the_sources_moment(janitor_db: str) -> None:
+    from harness.sources import open_source
+
+    moment = datetime(2025, 6, 3, 12, 0, 0, 1)
+    assert open_source(janitor_db, as_of=moment).as_of == moment
+    vectors = str(Path(__file__).resolve().parents[2] / "shared" / "vectors" / "small")
+    assert open_source(vectors).as_of == datetime(2025, 6, 1)
+    assert open_source(vectors, as_of=moment).as_of == moment

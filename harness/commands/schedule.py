@@ -70,7 +70,7 @@ def summary_line(schedule: Schedule) -> str:
 @click.option(
     "--as-of",
     "as_of",
-    help="Live databases: schedule as if now were this naive-UTC time (replaying a recording).",
+    help="Schedule as if now were this naive-UTC time (default: the source's own moment).",
 )
 def command(
     source: str,
