@@ -62,14 +62,13 @@ from harness.comparison_model import (
     FieldStats,
     Histogram,
     KeyRef,
-    NoiseRule,
     PlotData,
     RankMetrics,
     RunInfo,
     Status,
     Verdict,
 )
-from harness.noise import NoiseProfile, beyond_noise, field_deltas
+from harness.noise import NoiseProfile, field_beyond_noise, field_deltas, within_own_noise
 from harness.ranking import rank_metrics
 from harness.tolerances import Settings, default_settings
 from harness.waivers import Waiver, WaiverSet
@@ -95,20 +94,23 @@ class _FieldResult:
 
 def _classify(
     divergent: BoolArray,
-    delta: FloatArray,
-    scale: FloatArray,
     noise: FloatArray | None,
-    rule: NoiseRule,
+    field_noisy: bool,
     waivers: WaiverSet,
     name: str,
     campaigns: Sequence[str],
     codebases: Sequence[str],
+    delta: FloatArray,
 ) -> tuple[npt.NDArray[np.int8], IntArray]:
+    """Status per row: noise (the candidate's own noise covers it, or the whole
+    field is within noise by Diffy's rule), waived, or real."""
     status = np.zeros(divergent.shape, dtype=np.int8)
     if noise is None:
         real = divergent.copy()
+    elif field_noisy:
+        real = np.zeros(divergent.shape, dtype=bool)
     else:
-        real = divergent & beyond_noise(delta, noise, scale, rule)
+        real = divergent & ~within_own_noise(delta, noise)
     status[divergent & ~real] = NOISE
     waiver = (
         waivers.apply(name, campaigns, codebases, real)
@@ -130,30 +132,18 @@ def _flag_status(
     codebases: Sequence[str],
 ) -> tuple[npt.NDArray[np.int8], IntArray]:
     """Status for yes/no divergences (presence, error, structure)."""
-    zeros = np.zeros(divergent.shape, dtype=np.float64)
+    # noise when the self-runs showed the same flag for that candidate
     noise = None if noisy is None else np.where(noisy, np.inf, 0.0)
     delta = np.where(divergent, 1.0, 0.0)
-    return _classify(
-        divergent,
-        delta,
-        zeros,
-        noise,
-        _FLAG_RULE,
-        waivers,
-        name,
-        campaigns,
-        codebases,
-    )
+    return _classify(divergent, noise, False, waivers, name, campaigns, codebases, delta)
 
 
-#: yes/no divergences: noise when the self-runs showed the same flag (noise = inf)
-_FLAG_RULE = NoiseRule(relative=1.0, absolute=0.0)
-
-
-def _noise_for(profile: NoiseProfile | None, idx: IntArray | None, name: str) -> FloatArray | None:
+def _noise_for(
+    profile: NoiseProfile | None, idx: IntArray | None, name: str, *, relative: bool = False
+) -> FloatArray | None:
     if profile is None or idx is None:
         return None
-    values = profile.fields[name]
+    values = (profile.relative if relative else profile.fields)[name]
     return np.where(idx >= 0, values[np.maximum(idx, 0)], 0.0)
 
 
@@ -283,8 +273,26 @@ def _compare(
             rel = np.where(scale > 0, delta / np.where(scale > 0, scale, 1.0), 0.0)
         divergent = both_ok & ~equal & ~tolerated
         noise_n = _noise_for(profile, nidx, name)
+        field_noise = None
+        within_field_noise = False
+        if noise_n is not None and profile is not None:
+            # candidates the engine itself moved beyond tolerance in this field
+            rel_n = _noise_for(profile, nidx, name, relative=True)
+            assert rel_n is not None
+            noisy_rows = both_ok & (noise_n > tol.absolute) & (rel_n > tol.relative)
+            field_noise = int(noisy_rows.sum())
+            within_field_noise = not field_beyond_noise(
+                int(divergent.sum()), field_noise, int(both_ok.sum()), settings.noise
+            )
         status, waiver = _classify(
-            divergent, delta, scale, noise_n, settings.noise, waivers, name, campaigns, codebases
+            divergent,
+            noise_n,
+            within_field_noise,
+            waivers,
+            name,
+            campaigns,
+            codebases,
+            delta,
         )
         pair_status = np.maximum(pair_status, status)
         results[name] = _FieldResult(
@@ -325,6 +333,8 @@ def _compare(
                     if noise_values.size
                     else 0.0
                 ),
+                noise_candidates=field_noise,
+                beyond_noise=None if field_noise is None else not within_field_noise,
             )
         )
 

@@ -124,13 +124,17 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class NoiseRule:
-    """Diffy's rule: a difference ``d = |a-b|`` beyond tolerance is real only when
-    ``d > relative * n`` (``n``: the noise seen for that candidate and field when
-    the engine ran against itself) **and** ``d > absolute * max(|a|, |b|)``;
-    otherwise it is noise. Without a noise baseline ``n`` is 0."""
+    """Diffy's thresholds (see :mod:`harness.noise`). With ``raw`` candidates
+    whose field differs between A and B beyond tolerance and ``noisy``
+    candidates whose field differed between the engine's own runs, the field
+    differs beyond noise when ``raw − noisy`` exceeds ``relative × (raw +
+    noisy) / 2`` **and** ``absolute × compared``; otherwise all its divergences
+    are noise. Independently, a divergence no larger than the noise seen for
+    that very candidate and field is noise. A field without any noise is never
+    excused."""
 
-    relative: float = 2.0
-    absolute: float = 0.0
+    relative: float = 0.2
+    absolute: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,10 @@ class FieldStats:
     ``nonfinite_mismatch``: NaN/inf against something else (divergent).
     Deltas are B − A; the ``*_delta`` statistics cover finite pairs only and are
     ``None`` when there are none. ``rel`` deltas are ``|a-b| / max(|a|,|b|)``.
-    ``noise_max_abs`` is the largest noise seen for this field (``None``
-    without a noise baseline).
+    ``noise_max_abs`` is the largest noise seen for this field;
+    ``noise_candidates`` how many compared candidates the engine moved beyond
+    tolerance against itself; ``beyond_noise`` Diffy's verdict for the field
+    (all three ``None`` without a noise baseline).
     """
 
     field: str
@@ -178,6 +184,8 @@ class FieldStats:
     p95_rel_delta: float | None
     p99_rel_delta: float | None
     noise_max_abs: float | None = None
+    noise_candidates: int | None = None
+    beyond_noise: bool | None = None
 
 
 @dataclass(frozen=True)

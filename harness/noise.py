@@ -7,13 +7,22 @@ promise. So the reference engine is run again on the same dataset, and once
 more with the candidate rows shuffled; every difference between those runs and
 the reference run is *noise*, measured per candidate and per field.
 
-Diffy's rule then decides, for a difference ``d = |b − a|`` between A and B
-that is beyond tolerance, whether it is real: it must exceed the noise ``n``
-seen for that candidate and field by the **relative** threshold (``d >
-relative · n``) **and** be large against the values themselves by the
-**absolute** threshold (``d > absolute · max(|a|, |b|)``). Both are configured
-under ``noise:`` in the tolerances file. A candidate that is missing, errors,
-or changes structure in a self-run is noisy in that respect too.
+Diffy's rule then decides which differences between A and B are noise, at
+two levels (thresholds under ``noise:`` in the tolerances file):
+
+* **per candidate**: a difference no larger than what the engine did to that
+  same candidate's field against itself (``|b − a| <= noise``) is noise;
+* **per field** (Diffy proper): with ``raw`` candidates differing between A and
+  B beyond tolerance and ``noisy`` candidates differing between the engine's
+  own runs, the field differs beyond noise only when the excess ``raw − noisy``
+  exceeds the **relative** threshold against ``(raw + noisy) / 2`` **and** the
+  **absolute** threshold against the number of candidates compared. When it
+  does not, every divergence of that field is noise. A field that showed no
+  noise at all is never excused this way: one divergence in a deterministic
+  field is real.
+
+A candidate that is missing, errors, or changes structure in a self-run is
+noisy in that respect too.
 """
 
 from __future__ import annotations
@@ -61,17 +70,28 @@ def noise_runs(engine: Engine, dataset: Dataset, *, seed: int = 1) -> list[tuple
     ]
 
 
-def beyond_noise(
-    delta: FloatArray, noise: FloatArray, scale: FloatArray, rule: NoiseRule
-) -> BoolArray:
-    """Diffy's rule, element-wise: True where a difference is real, not noise."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        relative_ok = delta > rule.relative * noise
-        if rule.absolute > 0:
-            absolute_ok = delta > rule.absolute * scale
-        else:
-            absolute_ok = np.ones(delta.shape, dtype=bool)
-    return np.asarray(relative_ok & absolute_ok, dtype=bool)
+def within_own_noise(delta: FloatArray, noise: FloatArray) -> BoolArray:
+    """Per candidate: the engine moved this field at least as far against itself."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray((noise > 0) & (delta <= noise), dtype=bool)
+
+
+def field_beyond_noise(raw: int, noisy: int, compared: int, rule: NoiseRule) -> bool:
+    """Diffy's rule for one field: do the A-vs-B divergences stand out of the noise?
+
+    ``raw``: candidates where A and B differ beyond tolerance; ``noisy``:
+    candidates where the engine differed from itself beyond tolerance;
+    ``compared``: candidates compared. The excess ``raw − noisy`` must exceed
+    both the relative threshold (against the mean of the two counts) and the
+    absolute one (against all compared candidates). A field that never showed
+    noise differs beyond noise as soon as it differs at all.
+    """
+    if noisy == 0:
+        return raw > 0
+    excess = raw - noisy
+    if excess <= 0 or compared <= 0:
+        return False
+    return excess / ((raw + noisy) / 2) > rule.relative and excess / compared > rule.absolute
 
 
 def field_deltas(va: FloatArray, na: BoolArray, vb: FloatArray, nb: BoolArray) -> FloatArray:

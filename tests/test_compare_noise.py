@@ -9,32 +9,35 @@ from support_engines import make_decision, make_schedule, simple
 
 from harness.compare import compare_schedules
 from harness.comparison_model import NoiseRule
-from harness.noise import beyond_noise, measure_noise, noise_runs, shuffled_dataset
+from harness.noise import (
+    field_beyond_noise,
+    measure_noise,
+    noise_runs,
+    shuffled_dataset,
+    within_own_noise,
+)
 from harness.snapshot import load_snapshot
 from harness.tolerances import default_settings
 
 SCENARIO = "tests/data/compare_small.yaml"
 
 
-def test_diffy_rule_needs_both_thresholds() -> None:
-    delta = np.array([1.0, 3.0, 3.0, 0.5, np.inf])
-    noise = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
-    scale = np.array([100.0, 100.0, 100.0, 100.0, np.nan])
-    assert beyond_noise(delta, noise, scale, NoiseRule(2.0, 0.0)).tolist() == [
-        False,
-        True,
-        True,
-        True,
-        True,
-    ]
-    # the absolute threshold: the difference must also be 2% of the values
-    assert beyond_noise(delta, noise, scale, NoiseRule(2.0, 0.02)).tolist() == [
-        False,
-        True,
-        True,
-        False,
-        False,
-    ]
+def test_diffy_field_rule_needs_both_thresholds() -> None:
+    rule = NoiseRule(relative=0.2, absolute=0.001)
+    assert not field_beyond_noise(0, 0, 100, rule)
+    assert field_beyond_noise(1, 0, 100_000, rule)  # a field without noise: any divergence
+    assert not field_beyond_noise(10, 10, 1000, rule)  # as much as the noise
+    assert not field_beyond_noise(5, 10, 1000, rule)  # less than the noise
+    # excess 3 against a mean of 11.5 (0.26 > 0.2) and 1000 compared (0.003 > 0.001)
+    assert field_beyond_noise(13, 10, 1000, rule)
+    assert not field_beyond_noise(11, 10, 1000, rule)  # 1 / 10.5 < 0.2
+    assert not field_beyond_noise(13, 10, 10_000, rule)  # 3 / 10000 < 0.001
+
+
+def test_within_own_noise_per_candidate() -> None:
+    delta = np.array([1.0, 5.0, 6.0, 0.5, np.inf])
+    noise = np.array([0.0, 5.0, 5.0, 1.0, np.inf])
+    assert within_own_noise(delta, noise).tolist() == [False, True, False, True, True]
 
 
 def test_shuffled_dataset_reorders_the_candidate_rows_only() -> None:
@@ -59,28 +62,47 @@ def test_differences_within_the_noise_are_noise() -> None:
     a, priorities, ref, wobble = _schedules()
     profile = measure_noise(ref, [("rerun", wobble)])
     assert profile.fields["queue_priority"][profile.index[a[0].key]] == 5.0
-    # B: c0 off by 8 (within 2 × noise 5), c1 off by 8 (no noise seen: real)
-    b = make_schedule(a, priorities={**priorities, "c0": 8, "c1": 108})
+    # B: c0 off by 3 (within its own noise of 5); c1 off by 8 (c1 never wobbled)
+    b = make_schedule(a, priorities={**priorities, "c0": 3, "c1": 108})
     c = compare_schedules(ref, b, noise=profile)
     by = {d.codebase: d for d in c.candidates}
     assert by["c0"].status == "noise" and by["c1"].status == "real"
     assert (c.real, c.noise) == (1, 1)
     prio = c.field_stats("queue_priority")
-    assert prio is not None and (prio.real, prio.noise, prio.noise_max_abs) == (1, 1, 5.0)
+    assert prio is not None
+    assert (prio.real, prio.noise, prio.noise_max_abs) == (1, 1, 5.0)
+    assert (prio.noise_candidates, prio.beyond_noise) == (1, True)
     assert by["c0"].fields[0].noise == 5.0
-    # beyond twice the noise it is real again
-    far = make_schedule(a, priorities={**priorities, "c0": 11})
-    assert compare_schedules(ref, far, noise=profile).real == 1
     # without a noise baseline everything beyond tolerance is real
-    assert compare_schedules(ref, b).real == 2
+    plain = compare_schedules(ref, b)
+    assert plain.real == 2 and plain.field_stats("queue_priority").beyond_noise is None  # type: ignore[union-attr]
+
+
+def test_a_field_within_its_noise_is_all_noise() -> None:
+    a, priorities, ref, wobble = _schedules()
+    profile = measure_noise(ref, [("rerun", wobble)])
+    # one divergence (c0 off by 11, beyond its own 5) against one noisy candidate:
+    # by Diffy's rule the field does not differ beyond noise
+    b = make_schedule(a, priorities={**priorities, "c0": 11})
+    c = compare_schedules(ref, b, noise=profile)
+    assert (c.real, c.noise) == (0, 1)
+    assert c.field_stats("queue_priority").beyond_noise is False  # type: ignore[union-attr]
+    # three divergences against one noisy candidate stand out: all real
+    b3 = make_schedule(a, priorities={**priorities, "c0": 11, "c1": 108, "c2": 208})
+    assert compare_schedules(ref, b3, noise=profile).real == 3
 
 
 def test_noise_rule_is_configurable() -> None:
     a, priorities, ref, wobble = _schedules()
     profile = measure_noise(ref, [("rerun", wobble)])
-    b = make_schedule(a, priorities={**priorities, "c0": 11})
-    lenient = replace(default_settings(), noise=NoiseRule(relative=3.0, absolute=0.0))
-    assert compare_schedules(ref, b, noise=profile, settings=lenient).noise == 1
+    b3 = make_schedule(a, priorities={**priorities, "c0": 11, "c1": 108, "c2": 208})
+    # excess 2 against a mean of 2: relative 1.0, so a threshold of 1.5 excuses it
+    lenient = replace(default_settings(), noise=NoiseRule(relative=1.5, absolute=0.0))
+    c = compare_schedules(ref, b3, noise=profile, settings=lenient)
+    assert (c.real, c.noise) == (0, 3)
+    # and an absolute threshold of half the candidates does too (2 / 6 < 0.5)
+    strict_abs = replace(default_settings(), noise=NoiseRule(relative=0.2, absolute=0.5))
+    assert compare_schedules(ref, b3, noise=profile, settings=strict_abs).real == 0
 
 
 def test_presence_and_errors_seen_in_self_runs_are_noise() -> None:

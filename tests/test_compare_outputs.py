@@ -48,7 +48,7 @@ def _rich() -> Comparison:
         ),
     ]
     return compare_schedules(
-        ref, make_schedule(b, priorities={"c6": 2}), noise=profile, waivers=waivers
+        ref, make_schedule(b, priorities={"c6": 4}), noise=profile, waivers=waivers
     )
 
 
