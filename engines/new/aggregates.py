@@ -69,13 +69,16 @@ class Aggregates:
     successes: list[int] = field(default_factory=list)
     #: Counted runs with both timestamps.
     timed: list[int] = field(default_factory=list)
-    #: Legacy mean of the timed counted runs (µs), ``None`` without any.
-    mean_us: list[int | None] = field(default_factory=list)
+    #: Float sum of the timed counted runs' seconds, added newest first (legacy order).
+    seconds_sum: list[float] = field(default_factory=list)
     #: What makes the legacy raise on this group's runs (NULL timestamps), if anything.
     legacy_time_problem: list[str | None] = field(default_factory=list)
     deps_runs: dict[int, list[DepsRun]] = field(default_factory=dict)
-    #: (group, context) pairs where a counted, non-deps run had that context.
-    context_hits: set[tuple[int, str]] = field(default_factory=set)
+    #: (group, context) pairs where a counted, non-deps run had that context,
+    #: encoded as ``group * len(context_index) + context_index[context]``.
+    context_index: dict[str, int] = field(default_factory=dict)
+    context_hits: set[int] = field(default_factory=set)
+    _means: dict[int, int | None] = field(default_factory=dict)
     #: Plan figures: Σ weights and Σ weights of successes over relevant runs.
     weight_sum: list[float] = field(default_factory=list)
     weighted_successes: list[float] = field(default_factory=list)
@@ -93,6 +96,26 @@ class Aggregates:
 
     def group(self, codebase: str, campaign: str) -> int | None:
         return self.group_index.get((codebase, campaign))
+
+    def mean_us(self, group: int) -> int | None:
+        """The legacy's mean duration of the group's timed counted runs (computed on demand)."""
+        mean = self._means.get(group, -1)
+        if mean == -1:
+            count = self.timed[group]
+            mean = legacy_mean_us(self.seconds_sum[group], count) if count else None
+            self._means[group] = mean
+        return mean
+
+    def context_hit(self, group: int, context: str) -> bool:
+        index = self.context_index.get(context)
+        return index is not None and group * len(self.context_index) + index in self.context_hits
+
+    def set_context_hits(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Record the (group, context) hits (the database path)."""
+        pairs = list(pairs)
+        self.context_index = {c: i for i, c in enumerate(sorted({c for _, c in pairs}))}
+        width = len(self.context_index)
+        self.context_hits = {g * width + self.context_index[c] for g, c in pairs}
 
 
 def legacy_mean_us(seconds_sum: float, count: int) -> int:
@@ -138,17 +161,93 @@ def _interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return days, span - days * US_PER_DAY
 
 
-def _encode(values: list[Any]) -> tuple[np.ndarray, list[str]]:
-    """Strings → (codes, dictionary); NULL → -1."""
-    encoded = pa.array(values, pa.string()).dictionary_encode()
+def _codes(array: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """A string column → (codes, dictionary); NULL → -1."""
+    encoded = array.dictionary_encode()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, encoded.dictionary.to_pylist()
 
 
-def _ints(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    array = pa.array(values, pa.int64())
+def _int_column(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     nulls = array.is_null().to_numpy(zero_copy_only=False)
-    return array.fill_null(0).to_numpy(zero_copy_only=False), nulls
+    return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), nulls
+
+
+@dataclass(frozen=True)
+class RunColumns:
+    """The run table as columns: what the vectorised aggregation reads.
+
+    Built from Run tuples (:meth:`from_runs`) or straight from a Parquet
+    run table (:meth:`from_arrow`), which skips building millions of Python
+    objects. ``details`` gives one row's ``failure_details``, decoded only
+    for the rows that need it (install-deps failures).
+    """
+
+    codebase: pa.Array
+    suite: pa.Array
+    result_code: pa.Array
+    start: pa.Array
+    finish: pa.Array
+    transient: np.ndarray
+    instigated_context: pa.Array
+    context: pa.Array
+    details: Any  # Callable[[int], Any]
+
+    def __len__(self) -> int:
+        return len(self.transient)
+
+    @classmethod
+    def from_runs(cls, runs: Sequence[Run]) -> RunColumns:
+        def strings(i: int) -> pa.Array:
+            return pa.array(list(map(itemgetter(i), runs)), pa.string())
+
+        def ints(i: int) -> pa.Array:
+            return pa.array(list(map(itemgetter(i), runs)), pa.int64())
+
+        transient = pa.array(list(map(itemgetter(6), runs)), pa.bool_())
+        return cls(
+            codebase=strings(1),
+            suite=strings(2),
+            result_code=strings(3),
+            start=ints(4),
+            finish=ints(5),
+            transient=transient.fill_null(False).to_numpy(zero_copy_only=False),
+            instigated_context=strings(7),
+            context=strings(8),
+            details=lambda i: runs[i].failure_details,
+        )
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> RunColumns:
+        """From a run table in the snapshot's Parquet layout (``harness.run_table``)."""
+        import orjson
+
+        details = table.column("failure_details").combine_chunks()
+
+        def decode(i: int) -> Any:
+            text = details[i].as_py()
+            return None if text is None else orjson.loads(text)
+
+        def column(name: str) -> pa.Array:
+            return table.column(name).combine_chunks()
+
+        return cls(
+            codebase=column("codebase"),
+            suite=column("suite"),
+            result_code=column("result_code"),
+            start=column("start_time").cast(pa.int64()),
+            finish=column("finish_time").cast(pa.int64()),
+            transient=column("failure_transient").fill_null(False).to_numpy(zero_copy_only=False),
+            instigated_context=column("instigated_context"),
+            context=column("context"),
+            details=decode,
+        )
+
+    @classmethod
+    def read_parquet(cls, path: Any) -> RunColumns:
+        import pyarrow.parquet as pq
+
+        return cls.from_arrow(pq.read_table(path))
 
 
 def aggregates_from_runs(
@@ -159,29 +258,42 @@ def aggregates_from_runs(
     debian_versions: Mapping[str, tuple[str, ...]] | None,
 ) -> Aggregates:
     """Compute every group figure from run rows, vectorised (see the module docstring)."""
-    agg = Aggregates(debian_versions=debian_versions, origin="dataset")
-    n = len(runs)
-    if n == 0:
-        return agg
-    est = config.success_estimation
-    transient = (
-        pa.array(list(map(itemgetter(6), runs)), pa.bool_())
-        .fill_null(False)
-        .to_numpy(zero_copy_only=False)
+    if not runs:
+        return Aggregates(debian_versions=debian_versions, origin="dataset")
+    return aggregates_from_columns(
+        RunColumns.from_runs(runs), config, as_of_us, contexts, debian_versions
     )
-    keep = np.flatnonzero(~transient)
+
+
+def aggregates_from_columns(
+    columns: RunColumns,
+    config: EngineConfig,
+    as_of_us: int,
+    contexts: Iterable[str],
+    debian_versions: Mapping[str, tuple[str, ...]] | None,
+) -> Aggregates:
+    """The vectorised aggregation proper: one sort, then numpy reductions per group."""
+    agg = Aggregates(debian_versions=debian_versions, origin="dataset")
+    est = config.success_estimation
+    keep = np.flatnonzero(~columns.transient)
     if len(keep) == 0:
         return agg
-    kept: Sequence[Run] = runs if len(keep) == n else [runs[i] for i in keep.tolist()]
-    cb, cb_names = _encode(list(map(itemgetter(1), kept)))
-    suite, suite_names = _encode(list(map(itemgetter(2), kept)))
-    code, code_names = _encode(list(map(itemgetter(3), kept)))
-    start, start_null = _ints(list(map(itemgetter(4), kept)))
-    finish, finish_null = _ints(list(map(itemgetter(5), kept)))
+    take = pa.array(keep) if len(keep) < len(columns) else None
+
+    def kept(array: pa.Array) -> pa.Array:
+        return array if take is None else array.take(take)
+
+    cb, cb_names = _codes(kept(columns.codebase))
+    suite, suite_names = _codes(kept(columns.suite))
+    code, code_names = _codes(kept(columns.result_code))
+    start, start_null = _int_column(kept(columns.start))
+    finish, finish_null = _int_column(kept(columns.finish))
     n_suites = max(len(suite_names), 1)
     key = cb * n_suites + suite
+    # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
     newest_first = np.where(start_null, INT64_MIN, -start)
-    order = np.lexsort((newest_first, key))  # stable: ties keep the input order
+    by_start = np.argsort(newest_first, kind="stable")
+    order = by_start[np.argsort(key[by_start], kind="stable")]
     key_s = key[order]
     change = key_s[1:] != key_s[:-1]
     gid = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
@@ -212,9 +324,7 @@ def aggregates_from_runs(
     agg.timed = timed_n.tolist()
     seconds = (finish_s[timed] - start_s[timed]).astype(np.float64) / 1e6
     sums = segmented_sequential_sum(seconds, gid[timed], n_groups)
-    agg.mean_us = [
-        legacy_mean_us(s, c) if c else None for s, c in zip(sums.tolist(), agg.timed, strict=True)
-    ]
+    agg.seconds_sum = sums.tolist()
     problems: list[str | None] = [None] * n_groups
     for g in np.unique(gid[untimed]).tolist():
         problems[g] = "AttributeError: a counted run has a NULL start or finish time"
@@ -229,24 +339,29 @@ def aggregates_from_runs(
         relevant &= ~np.isin(code_s, list(transient_codes))
     if est.historical_data_window_days is not None:
         relevant &= age <= round(est.historical_data_window_days * US_PER_DAY)
-    weight = np.where(
-        relevant, np.power(0.5, np.maximum(age, 0) / US_PER_DAY / est.half_life_days), 0.0
-    )
+    if est.method == "decayed":
+        weight = np.where(
+            relevant, np.power(0.5, np.maximum(age, 0) / US_PER_DAY / est.half_life_days), 0.0
+        )
+    else:
+        weight = relevant.astype(np.float64)  # unused by the legacy formula
 
     # --- install-deps failures: Python decides them (relations, Debian versions)
     deps = counted & (code_s == code_id.get(DEPS_UNSATISFIED, -2))
     deps_positions = np.flatnonzero(deps)
     is_deps_run = np.zeros(len(order), dtype=bool)
     if len(deps_positions):
-        originals = order[deps_positions].tolist()
-        details = [kept[i].failure_details for i in originals]
-        for pos, i, det in zip(deps_positions.tolist(), originals, details, strict=True):
+        originals = keep[order[deps_positions]]
+        ictx_all = kept(columns.instigated_context).take(pa.array(order[deps_positions]))
+        ctx_all = kept(columns.context).take(pa.array(order[deps_positions]))
+        ictx_list, ctx_list = ictx_all.to_pylist(), ctx_all.to_pylist()
+        for j, (pos, i) in enumerate(zip(deps_positions.tolist(), originals.tolist(), strict=True)):
+            det = columns.details(i)
             if det is None:
                 continue
-            run = kept[i]
             is_deps_run[pos] = True
             agg.deps_runs.setdefault(int(gid[pos]), []).append(
-                DepsRun(run.instigated_context, run.context, det, float(weight[pos]))
+                DepsRun(ictx_list[j], ctx_list[j], det, float(weight[pos]))
             )
 
     plain_relevant = relevant & ~is_deps_run
@@ -264,29 +379,31 @@ def aggregates_from_runs(
         matchable = counted & ~is_deps_run
         hits: set[int] = set()
         width = len(wanted)
-        for column in (7, 8):
-            values = pa.array(list(map(itemgetter(column), kept)), pa.string())
+        for values in (kept(columns.instigated_context), kept(columns.context)):
             found = pc.index_in(values, value_set=value_set).fill_null(-1)
             index = found.to_numpy(zero_copy_only=False)[order]
             mask = matchable & (index >= 0)
             hits.update(np.unique(gid[mask] * width + index[mask]).tolist())
-        agg.context_hits = {(h // width, wanted[h % width]) for h in hits}
+        agg.context_index = {c: i for i, c in enumerate(wanted)}
+        agg.context_hits = hits
 
     # --- medians (the plan's DurationEstimator): sorted[n // 2] of relevant timed runs
     span = finish_s - start_s
-    med_mask = relevant & timed
-    agg.median_us, agg.median_n = _medians(gid[med_mask], span[med_mask], n_groups)
     cb_s = key_s // n_suites
-    cb_medians, cb_counts = _medians(cb_s[med_mask], span[med_mask], len(cb_names))
-    agg.codebase_median_us = {cb_names[i]: m for i, m in enumerate(cb_medians) if cb_counts[i]}
-    agg.codebase_median_n = {cb_names[i]: c for i, c in enumerate(cb_counts) if c}
-
-    # --- PostgreSQL AVG(finish_time - start_time) per codebase and per campaign
-    both = ~snull_s & ~fnull_s
-    days, time = _interval_fields(np.where(both, span, 0))
-    agg.codebase_avg_us = _grouped_average(cb_s, days, time, both, cb_names)
-    suite_s = key_s % n_suites
-    agg.campaign_avg_us = _grouped_average(suite_s, days, time, both, suite_names)
+    if config.duration_estimation.method == "median":
+        med_mask = relevant & timed
+        agg.median_us, agg.median_n = _medians(gid[med_mask], span[med_mask], n_groups)
+        cb_medians, cb_counts = _medians(cb_s[med_mask], span[med_mask], len(cb_names))
+        agg.codebase_median_us = {cb_names[i]: m for i, m in enumerate(cb_medians) if cb_counts[i]}
+        agg.codebase_median_n = {cb_names[i]: c for i, c in enumerate(cb_counts) if c}
+    else:
+        agg.median_us, agg.median_n = [None] * n_groups, [0] * n_groups
+        # --- PostgreSQL AVG(finish_time - start_time) per codebase and per campaign
+        both = ~snull_s & ~fnull_s
+        days, time = _interval_fields(np.where(both, span, 0))
+        agg.codebase_avg_us = _grouped_average(cb_s, days, time, both, cb_names)
+        suite_s = key_s % n_suites
+        agg.campaign_avg_us = _grouped_average(suite_s, days, time, both, suite_names)
     return agg
 
 
@@ -469,7 +586,7 @@ def aggregates_from_database(
         agg.total.append(int(total))
         agg.successes.append(int(successes))
         agg.timed.append(int(timed))
-        agg.mean_us.append(legacy_mean_us(seconds_sum, timed) if timed else None)
+        agg.seconds_sum.append(float(seconds_sum) if timed else 0.0)
         problem = None
         if untimed:
             problem = "AttributeError: a counted run has a NULL start or finish time"
@@ -492,10 +609,12 @@ def aggregates_from_database(
                 DepsRun(ictx, ctx, orjson.loads(details_text), float(weight))
             )
         cur.execute(_CONTEXT_SQL, params)
+        pairs: list[tuple[int, str]] = []
         for codebase, suite, ctx in cur:
             hit = agg.group_index.get((codebase, suite))
             if hit is not None:
-                agg.context_hits.add((hit, ctx))
+                pairs.append((hit, ctx))
+        agg.set_context_hits(pairs)
 
     # Fallbacks: only for the codebases/campaigns that may need them.
     needy_codebases: set[str] = set()
@@ -505,7 +624,7 @@ def aggregates_from_database(
         if (
             known is None
             or agg.total[known] == 0
-            or agg.mean_us[known] is None
+            or agg.mean_us(known) is None
             or (median and agg.median_n[known] < _min_points(config))
         ):
             needy_codebases.add(codebase)

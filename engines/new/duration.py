@@ -28,6 +28,18 @@ class DurationEstimate:
     source: str
 
 
+_R_MEAN = (
+    "duration = mean of the previous runs (float sum newest first, rounded to whole µs, "
+    "as the legacy)"
+)
+_R_CODEBASE_AVG = (
+    "duration = no previous runs: PostgreSQL AVG of the codebase's runs in all campaigns"
+)
+_R_CAMPAIGN_AVG = (
+    "duration = no runs of this codebase: PostgreSQL AVG of the campaign's runs on all codebases"
+)
+
+
 def _fmt(us: int) -> str:
     return f"{us / 1e6:.6g} s"
 
@@ -39,6 +51,18 @@ class DurationEstimator:
         self.minimum = config.success_estimation.minimum_data_points
         self.default_us = config.scheduling.default_estimated_duration_us
         self.default_minutes = config.scheduling.default_estimated_duration
+        self._r_median = (
+            "duration = median (sorted[n // 2]) of this codebase and campaign's relevant runs "
+            f"(at least {self.minimum})"
+        )
+        self._r_codebase_median = (
+            "duration = median of the codebase's relevant runs in all campaigns (fewer than "
+            f"{self.minimum} for this campaign)"
+        )
+        self._r_global_default = (
+            f"duration = the global default, {self.default_minutes:g} minutes "
+            f"({self.default_us / 1e6:g} s)"
+        )
 
     def estimate(
         self, agg: Aggregates, group: int | None, codebase: str, campaign: str
@@ -65,29 +89,20 @@ class DurationEstimator:
         self, agg: Aggregates, group: int | None, codebase: str, campaign: str
     ) -> DurationEstimate:
         if group is not None and agg.total[group]:
-            mean = agg.mean_us[group]
+            mean = agg.mean_us(group)
             if mean is not None:
-                timed, total = agg.timed[group], agg.total[group]
-                note = "" if timed == total else f" ({total - timed} run(s) without times skipped)"
+                if agg.timed[group] == agg.total[group]:
+                    return DurationEstimate(mean, _R_MEAN, "mean")
+                skipped = agg.total[group] - agg.timed[group]
                 return DurationEstimate(
-                    mean, f"duration {_fmt(mean)}: mean of {timed} previous runs{note}", "mean"
+                    mean, f"{_R_MEAN} ({skipped} run(s) without times skipped)", "mean"
                 )
         avg = agg.codebase_avg_us.get(codebase)
         if avg is not None:
-            return DurationEstimate(
-                avg,
-                f"duration {_fmt(avg)}: no previous runs; average of the codebase's runs "
-                "in all campaigns",
-                "codebase-average",
-            )
+            return DurationEstimate(avg, _R_CODEBASE_AVG, "codebase-average")
         avg = agg.campaign_avg_us.get(campaign)
         if avg is not None:
-            return DurationEstimate(
-                avg,
-                f"duration {_fmt(avg)}: no runs of this codebase; average of the campaign's "
-                "runs on all codebases",
-                "campaign-average",
-            )
+            return DurationEstimate(avg, _R_CAMPAIGN_AVG, "campaign-average")
         return self._default(campaign)
 
     def _median(
@@ -96,19 +111,9 @@ class DurationEstimator:
         if group is not None and agg.median_n[group] >= self.minimum:
             value = agg.median_us[group]
             if value is not None:
-                return DurationEstimate(
-                    value,
-                    f"duration {_fmt(value)}: median of {agg.median_n[group]} runs of this "
-                    f"codebase and campaign (≥ {self.minimum})",
-                    "median",
-                )
+                return DurationEstimate(value, self._r_median, "median")
         n = agg.codebase_median_n.get(codebase, 0)
         value = agg.codebase_median_us.get(codebase)
         if n >= self.minimum and value is not None:
-            return DurationEstimate(
-                value,
-                f"duration {_fmt(value)}: median of {n} runs of this codebase in all campaigns "
-                f"(fewer than {self.minimum} for this campaign)",
-                "codebase-median",
-            )
+            return DurationEstimate(value, self._r_codebase_median, "codebase-median")
         return self._default(campaign)

@@ -19,6 +19,9 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from engines.new.aggregates import Aggregates, DepsRun
 from engines.new.config import EngineConfig
@@ -51,6 +54,30 @@ class SuccessProbabilityEstimator:
     def __init__(self, config: EngineConfig, resolver: DependencyResolver) -> None:
         self.settings = config.success_estimation
         self.resolver = resolver
+        s = self.settings
+        self._why = {
+            "same": f"× {s.same_context_multiplier:g}: a previous run had the candidate's context",
+            "none": f"× {s.no_context_multiplier:g}: the candidate has no context",
+            "plain": "× 1: the candidate's context was not seen in previous runs",
+            "first": "× 1: no previous runs",
+        }
+        self._legacy_reason = {
+            key: f"probability = (10 × successes + 1) / (10 × previous runs + 1) {why} "
+            "[legacy formula]"
+            for key, why in self._why.items()
+        }
+        self._decayed_reason = {
+            key: "probability = decayed success rate (weight 0.5^(age / "
+            f"{s.half_life_days:g} days), runs of the last {s.historical_data_window_days} days, "
+            f"transient result codes ignored, prior {s.default_success_probability:g} × "
+            f"{s.prior_weight:g} run(s)) {why}, clamped to [0, 1]"
+            for key, why in self._why.items()
+        }
+        self._default_reason = (
+            f"probability {s.default_success_probability:g}: the default, no relevant runs "
+            f"in the last {s.historical_data_window_days} days"
+        )
+        self._verdicts: dict[bytes, tuple[bool, str | None]] = {}
 
     def estimate(self, agg: Aggregates, group: int | None, context: str | None) -> SuccessEstimate:
         s = self.settings
@@ -58,7 +85,7 @@ class SuccessProbabilityEstimator:
             total, successes, same, deps = 0, 0, False, _DepsOutcome(0, 0.0, 0.0, False, None)
         else:
             total, successes = agg.total[group], agg.successes[group]
-            same = bool(context) and (group, context) in agg.context_hits
+            same = bool(context) and agg.context_hit(group, context)  # type: ignore[arg-type]
             runs = agg.deps_runs.get(group)
             deps = self._deps(runs, context) if runs else _DepsOutcome(0, 0.0, 0.0, False, None)
             same = same or deps.same_context
@@ -69,27 +96,21 @@ class SuccessProbabilityEstimator:
     def _multiplier(self, context: str | None, same: bool) -> tuple[float, str]:
         s = self.settings
         if same:
-            return (
-                s.same_context_multiplier,
-                f"×{s.same_context_multiplier:g}: a previous run had the same context",
-            )
+            return s.same_context_multiplier, "same"
         if context is None:
-            return (
-                s.no_context_multiplier,
-                f"×{s.no_context_multiplier:g}: the candidate has no context",
-            )
-        return 1.0, "×1 (context not seen in previous runs)"
+            return s.no_context_multiplier, "none"
+        return 1.0, "plain"
 
     def _legacy(
         self, total: int, successes: int, same: bool, deps: _DepsOutcome, context: str | None
     ) -> SuccessEstimate:
         success = successes + deps.satisfied_runs
         if total == 0:
-            multiplier, why = 1.0, "×1 (no previous runs)"
+            multiplier, why = 1.0, "first"
         else:
             multiplier, why = self._multiplier(context, same)
         probability = (success * 10 + 1) / (total * 10 + 1) * multiplier
-        reason = f"probability ({success}×10+1)/({total}×10+1) {why} [legacy formula]"
+        reason = self._legacy_reason[why]
         if deps.satisfied_runs:
             reason += (
                 f"; {deps.satisfied_runs} install-deps failure(s) now satisfied count as successes"
@@ -126,21 +147,33 @@ class SuccessProbabilityEstimator:
                 0.0,
                 1.0,
                 deps.satisfied_runs,
-                f"probability {s.default_success_probability:g}: default, no relevant runs "
-                f"in the last {s.historical_data_window_days} days",
+                self._default_reason,
                 deps.legacy_failure,
             )
         multiplier, why = self._multiplier(context, same)
         rate = (won + s.prior_weight * s.default_success_probability) / (weight + s.prior_weight)
         probability = min(1.0, max(0.0, rate * multiplier))
-        reason = (
-            f"probability {probability:.6g} = decayed success rate ({won:.4g} of weight "
-            f"{weight:.4g}, half-life {s.half_life_days:g} d, prior {s.default_success_probability:g}"
-            f"×{s.prior_weight:g}) {why}, clamped to [0, 1]"
-        )
+        reason = self._decayed_reason[why]
+        if deps.satisfied_runs:
+            reason += (
+                f"; {deps.satisfied_runs} install-deps failure(s) now satisfied count as successes"
+            )
         return SuccessEstimate(
             probability, total, won, multiplier, deps.satisfied_runs, reason, deps.legacy_failure
         )
+
+    def _verdict(self, relations: Any) -> tuple[bool, str | None]:
+        """Relations verdicts are cached by their JSON text: real relations repeat a lot."""
+        try:
+            key = orjson.dumps(relations)
+        except TypeError:
+            verdict = self.resolver.relations_verdict(relations)
+            return verdict.satisfied, verdict.legacy_failure
+        cached = self._verdicts.get(key)
+        if cached is None:
+            verdict = self.resolver.relations_verdict(relations)
+            cached = self._verdicts[key] = (verdict.satisfied, verdict.legacy_failure)
+        return cached
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
@@ -160,10 +193,10 @@ class SuccessProbabilityEstimator:
                 else:
                     relations = details.get("relations")
                     if relations:
-                        verdict = self.resolver.relations_verdict(relations)
-                        if verdict.legacy_failure and legacy_failure is None:
-                            legacy_failure = verdict.legacy_failure
-                        ok = verdict.satisfied and count
+                        satisfied_now, failure = self._verdict(relations)
+                        if failure and legacy_failure is None:
+                            legacy_failure = failure
+                        ok = satisfied_now and count
             if ok:
                 satisfied += 1
                 satisfied_weight += run.weight
