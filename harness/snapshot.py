@@ -533,7 +533,7 @@ def _find_table_file(folder: Path, table: str) -> Path | None:
     return None
 
 
-def _read_directory(path: Path) -> _Tables:
+def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
     manifest_path = path / MANIFEST
     if manifest_path.exists():
         manifest = _read_json(manifest_path)
@@ -573,6 +573,9 @@ def _read_directory(path: Path) -> _Tables:
     decoders = _decoders()
     tables: dict[str, list[Any] | None] = {}
     for table in TABLES:
+        if table == "run" and not runs:
+            tables[table] = None  # the caller reads the run table itself (run_table_file)
+            continue
         file = _find_table_file(folder, table)
         if file is None:
             if table in absent or table in ("all_debian_versions", "candidate_row_order", "queue"):
@@ -643,13 +646,24 @@ def _read_yaml(path: Path) -> _Tables:
     return _Tables(as_of=as_of, provenance=provenance, tables=tables)
 
 
-def load_snapshot(path: str | os.PathLike[str]) -> Dataset:
-    """Read a snapshot (YAML scenario, snapshot directory or golden-vector set)."""
+def run_table_file(path: str | os.PathLike[str]) -> Path | None:
+    """The run table file of a snapshot directory (``run.parquet`` or JSON Lines), if any."""
+    path = Path(path)
+    folder = path / "input" if (path / "meta.json").exists() and (path / "input").is_dir() else path
+    return _find_table_file(folder, "run") if folder.is_dir() else None
+
+
+def load_snapshot(path: str | os.PathLike[str], *, runs: bool = True) -> Dataset:
+    """Read a snapshot (YAML scenario, snapshot directory or golden-vector set).
+
+    ``runs=False`` leaves a directory's run table unread (``Dataset.runs`` is
+    empty), for engines that read it column-wise themselves (:func:`run_table_file`).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", file=str(path))
     if path.is_dir():
-        raw = _read_directory(path)
+        raw = _read_directory(path, runs=runs)
     elif path.suffix in (".yaml", ".yml"):
         raw = _read_yaml(path)
     else:

@@ -185,3 +185,25 @@ def test_schedule_settings_spell_out_the_duration_unit() -> None:
     assert schedule.settings["default_estimated_duration_minutes"] == 0.25
     assert schedule.settings["default_estimated_duration_seconds"] == 15.0
     assert schedule.settings["units"]["default_estimated_duration"] == "minutes"
+
+
+def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: Path) -> None:
+    from engines.new.from_snapshot import schedule_snapshot
+    from harness.snapshot import write_snapshot
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
+    assert (folder / "run.parquet").exists()
+    engine = create_engine("parity")
+    columnar = schedule_snapshot(engine, folder)
+    reference = engine.schedule(dataset)
+    assert [
+        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket)
+        for d in columnar.decisions
+    ] == [
+        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket)
+        for d in reference.decisions
+    ]
+    assert [(q.id, q.key, q.priority) for q in columnar.queue] == [
+        (q.id, q.key, q.priority) for q in reference.queue
+    ]

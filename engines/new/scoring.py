@@ -29,7 +29,12 @@ from engines.model import (
     NamedPublishPolicy,
     Schedule,
 )
-from engines.new.aggregates import Aggregates, aggregates_from_dataset
+from engines.new.aggregates import (
+    Aggregates,
+    RunColumns,
+    aggregates_from_columns,
+    aggregates_from_dataset,
+)
 from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
@@ -177,7 +182,12 @@ class SchedulingEngine:
         with gc_paused():
             return self._schedule(dataset)
 
-    def _schedule(self, dataset: Dataset) -> Schedule:
+    def schedule_with_runs(self, dataset: Dataset, runs: RunColumns) -> Schedule:
+        """Like :meth:`schedule`, with the run table given as columns (``dataset.runs`` unused)."""
+        with gc_paused():
+            return self._schedule(dataset, runs)
+
+    def _schedule(self, dataset: Dataset, runs: RunColumns | None = None) -> Schedule:
         started = time.perf_counter()
         candidates = dataset.joined_candidates
         contexts = _candidate_contexts(dataset.candidates)
@@ -193,6 +203,10 @@ class SchedulingEngine:
                     dataset.as_of,
                     candidate_groups=[(c.codebase, c.suite) for c in candidates],
                 )
+        elif runs is not None:
+            agg = aggregates_from_columns(
+                runs, self.config, dataset.as_of_us, contexts, dataset.debian_versions_by_source
+            )
         else:
             agg = aggregates_from_dataset(dataset, self.config, contexts)
         aggregated = time.perf_counter()
