@@ -94,6 +94,13 @@ class Side:
     codebases: list[str]
     queue_pos: dict[Key, int]
     duplicates: int
+    #: per queue row, in queue order: its key, (bucket rank, priority), and
+    #: whether it is the first row of its key (a key queued twice counts once)
+    queue_keys: list[Key]
+    queue_scores: npt.NDArray[np.int64]
+    queue_first: BoolArray
+    #: per decision key: the 0-based queue row of its first queue entry (-1: none)
+    queue_row: IntArray
 
     @property
     def size(self) -> int:
@@ -116,32 +123,50 @@ def _columns(decisions: Sequence[Decision], names: Sequence[str]) -> dict[str, C
     }
 
 
+def queue_arrays(
+    queue: Sequence[QueueItem],
+) -> tuple[list[Key], npt.NDArray[np.int64], dict[Key, int], BoolArray]:
+    """Keys, (bucket rank, priority) scores, first 1-based position per key and
+    first-occurrence mask of a queue in worker order."""
+    keys: list[Key] = [(q.codebase, q.suite, q.change_set) for q in queue]
+    other = len(BUCKET_RANK)
+    rank = BUCKET_RANK.get
+    scores = np.array([(rank(q.bucket, other), q.priority) for q in queue], dtype=np.int64).reshape(
+        len(queue), 2
+    )
+    n = len(keys)
+    # reversed, so that the first occurrence of a key is the one that stays
+    positions = dict(zip(reversed(keys), range(n, 0, -1), strict=True))
+    first = np.zeros(n, dtype=bool)
+    if len(positions) == n:
+        first[:] = True
+    else:
+        first[np.fromiter(positions.values(), dtype=np.int64, count=len(positions)) - 1] = True
+    return keys, scores, positions, first
+
+
 def side_from_schedule(schedule: Schedule) -> Side:
     """Columns of ``schedule``; a key decided twice keeps its last decision."""
-    by_key: dict[Key, Decision] = {}
-    for d in schedule.decisions:
-        by_key[(d.codebase, d.campaign, d.change_set)] = d
+    by_key: dict[Key, Decision] = {
+        (d.codebase, d.campaign, d.change_set): d for d in schedule.decisions
+    }
     keys = list(by_key)
     decisions = list(by_key.values())
     index = {k: i for i, k in enumerate(keys)}
     columns = _columns(decisions, DECISION_FIELDS)
-    queue_pos: dict[Key, int] = {}
-    queue_rows: dict[Key, QueueItem] = {}
-    for position, item in enumerate(schedule.queue, start=1):
-        key = (item.codebase, item.suite, item.change_set)
-        if key not in queue_pos:
-            queue_pos[key] = position
-            queue_rows[key] = item
-    priority = np.full(len(keys), np.nan)
-    bucket = np.full(len(keys), np.nan)
-    positions = np.full(len(keys), np.nan)
-    for i, key in enumerate(keys):
-        row = queue_rows.get(key)
-        if row is not None:
-            priority[i] = row.priority
-            bucket[i] = BUCKET_RANK.get(row.bucket, len(BUCKET_RANK))
-            positions[i] = queue_pos[key]
-    not_queued = np.isnan(positions)
+    queue_keys, scores, queue_pos, first = queue_arrays(schedule.queue)
+    get = queue_pos.get
+    row = np.fromiter((get(k, 0) for k in keys), dtype=np.int64, count=len(keys)) - 1
+    queued = row >= 0
+    safe = np.where(queued, row, 0)
+    if scores.shape[0]:
+        priority = np.where(queued, scores[safe, 1].astype(np.float64), np.nan)
+        bucket = np.where(queued, scores[safe, 0].astype(np.float64), np.nan)
+    else:
+        priority = np.full(len(keys), np.nan)
+        bucket = np.full(len(keys), np.nan)
+    positions = np.where(queued, (row + 1).astype(np.float64), np.nan)
+    not_queued = ~queued
     columns["queue_priority"] = Column(priority, not_queued)
     columns["queue_bucket"] = Column(bucket, not_queued.copy())
     columns["queue_position"] = Column(positions, not_queued.copy())
@@ -159,6 +184,10 @@ def side_from_schedule(schedule: Schedule) -> Side:
         codebases=[k[0] for k in keys],
         queue_pos=queue_pos,
         duplicates=len(schedule.decisions) - len(keys),
+        queue_keys=queue_keys,
+        queue_scores=scores,
+        queue_first=first,
+        queue_row=row,
     )
 
 
@@ -174,11 +203,14 @@ class Alignment:
     ib: IntArray
     missing: IntArray
     extra: IntArray
+    #: queue rows (0-based, in A's queue order) of keys queued on both sides:
+    #: ``queue_a[i]`` in A's queue and ``queue_b[i]`` in B's are the same key
+    queue_a: IntArray
+    queue_b: IntArray
 
 
 def align(a: Side, b: Side) -> Alignment:
     """Pair the keys of ``a`` and ``b`` (and make their queue positions comparable)."""
-    set_common_positions(a, b)
     ia: list[int] = []
     ib: list[int] = []
     missing: list[int] = []
@@ -192,40 +224,54 @@ def align(a: Side, b: Side) -> Alignment:
             ib.append(j)
     a_index = a.index
     extra = [j for j, key in enumerate(b.keys) if key not in a_index]
+    qa: list[int] = []
+    qb: list[int] = []
+    b_queue = b.queue_pos
+    keys = a.queue_keys
+    for row in np.flatnonzero(a.queue_first).tolist():
+        position = b_queue.get(keys[row])
+        if position is not None:
+            qa.append(row)
+            qb.append(position - 1)
     as_array = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
-    return Alignment(a, b, as_array(ia), as_array(ib), as_array(missing), as_array(extra))
+    al = Alignment(
+        a,
+        b,
+        as_array(ia),
+        as_array(ib),
+        as_array(missing),
+        as_array(extra),
+        as_array(qa),
+        as_array(qb),
+    )
+    set_common_positions(al)
+    return al
 
 
-def _group_positions(queue: Sequence[QueueItem], common: set[Key]) -> dict[Key, int]:
-    """Per key of ``common``: the 1-based rank, among the ``common`` items, of the
-    first member of its tie group (same bucket and priority)."""
-    out: dict[Key, int] = {}
-    rank = 0
-    start = 0
-    previous: tuple[str, int] | None = None
-    for item in queue:
-        key = (item.codebase, item.suite, item.change_set)
-        if key not in common or key in out:
-            continue
-        rank += 1
-        group = (item.bucket, item.priority)
-        if group != previous:
-            start, previous = rank, group
-        out[key] = start
-    return out
+def _group_starts(side: Side, rows: IntArray) -> FloatArray:
+    """Per key of ``side``: the 1-based rank, among the queue ``rows`` (sorted:
+    the rows whose key is queued on both sides), of the first member of its
+    tie group (same bucket and priority); NaN where not among them."""
+    by_row = np.full(len(side.queue_keys), np.nan)
+    if rows.size:
+        scores = side.queue_scores[rows]
+        new = np.ones(rows.size, dtype=bool)
+        new[1:] = np.any(scores[1:] != scores[:-1], axis=1)
+        ranks = np.arange(1, rows.size + 1)
+        by_row[rows] = np.maximum.accumulate(np.where(new, ranks, 0))
+    if not by_row.size:
+        return np.full(side.size, np.nan)
+    row = side.queue_row
+    return np.where(row >= 0, by_row[np.maximum(row, 0)], np.nan)
 
 
-def set_common_positions(a: Side, b: Side) -> None:
+def set_common_positions(al: Alignment) -> None:
     """Make ``queue_position`` comparable: the tie-aware rank among the items
     queued on both sides, so that an item present on one side only does not
     shift everything after it, and an order inside a tie group (which comes
     from row ids, i.e. insertion order) is not a difference."""
-    common = set(a.queue_pos) & set(b.queue_pos)
-    for side in (a, b):
-        positions = _group_positions(side.schedule.queue, common)
-        values = np.fromiter(
-            (positions.get(k, np.nan) for k in side.keys), dtype=np.float64, count=side.size
-        )
+    for side, rows in ((al.a, al.queue_a), (al.b, np.sort(al.queue_b))):
+        values = _group_starts(side, rows)
         side.columns["queue_position"] = Column(values, np.isnan(values))
 
 

@@ -69,7 +69,7 @@ from harness.comparison_model import (
     Verdict,
 )
 from harness.noise import NoiseProfile, field_beyond_noise, field_deltas, within_own_noise
-from harness.ranking import rank_metrics
+from harness.ranking import rank_metrics_of
 from harness.tolerances import Settings, default_settings
 from harness.waivers import Waiver, WaiverSet
 
@@ -562,9 +562,13 @@ def _compare(
     # ---- ranking
     ranking = None
     if queue_a and queue_b:
-        ranking = rank_metrics(
-            queue_a,
-            queue_b,
+        ranking = rank_metrics_of(
+            sa.queue_keys,
+            sa.queue_scores,
+            sb.queue_keys,
+            sb.queue_scores,
+            common=(al.queue_a, al.queue_b),
+            distinct=(len(sa.queue_pos), len(sb.queue_pos)),
             p=settings.ranking.rbo_p,
             top_k=settings.ranking.top_k,
             movers=settings.ranking.movers,

@@ -223,29 +223,56 @@ def rank_metrics(
     A key queued twice on one side (which the queue table forbids) counts once,
     at its first position.
     """
-    keys_a: list[Key] = [(q.codebase, q.suite, q.change_set) for q in queue_a]
-    keys_b: list[Key] = [(q.codebase, q.suite, q.change_set) for q in queue_b]
-    groups_a = tie_groups(queue_scores(queue_a))
-    groups_b = tie_groups(queue_scores(queue_b))
-    pos_b: dict[Key, int] = {}
-    for j, key in enumerate(keys_b):
-        pos_b.setdefault(key, j)
-    seen: set[Key] = set()
-    common_a: list[int] = []
-    common_b: list[int] = []
-    for i, key in enumerate(keys_a):
-        if key in seen:
-            continue
-        seen.add(key)
-        found = pos_b.get(key)
-        if found is not None:
-            common_a.append(i)
-            common_b.append(found)
-    ia = np.asarray(common_a, dtype=np.int64)
-    ib = np.asarray(common_b, dtype=np.int64)
+    keys_a = [(q.codebase, q.suite, q.change_set) for q in queue_a]
+    keys_b = [(q.codebase, q.suite, q.change_set) for q in queue_b]
+    return rank_metrics_of(
+        keys_a,
+        queue_scores(queue_a),
+        keys_b,
+        queue_scores(queue_b),
+        p=p,
+        top_k=top_k,
+        movers=movers,
+    )
+
+
+def rank_metrics_of(
+    keys_a: Sequence[Key],
+    scores_a: npt.NDArray[np.int64],
+    keys_b: Sequence[Key],
+    scores_b: npt.NDArray[np.int64],
+    *,
+    p: float = 0.9,
+    top_k: Sequence[int] = (10, 100, 1000),
+    movers: int = 50,
+    common: tuple[IntArray, IntArray] | None = None,
+    distinct: tuple[int, int] | None = None,
+) -> RankMetrics:
+    """:func:`rank_metrics` on queues given as keys and (bucket rank, priority) scores.
+
+    ``common`` (row indices into A's and B's queue of the keys queued on both
+    sides, in A's order, first occurrences only) and ``distinct`` (the number of
+    distinct keys per queue) may be passed when already known.
+    """
+    groups_a = tie_groups(scores_a)
+    groups_b = tie_groups(scores_b)
+    if common is None or distinct is None:
+        # reversed, so that the first position of a repeated key is the one kept
+        pos_b = dict(zip(reversed(keys_b), range(len(keys_b) - 1, -1, -1), strict=True))
+        pos_a = dict(zip(reversed(keys_a), range(len(keys_a) - 1, -1, -1), strict=True))
+        common_a: list[int] = []
+        common_b: list[int] = []
+        for key, i in sorted(pos_a.items(), key=lambda kv: kv[1]):
+            found = pos_b.get(key)
+            if found is not None:
+                common_a.append(i)
+                common_b.append(found)
+        common = (np.asarray(common_a, dtype=np.int64), np.asarray(common_b, dtype=np.int64))
+        distinct = (len(pos_a), len(pos_b))
+    ia, ib = common
     n_common = int(ia.size)
-    len_a, len_b = len(seen), len(pos_b)
-    s, l = sorted((len(queue_a), len(queue_b)))  # noqa: E741
+    len_a, len_b = distinct
+    s, l = sorted((len(keys_a), len(keys_b)))  # noqa: E741
     overlaps = prefix_overlaps(
         groups_a.start[ia], groups_a.end[ia], groups_b.start[ib], groups_b.end[ib], l
     )
@@ -253,8 +280,8 @@ def rank_metrics(
     tops = []
     for k in top_k:
         eff = min(k, l)
-        common = float(overlaps[eff]) if eff > 0 else 0.0
-        tops.append(TopKOverlap(k, eff, round(common, 9), common / eff if eff else 1.0))
+        shared = float(overlaps[eff]) if eff > 0 else 0.0
+        tops.append(TopKOverlap(k, eff, round(shared, 9), shared / eff if eff else 1.0))
 
     tau = tau_p = rho = rho_p = None
     if n_common >= 2:
