@@ -46,7 +46,7 @@ from harness.alignment import (
     structure_mismatch,
 )
 from harness.comparison_model import NoiseBaseline, NoiseField, NoiseRule, RankMetrics
-from harness.ranking import rank_metrics
+from harness.ranking import rank_metrics_of
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -187,7 +187,16 @@ def measure_noise(
             if structure_mismatch(ref.decisions[i], other.decisions[j]):
                 structure[i] = True
         if ref.schedule.queue and schedule.queue:
-            metrics = rank_metrics(ref.schedule.queue, schedule.queue, p=rbo_p, movers=20)
+            metrics = rank_metrics_of(
+                ref.queue_keys,
+                ref.queue_scores,
+                other.queue_keys,
+                other.queue_scores,
+                p=rbo_p,
+                movers=20,
+                common=(al.queue_a, al.queue_b),
+                distinct=(len(ref.queue_pos), len(other.queue_pos)),
+            )
             if worst_rank is None or metrics.rbo < worst_rank.rbo:
                 worst_rank = metrics
     return NoiseProfile(
