@@ -231,8 +231,8 @@ def attribution_for(i: int, contrib: Contributions, table: FactorTable) -> Attri
                 factor=name,
                 a=None if name == "residual" else _clean(table.a[name][i]),
                 b=None if name == "residual" else _clean(table.b[name][i]),
-                log_ratio=part,
-                share=part / total if total != 0 else 0.0,
+                log_ratio=part + 0.0,  # + 0.0: no negative zeros in reports
+                share=(part / total if total != 0 else 0.0) + 0.0,
                 weight=magnitudes[name] / spread if spread > 0 else 0.0,
             )
         )

@@ -103,12 +103,15 @@ def _classify(
     delta: FloatArray,
 ) -> tuple[npt.NDArray[np.int8], IntArray]:
     """Status per row: noise (the candidate's own noise covers it, or the whole
-    field is within noise by Diffy's rule), waived, or real."""
+    field is within noise by Diffy's rule and the candidate was noisy itself),
+    waived, or real."""
     status = np.zeros(divergent.shape, dtype=np.int8)
     if noise is None:
         real = divergent.copy()
     elif field_noisy:
-        real = np.zeros(divergent.shape, dtype=bool)
+        # the field is within noise (Diffy): excuse the candidates that were noisy
+        # themselves; one that never moved against itself but moved now is real
+        real = divergent & ~(noise > 0)
     else:
         real = divergent & ~within_own_noise(delta, noise)
     status[divergent & ~real] = NOISE

@@ -128,8 +128,8 @@ class NoiseRule:
     whose field differs between A and B beyond tolerance and ``noisy``
     candidates whose field differed between the engine's own runs, the field
     differs beyond noise when ``raw − noisy`` exceeds ``relative × (raw +
-    noisy) / 2`` **and** ``absolute × compared``; otherwise all its divergences
-    are noise. Independently, a divergence no larger than the noise seen for
+    noisy) / 2`` **and** ``absolute × compared``; otherwise its divergences on
+    candidates that were noisy themselves are noise. Independently, a divergence no larger than the noise seen for
     that very candidate and field is noise. A field without any noise is never
     excused."""
 

@@ -17,9 +17,10 @@ two levels (thresholds under ``noise:`` in the tolerances file):
   own runs, the field differs beyond noise only when the excess ``raw − noisy``
   exceeds the **relative** threshold against ``(raw + noisy) / 2`` **and** the
   **absolute** threshold against the number of candidates compared. When it
-  does not, every divergence of that field is noise. A field that showed no
-  noise at all is never excused this way: one divergence in a deterministic
-  field is real.
+  does not, the divergences of that field are noise, except on candidates
+  that never moved in the self-runs (those are real: the engine is
+  deterministic there). A field that showed no noise at all is never excused
+  this way: one divergence in a deterministic field is real.
 
 A candidate that is missing, errors, or changes structure in a self-run is
 noisy in that respect too.

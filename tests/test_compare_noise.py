@@ -96,13 +96,18 @@ def test_noise_rule_is_configurable() -> None:
     a, priorities, ref, wobble = _schedules()
     profile = measure_noise(ref, [("rerun", wobble)])
     b3 = make_schedule(a, priorities={**priorities, "c0": 11, "c1": 108, "c2": 208})
-    # excess 2 against a mean of 2: relative 1.0, so a threshold of 1.5 excuses it
+    # excess 2 against a mean of 2: relative 1.0, so a threshold of 1.5 puts the
+    # field within noise; that excuses c0 (noisy itself), not c1 and c2 (never moved)
     lenient = replace(default_settings(), noise=NoiseRule(relative=1.5, absolute=0.0))
     c = compare_schedules(ref, b3, noise=profile, settings=lenient)
-    assert (c.real, c.noise) == (0, 3)
-    # and an absolute threshold of half the candidates does too (2 / 6 < 0.5)
+    assert (c.real, c.noise) == (2, 1)
+    assert {d.codebase for d in c.candidates if d.status == "noise"} == {"c0"}
+    # an absolute threshold of half the candidates does the same (2 / 6 < 0.5)
     strict_abs = replace(default_settings(), noise=NoiseRule(relative=0.2, absolute=0.5))
-    assert compare_schedules(ref, b3, noise=profile, settings=strict_abs).real == 0
+    c = compare_schedules(ref, b3, noise=profile, settings=strict_abs)
+    assert (c.real, c.noise) == (2, 1)
+    # with the defaults the field stands out of the noise: c0 (11 > its own 5) is real too
+    assert compare_schedules(ref, b3, noise=profile).real == 3
 
 
 def test_presence_and_errors_seen_in_self_runs_are_noise() -> None:
@@ -128,3 +133,14 @@ def test_noise_runs_of_an_engine_against_itself() -> None:
     baseline = profile.baseline(NoiseRule())
     assert all(f.candidates_noisy == 0 for f in baseline.fields)
     assert baseline.rank is not None and baseline.rank.rbo == 1.0
+
+
+def test_a_noisy_field_does_not_excuse_a_candidate_that_never_moved() -> None:
+    a, priorities, ref, wobble = _schedules()
+    profile = measure_noise(ref, [("rerun", wobble)])
+    # one divergence against one noisy candidate: the field is within noise,
+    # but c3 never wobbled, so its move is real
+    b = make_schedule(a, priorities={**priorities, "c3": 311})
+    c = compare_schedules(ref, b, noise=profile)
+    assert c.field_stats("queue_priority").beyond_noise is False  # type: ignore[union-attr]
+    assert (c.real, c.noise) == (1, 0)
