@@ -33,7 +33,8 @@ from psycopg import sql
 from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg.types.json import Json
 
-from engines.model import Candidate, Dataset, us_to_datetime
+from engines.legacy.sql import candidate_query
+from engines.model import Candidate, CandidateKey, Dataset, us_to_datetime
 from harness.errors import InputError, SourceError
 from harness.live import redact_dsn
 from harness.pgschema import (
@@ -53,6 +54,9 @@ class RestoreReport:
     counts: dict[str, int]
     created_schema: bool
     notes: list[str] = field(default_factory=list)
+    #: Whether the candidate query returns the snapshot's recorded row order
+    #: (``None``: the snapshot recorded none).
+    row_order_kept: bool | None = None
 
 
 def _check_references(dataset: Dataset, origin: str) -> None:
@@ -414,6 +418,25 @@ def _restore(
         )
         _set_sequence(conn, "queue")
     conn.execute("ANALYZE")
+    order_kept = _row_order_kept(conn, dataset)
+    if order_kept is False:
+        notes.append(
+            "this database returns the candidate query's rows in another order than the "
+            "snapshot recorded (the planner joins a table of this size differently); "
+            "legacy:sql here follows the database, as the legacy would — for the recorded "
+            "order, schedule the snapshot itself"
+        )
     for note in notes:
         log.info("restore: %s", note)
-    return RestoreReport(counts=counts, created_schema=created, notes=notes)
+    return RestoreReport(
+        counts=counts, created_schema=created, notes=notes, row_order_kept=order_kept
+    )
+
+
+def _row_order_kept(conn: psycopg.Connection, dataset: Dataset) -> bool | None:
+    """Whether the restored database returns the candidate query's rows in the recorded order."""
+    if dataset.candidate_row_order is None:
+        return None
+    query, params = candidate_query()
+    got = [CandidateKey(r[0], r[2], r[8]) for r in conn.execute(query, params)]
+    return got == list(dataset.candidate_row_order)
