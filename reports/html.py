@@ -11,6 +11,7 @@ safe, in :mod:`reports.view`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -36,7 +37,7 @@ def fmt_num(value: float | int | None, digits: int = 4) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}".replace("-", "−")
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -97,7 +98,9 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
+@functools.cache
 def environment() -> Environment:
+    """One environment per process: templates are compiled once."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=True,

@@ -403,7 +403,16 @@ def histogram(
         _axes_empty(c, x_label, y_label)
         _empty(c, "nothing to count")
         return c.render()
-    xs = Scale(edges[0], edges[-1], MARGIN_LEFT, width - MARGIN_RIGHT)
+    filled = [i for i, n in enumerate(counts) if n > 0]
+    # one bar around zero: the engines agree everywhere; draw a slim bar at 0
+    # on a neutral axis rather than a block filling the whole plot
+    agree = highlight_zero and len(filled) == 1 and edges[filled[0]] <= 0 <= edges[filled[0] + 1]
+    if agree:
+        xs = Scale(-1.0, 1.0, MARGIN_LEFT, width - MARGIN_RIGHT)
+        bins: list[tuple[float, float, int]] = [(-0.03, 0.03, counts[filled[0]])]
+    else:
+        xs = Scale(edges[0], edges[-1], MARGIN_LEFT, width - MARGIN_RIGHT)
+        bins = list(zip(edges, edges[1:], counts, strict=False))
     peak = max(nonzero)
     if log_counts:
         ys = Scale(
@@ -419,20 +428,30 @@ def histogram(
         step = nice_step(peak, 5)
         ys = Scale(0, math.ceil(peak / step) * step, height - MARGIN_BOTTOM, MARGIN_TOP)
     y_ticks = [t for t in ys.ticks(5) if t == int(t)]
-    _axes(c, xs, ys, x_label, y_label + (" (log)" if log_counts else ""), y_ticks=y_ticks)
+    y_title = y_label + (" (log)" if log_counts else "")
+    _axes(c, xs, ys, x_label, y_title, y_ticks=y_ticks, x_ticks=[0.0] if agree else None)
     base = ys.p0
-    last = len(counts) - 1
-    for i, (lo, hi, n) in enumerate(zip(edges, edges[1:], counts, strict=False)):
+    last = len(bins) - 1
+    for i, (lo, hi, n) in enumerate(bins):
         if n <= 0:
             continue
         x0, x1 = xs(lo), xs(hi)
         y = ys(n)
         holds_zero = highlight_zero and (lo <= 0 < hi or (i == last and hi == 0))
         fill = "#cbd5e1" if holds_zero else colour
+        shown = (edges[filled[0]], edges[filled[0] + 1]) if agree else (lo, hi)
         c.add(
             f'<rect class="mark" x="{_f(x0 + 0.5)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 1, 1))}" '
             f'height="{_f(max(base - y, 1))}" fill="{esc(fill)}">'
-            f"<title>{esc(fmt_number(lo))} … {esc(fmt_number(hi))}: {n}</title></rect>"
+            f"<title>{esc(fmt_number(shown[0]))} … {esc(fmt_number(shown[1]))}: {n}</title></rect>"
+        )
+    if agree:
+        c.text(
+            xs(0.0) + 18,
+            MARGIN_TOP + 40,
+            f"all {total:,} at 0: no difference",
+            anchor="start",
+            cls="h",
         )
     return c.render()
 

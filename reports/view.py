@@ -50,12 +50,12 @@ PROVENANCE_CHARS = 4000
 STATUS_COLOURS: Mapping[str, str] = {
     "real": "#dc2626",
     "waived": "#d97706",
-    "noise": "#94a3b8",
-    "equal": "#cbd5e1",
+    "noise": "#6b7fa8",
+    "equal": "#aab4c3",
 }
 #: status codes of PlotData.offset_pairs
 STATUS_CODES: Mapping[int, svg.Category] = {
-    0: svg.Category("equal / tolerated", "#cbd5e1"),
+    0: svg.Category("equal / tolerated", STATUS_COLOURS["equal"]),
     1: svg.Category("noise", STATUS_COLOURS["noise"]),
     2: svg.Category("waived", STATUS_COLOURS["waived"]),
     3: svg.Category("real", STATUS_COLOURS["real"]),
@@ -161,6 +161,7 @@ class CandidateRow:
     rank_move: int | None
     dominant: str | None
     dominant_label: str
+    dominant_weight: float | None
     attribution_source: str | None
     bar: Markup
     factors: tuple[FactorRow, ...]
@@ -450,6 +451,7 @@ def _candidate_row(index: int, d: CandidateDiff) -> CandidateRow:
         rank_move=move,
         dominant=dominant,
         dominant_label=FACTOR_LABELS.get(dominant, dominant) if dominant else "",
+        dominant_weight=next((f.weight for f in factors if f.dominant), None),
         attribution_source=at.source if at is not None else None,
         bar=bar,
         factors=factors,

@@ -446,3 +446,56 @@ def test_report_renders_in_headless_chromium(comparison: Comparison, tmp_path: P
     # the table script ran: it writes how many rows are shown
     assert re.search(r'id="cand-count">\d+ of \d+ shown<', text)
     assert "alert(1)" not in re.sub(r"&lt;script&gt;alert\(1\)&lt;/script&gt;", "", text)
+
+
+#: Runs in the page after the report's own script: sorts by log B/A twice
+#: (descending), filters by a campaign and a word, opens one "why" row, and
+#: writes what it saw into <body data-probe>, which --dump-dom then shows.
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("candidates");
+  var th = table.querySelector('th[data-key="lr"]');
+  th.click(); th.click();
+  var order = Array.prototype.map.call(table.querySelectorAll("tbody.cand"),
+    function (b) { return b.dataset.lr; }).filter(function (v) { return v !== ""; }).slice(0, 50);
+  var sortedDesc = order.every(function (v, i) { return i === 0 || parseFloat(order[i - 1]) >= parseFloat(v); });
+  var campaign = document.getElementById("cand-campaign");
+  campaign.value = "debianize"; campaign.dispatchEvent(new Event("input"));
+  var filter = document.getElementById("cand-filter");
+  filter.value = "codebase value"; filter.dispatchEvent(new Event("input"));
+  var shown = Array.prototype.filter.call(table.querySelectorAll("tbody.cand"), function (b) { return !b.hidden; });
+  var allMatch = shown.every(function (b) { return b.dataset.campaign === "debianize"; });
+  var button = shown[0].querySelector("button.more");
+  button.click();
+  var detail = shown[0].querySelector("tr.detail");
+  document.body.setAttribute("data-probe", [th.getAttribute("aria-sort"), sortedDesc, shown.length,
+    allMatch, detail.hidden, button.textContent, document.getElementById("cand-count").textContent].join("|"));
+});
+</script></body>"""
+
+
+@pytest.mark.browser
+def test_table_sorts_filters_and_expands_in_chromium(
+    comparison: Comparison, tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "headless Chromium is needed at /usr/bin/chromium: install the Debian package 'chromium'"
+        )
+    page = tmp_path / "probe.html"
+    page.write_text(render_string(comparison).replace("</body>", PROBE), encoding="utf-8")
+    dom = _chromium(["--dump-dom", page.resolve().as_uri()], tmp_path / "profile")
+    probe = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert probe is not None, dom.stderr[-2000:]
+    sort, ordered, shown, all_match, hidden, label, count = probe.group(1).split("|")
+    assert sort == "descending" and ordered == "true"
+    debianize_ncv = sum(
+        1
+        for d in comparison.candidates[:500]
+        if d.campaign == "debianize"
+        and d.attribution is not None
+        and d.attribution.dominant == "normalized_codebase_value"
+    )
+    assert int(shown) >= debianize_ncv > 0
+    assert all_match == "true" and hidden == "false" and label == "hide"
+    assert count == f"{shown} of {min(500, len(comparison.candidates))} shown"
