@@ -180,3 +180,13 @@ def test_progress_only_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None
         pass
     err = capsys.readouterr().err
     assert "[1/2] reading" in err and "[2/2] comparing" in err
+
+
+def test_unwritable_outputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = tmp_path / "no" / "such" / "dir"
+    args = ["compare", SCENARIO, "--a", GOOD, "--b", GOOD, "--no-noise"]
+    assert main([*args, "--json", str(nowhere / "s.json")]) == 2
+    assert main([*args, "--junit", str(nowhere / "j.xml")]) == 2
+    accept = ["gate", "accept", SCENARIO, "--engine", GOOD, "--baseline", str(nowhere / "b.json")]
+    assert main(accept) == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from engines.base import Engine, get_engine
 from engines.model import Dataset, Schedule
 from harness.compare import compare_schedules
 from harness.comparison_model import Comparison
-from harness.errors import ShadowError
+from harness.errors import InputError, ShadowError
 from harness.noise import NoiseProfile, measure_noise, noise_runs
 from harness.sources import open_source
 from harness.tolerances import Settings, load_settings
@@ -142,6 +142,15 @@ def measure(
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
 
 
+@contextmanager
+def writing(path: str) -> Iterator[None]:
+    """An output file that cannot be written is bad input (exit 2), not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", file=path) from exc
+
+
 def write_outputs(
     comparison: Comparison,
     report_path: str | None,
@@ -151,11 +160,13 @@ def write_outputs(
     if json_path:
         from reports.json_summary import write_json_summary
 
-        write_json_summary(comparison, json_path)
+        with writing(json_path):
+            write_json_summary(comparison, json_path)
     if junit_path:
         from reports.junit import write_junit
 
-        write_junit(comparison, junit_path)
+        with writing(junit_path):
+            write_junit(comparison, junit_path)
     if report_path:
         try:
             html = importlib.import_module("reports.html")
@@ -164,7 +175,8 @@ def write_outputs(
                 raise
             click.echo("note: the HTML report is not available in this build (no reports.html)")
             return
-        html.render_html(comparison, report_path)
+        with writing(report_path):
+            html.render_html(comparison, report_path)
 
 
 def verdict_text(c: Comparison) -> str:

@@ -25,6 +25,7 @@ from harness.commands.compare import (
     run_engine,
     verdict_text,
     write_outputs,
+    writing,
 )
 from harness.compare import compare_schedules
 from harness.schedule_json import read_schedule, write_schedule
@@ -134,7 +135,8 @@ def accept(
     previous = None
     if Path(baseline_path).exists():
         previous = compare_schedules(read_schedule(baseline_path), schedule, source_a=baseline_path)
-    write_schedule(schedule, baseline_path)
+    with writing(baseline_path):
+        write_schedule(schedule, baseline_path)
     click.echo(
         f"baseline {baseline_path}: {schedule.engine}, {len(schedule.decisions)} decisions, "
         f"{len(schedule.queue)} queue rows"
