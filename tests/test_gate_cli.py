@@ -190,3 +190,13 @@ def test_unwritable_outputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     accept = ["gate", "accept", SCENARIO, "--engine", GOOD, "--baseline", str(nowhere / "b.json")]
     assert main(accept) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_malformed_baseline_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "b.json"
+    bogus.write_text(
+        '{"schema": "janitor-shadow/schedule", "schema_version": 1, "decisions": []}',
+        encoding="utf-8",
+    )
+    assert main(["gate", SCENARIO, "--engine", GOOD, "--baseline", str(bogus)]) == 2
+    assert str(bogus) in capsys.readouterr().err

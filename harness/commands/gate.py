@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from engines.model import Schedule
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -28,8 +29,19 @@ from harness.commands.compare import (
     writing,
 )
 from harness.compare import compare_schedules
+from harness.errors import InputError, ShadowError
 from harness.schedule_json import read_schedule, write_schedule
 from harness.sources import open_source
+
+
+def read_baseline(path: str) -> Schedule:
+    """The stored baseline; a malformed one is bad input naming the file."""
+    try:
+        return read_schedule(path)
+    except ShadowError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"malformed baseline schedule: {exc!r}", file=path) from exc
 
 
 class _DefaultToCheck(click.Group):
@@ -82,7 +94,7 @@ def check(
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
     settings, waivers = load_config(tolerances_path, waivers_path)
-    baseline = read_schedule(baseline_path)
+    baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
     progress = Progress(4 if noise else 3)
     with progress.step(f"reading {source}"):
@@ -134,7 +146,7 @@ def accept(
     schedule = run_engine(engine, dataset)
     previous = None
     if Path(baseline_path).exists():
-        previous = compare_schedules(read_schedule(baseline_path), schedule, source_a=baseline_path)
+        previous = compare_schedules(read_baseline(baseline_path), schedule, source_a=baseline_path)
     with writing(baseline_path):
         write_schedule(schedule, baseline_path)
     click.echo(
