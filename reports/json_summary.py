@@ -68,7 +68,13 @@ def summary_document(comparison: Comparison) -> dict[str, Any]:
 
 
 def summary_bytes(comparison: Comparison) -> bytes:
-    return orjson.dumps(summary_document(comparison), option=orjson.OPT_INDENT_2) + b"\n"
+    # default=str: engine settings and provenance may hold values JSON has no type for
+    data = orjson.dumps(
+        summary_document(comparison),
+        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+        default=str,
+    )
+    return data + b"\n"
 
 
 def write_json_summary(comparison: Comparison, path: str | os.PathLike[str]) -> None:
