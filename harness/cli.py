@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "harness.commands.compare",
     "harness.commands.gate",
     "harness.commands.run",
+    "harness.commands.generate",
 )
 
 
