@@ -55,10 +55,6 @@ def decision_key(d: Decision) -> Key:
     return (d.codebase, d.campaign, d.change_set)
 
 
-def queue_key(q: QueueItem) -> Key:
-    return (q.codebase, q.suite, q.change_set)
-
-
 def _as_float(value: Any) -> float:
     if value is None:
         return np.nan
@@ -273,10 +269,6 @@ def set_common_positions(al: Alignment) -> None:
     for side, rows in ((al.a, al.queue_a), (al.b, np.sort(al.queue_b))):
         values = _group_starts(side, rows)
         side.columns["queue_position"] = Column(values, np.isnan(values))
-
-
-def structure_tuple(d: Decision) -> tuple[Any, ...]:
-    return tuple(getattr(d, name) for name in STRUCTURE_FIELDS)
 
 
 def same_value(x: Any, y: Any) -> bool:
