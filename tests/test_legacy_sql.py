@@ -597,3 +597,23 @@ def test_a_failing_statement_is_one_candidates_error_and_the_run_goes_on(
         with psycopg.connect(janitor_db, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_campaign_filter_keeps_both_backends_exact(janitor_db: str) -> None:
+    """With --campaign the reader keeps every run the legacy's averages need."""
+    original = load_snapshot(VECTORS / "quirks")
+    restore_dataset(original, janitor_db)
+    whole = get_engine("legacy:memory").schedule(original)
+    live = read_dataset(janitor_db, campaign="lintian-fixes", as_of=original.as_of)
+    sql_schedule, _ = _agree(live)
+    assert {d.campaign for d in sql_schedule.decisions} == {"lintian-fixes"}
+    # Each decision equals the unfiltered run's, except the queue-relative priority.
+    by_key = {d.key: d for d in whole.decisions}
+    for d in sql_schedule.decisions:
+        full = by_key[d.key]
+        assert (d.offset, d.estimated_duration_us, d.success_probability, d.error) == (
+            full.offset,
+            full.estimated_duration_us,
+            full.success_probability,
+            full.error,
+        )
