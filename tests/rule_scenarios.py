@@ -127,8 +127,10 @@ def check_outcome(outcome: Outcome, expected: Mapping[str, Any]) -> None:
         if stopped:
             problems.append(f"unexpected note {stopped}")
     elif len(stopped) != 1 or f"candidate #{expected['stopped_at']} " not in stopped[0]:
-        problems.append(f"notes {outcome.notes} do not say the legacy stopped at "
-                        f"candidate #{expected['stopped_at']}")
+        problems.append(
+            f"notes {outcome.notes} do not say the legacy stopped at "
+            f"candidate #{expected['stopped_at']}"
+        )
     assert not problems, "\n".join(problems)
 
 
