@@ -33,6 +33,7 @@ AXIS_COLOUR = "#6b7280"
 GRID_COLOUR = "#e5e7eb"
 TEXT_COLOUR = "#374151"
 DEFAULT_BAR = "#64748b"
+AGREE_COLOUR = "#cbd5e1"
 
 
 @dataclass(frozen=True)
@@ -380,15 +381,17 @@ def histogram(
     desc: str = "",
     log_counts: bool | None = None,
     colour: str = DEFAULT_BAR,
-    highlight_zero: bool = True,
+    mark_zero: bool = True,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> str:
     """Bars over ``edges`` (``len(edges) == len(counts) + 1``), one mark per
     non-empty bin. ``log_counts`` (default: when the tallest bar is over 50
     times the shortest non-empty one) puts counts on a log axis so a spike of
-    equal values does not flatten every other bar. With ``highlight_zero`` the
-    bin containing 0 is drawn lighter: it holds agreement, not divergence."""
+    equal values does not flatten every other bar. With ``mark_zero`` a dashed
+    line marks 0 (no difference); a bin holding 0 may still hold small
+    differences, so it is not singled out, except when it is the only bin:
+    then every value is 0 and the plot says so in words."""
     if len(edges) != len(counts) + 1:
         raise ValueError(f"histogram: {len(edges)} edges for {len(counts)} counts")
     total = sum(counts)
@@ -406,7 +409,7 @@ def histogram(
     filled = [i for i, n in enumerate(counts) if n > 0]
     # one bar around zero: the engines agree everywhere; draw a slim bar at 0
     # on a neutral axis rather than a block filling the whole plot
-    agree = highlight_zero and len(filled) == 1 and edges[filled[0]] <= 0 <= edges[filled[0] + 1]
+    agree = mark_zero and len(filled) == 1 and edges[filled[0]] <= 0 <= edges[filled[0] + 1]
     if agree:
         xs = Scale(-1.0, 1.0, MARGIN_LEFT, width - MARGIN_RIGHT)
         bins: list[tuple[float, float, int]] = [(-0.03, 0.03, counts[filled[0]])]
@@ -431,20 +434,24 @@ def histogram(
     y_title = y_label + (" (log)" if log_counts else "")
     _axes(c, xs, ys, x_label, y_title, y_ticks=y_ticks, x_ticks=[0.0] if agree else None)
     base = ys.p0
-    last = len(bins) - 1
-    for i, (lo, hi, n) in enumerate(bins):
+    for lo, hi, n in bins:
         if n <= 0:
             continue
         x0, x1 = xs(lo), xs(hi)
         y = ys(n)
-        holds_zero = highlight_zero and (lo <= 0 < hi or (i == last and hi == 0))
-        fill = "#cbd5e1" if holds_zero else colour
+        fill = AGREE_COLOUR if agree else colour
         shown = (edges[filled[0]], edges[filled[0] + 1]) if agree else (lo, hi)
         c.add(
             f'<rect class="mark" x="{_f(x0 + 0.5)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 1, 1))}" '
             f'height="{_f(max(base - y, 1))}" fill="{esc(fill)}">'
             f"<title>{esc(fmt_number(shown[0]))} … {esc(fmt_number(shown[1]))}: {n}</title></rect>"
         )
+    if mark_zero and not agree and edges[0] < 0 < edges[-1]:
+        c.add(
+            f'<path d="M{_f(xs(0.0))} {_f(ys.p1)}V{_f(ys.p0)}" stroke="#111827" '
+            'stroke-width="1" stroke-dasharray="4 3" opacity="0.55" fill="none"/>'
+        )
+        c.text(xs(0.0) + 4, ys.p1 + 12, "0", anchor="start", cls="tk")
     if agree:
         c.text(
             xs(0.0) + 18,

@@ -172,6 +172,7 @@ class CandidateRow:
     reasons_b: tuple[str, ...]
     error_a: str | None
     error_b: str | None
+    error_short: str | None
     waivers: tuple[str, ...]
     search: str
 
@@ -216,6 +217,7 @@ class RankView:
     metrics: RankMetrics
     rows: tuple[tuple[str, str, str], ...]
     movers_total: int
+    movers_plot: Plot | None
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ def build_view(comparison: Comparison, *, top_n: int = DEFAULT_TOP_N) -> ReportV
         rows_total=c.candidates_total,
         campaigns=campaigns,
         campaign_names=tuple(sorted({r.campaign for r in rows})),
-        ranking=_rank_view(c.ranking) if c.ranking is not None else None,
+        ranking=_rank_view(c.ranking, c) if c.ranking is not None else None,
         lists=(
             KeyedList("Missing in B", "missing", tuple(c.missing[:LIST_CAP]), c.counts.missing),
             KeyedList("Extra in B", "extra", tuple(c.extra[:LIST_CAP]), c.counts.extra),
@@ -428,6 +430,7 @@ def _candidate_row(index: int, d: CandidateDiff) -> CandidateRow:
         for f in d.fields
     )
     names = [f.field for f in d.fields]
+    error = d.error_b or d.error_a
     if d.structure:
         names.append("structure")
     search = " ".join(
@@ -462,6 +465,7 @@ def _candidate_row(index: int, d: CandidateDiff) -> CandidateRow:
         reasons_b=reasons_b,
         error_a=d.error_a,
         error_b=d.error_b,
+        error_short=_short(error, 90) if error else None,
         waivers=d.waivers,
         search=search,
     )
@@ -527,7 +531,11 @@ def anchor_for(name: str, prefix: str = "campaign") -> str:
 
 
 def _campaign_view(s: CampaignSummary, rows: Sequence[CandidateRow]) -> CampaignView:
-    examples = tuple(r for r in rows if r.campaign == s.campaign)[:CAMPAIGN_EXAMPLES]
+    # value divergences with a factor breakdown say more than a list of errors
+    # (which the table already puts first), so they lead here
+    mine = [r for r in rows if r.campaign == s.campaign]
+    mine.sort(key=lambda r: (r.dominant is None, -abs(r.log_ratio or 0.0), r.index))
+    examples = tuple(mine[:CAMPAIGN_EXAMPLES])
     tone = "bad" if s.real else "warn" if s.waived else "good"
     return CampaignView(
         summary=s,
@@ -539,12 +547,14 @@ def _campaign_view(s: CampaignSummary, rows: Sequence[CandidateRow]) -> Campaign
     )
 
 
-def _rank_view(r: RankMetrics) -> RankView:
+def _rank_view(r: RankMetrics, c: Comparison) -> RankView:
     def num(v: float | None, digits: int = 4) -> str:
         return "—" if v is None else f"{v:.{digits}f}"
 
     def pval(v: float | None) -> str:
-        return "" if v is None else f"p-value {v:.2g}"
+        if v is None:
+            return ""
+        return "p-value < 1e-300" if v == 0 else f"p-value {v:.2g}"
 
     rows = [
         ("Kendall τ-b", num(r.kendall_tau_b), pval(r.kendall_pvalue)),
@@ -567,7 +577,29 @@ def _rank_view(r: RankMetrics) -> RankView:
         )
     )
     rows.append(("Queued on one side only", f"{r.only_a:,} / {r.only_b:,}", "only A / only B"))
-    return RankView(r, tuple(rows), len(r.movers))
+    return RankView(r, tuple(rows), len(r.movers), movers_plot(r, c))
+
+
+def movers_plot(r: RankMetrics, c: Comparison) -> Plot | None:
+    """Where the largest movers sit in each queue (beside the rank metrics)."""
+    if not r.movers:
+        return None
+    total = max(c.a.queue_rows, c.b.queue_rows, 2)
+    return Plot(
+        "movers",
+        f"The {len(r.movers):,} largest movers: position in A's queue against "
+        "position in B's. Above the dashed line B runs them later.",
+        Markup(
+            svg.rank_scatter(
+                [(m.rank_a, m.rank_b, 0) for m in r.movers],
+                ident="plot-movers",
+                title="Largest queue movers",
+                total=total,
+                desc="Scatter of queue positions under A and B for the largest movers.",
+                categories={0: svg.Category("moved", "#475569")},
+            )
+        ),
+    )
 
 
 def _run_view(run: RunInfo) -> RunView:
@@ -650,7 +682,7 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
             "success_probability_delta",
             "plot-prob",
             "Success probability, B − A",
-            "Histogram of the success probability difference per candidate; the light bar holds zero.",
+            "Histogram of the success probability difference per candidate; the dashed line is zero.",
             FACTOR_COLOURS["success_probability"],
         ),
         (
@@ -681,29 +713,9 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
                 "success_probability_delta": "How far B's success probabilities are from A's.",
                 "duration_rel_delta": "Relative change of the estimated duration (0.5 = 50% longer under B).",
                 "offset_log_ratio": "log(B/A) of the offset: 0.69 means B's offset is twice A's.",
-                "rank_displacement": "How far candidates moved in the queue; the light bar is 'not moved'.",
+                "rank_displacement": "How far candidates moved in the queue; positive: later under B.",
             }
             out.append(Plot(name, captions[name], figure))
-    r = c.ranking
-    if r is not None and r.movers:
-        total = max(c.a.queue_rows, c.b.queue_rows, 2)
-        out.append(
-            Plot(
-                "movers",
-                f"The {len(r.movers):,} largest movers: position in A's queue against "
-                "position in B's. Above the dashed line B runs them later.",
-                Markup(
-                    svg.rank_scatter(
-                        [(m.rank_a, m.rank_b, 0) for m in r.movers],
-                        ident="plot-movers",
-                        title="Largest queue movers",
-                        total=total,
-                        desc="Scatter of queue positions under A and B for the largest movers.",
-                        categories={0: svg.Category("moved", "#475569")},
-                    )
-                ),
-            )
-        )
     campaigns = sorted(c.campaigns, key=lambda s: (-(s.real + s.waived + s.noise), s.campaign))
     rows = _cap_rows(
         [
