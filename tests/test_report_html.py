@@ -499,3 +499,33 @@ def test_table_sorts_filters_and_expands_in_chromium(
     assert int(shown) >= debianize_ncv > 0
     assert all_match == "true" and hidden == "false" and label == "hide"
     assert count == f"{shown} of {min(500, len(comparison.candidates))} shown"
+
+
+def test_empty_schedules_render_a_pass_without_queue_section() -> None:
+    empty = Schedule("legacy:memory", None, {}, AS_OF, [], [])
+    c = compare_schedules(empty, empty)
+    text = render_string(c)
+    assert ">PASS<" in text
+    assert 'id="ordering"' not in text  # no queue on either side
+    assert "No divergent candidate." in text
+
+
+def test_nonfinite_values_are_shown_not_crashed_on() -> None:
+    nan, inf = float("nan"), float("inf")
+    a = [
+        Decision("a", "c", None, offset=nan, success_probability=inf, value=1.0),
+        Decision("b", "c", None, offset=5.0),
+    ]
+    b = [
+        Decision("a", "c", None, offset=3.0, success_probability=0.5, value=1.0),
+        Decision("b", "c", None, offset=inf),
+    ]
+    c = compare_schedules(
+        Schedule("x", None, {}, AS_OF, a, []), Schedule("y", None, {}, AS_OF, b, [])
+    )
+    text = render_string(c)
+    assert "NaN → 3" in text and "5 → ∞" in text
+    for figure in re.findall(
+        r'<svg xmlns="http://www.w3.org/2000/svg" class="plot".*?</svg>', text, re.S
+    ):
+        ET.fromstring(figure)
