@@ -10,6 +10,7 @@ names the rule that broke.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,16 @@ def test_scenario_matches_hand_worked_expectations(name: str) -> None:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_through_the_cli(name: str, tmp_path: Path) -> None:
     check_outcome(run_cli(name, tmp_path / "schedule.json"), expected_block(name))
+
+
+def test_scenario_runs_by_its_bundled_name(tmp_path: Path) -> None:
+    """``janitor-shadow schedule rules/<name>`` finds the bundled file."""
+    from harness.cli import main
+
+    out = tmp_path / "s.json"
+    assert main(["schedule", "rules/quirk_queue_ids_have_gaps", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert [row["id"] for row in doc["queue"]] == [1, 3]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
