@@ -30,6 +30,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,9 +50,18 @@ class DepsRun:
 
     instigated_context: str | None
     context: str | None
-    failure_details: Any
+    #: The decoded JSON value, or ``None`` when only ``text`` was read (decoded on demand).
+    failure_details_value: Any
     #: Decay weight for the plan's estimator; 0.0 when the run is not relevant there.
     weight: float
+    #: The JSON text as stored (snapshot Parquet, database), a cheap cache key.
+    text: str | None = None
+
+    @property
+    def failure_details(self) -> Any:
+        if self.failure_details_value is None and self.text is not None:
+            return orjson.loads(self.text)
+        return self.failure_details_value
 
 
 @dataclass
@@ -161,6 +171,14 @@ def _interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return days, span - days * US_PER_DAY
 
 
+def _unique_ints(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hash path is many times slower here)."""
+    if len(values) == 0:
+        return values
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
 def _codes(array: pa.Array) -> tuple[np.ndarray, list[str]]:
     """A string column → (codes, dictionary); NULL → -1."""
     encoded = array.dictionary_encode()
@@ -191,7 +209,8 @@ class RunColumns:
     transient: np.ndarray
     instigated_context: pa.Array
     context: pa.Array
-    details: Any  # Callable[[int], Any]
+    #: Row indices → their failure_details: (decoded values or None, JSON texts or None).
+    details: Any  # Callable[[list[int]], tuple[list[Any], list[str | None]]]
 
     def __len__(self) -> int:
         return len(self.transient)
@@ -214,19 +233,17 @@ class RunColumns:
             transient=transient.fill_null(False).to_numpy(zero_copy_only=False),
             instigated_context=strings(7),
             context=strings(8),
-            details=lambda i: runs[i].failure_details,
+            details=lambda rows: ([runs[i].failure_details for i in rows], [None] * len(rows)),
         )
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> RunColumns:
         """From a run table in the snapshot's Parquet layout (``harness.run_table``)."""
-        import orjson
-
         details = table.column("failure_details").combine_chunks()
 
-        def decode(i: int) -> Any:
-            text = details[i].as_py()
-            return None if text is None else orjson.loads(text)
+        def decode(rows: list[int]) -> tuple[list[Any], list[str | None]]:
+            texts = details.take(pa.array(rows, pa.int64())).to_pylist()
+            return [None] * len(rows), texts
 
         def column(name: str) -> pa.Array:
             return table.column(name).combine_chunks()
@@ -326,9 +343,9 @@ def aggregates_from_columns(
     sums = segmented_sequential_sum(seconds, gid[timed], n_groups)
     agg.seconds_sum = sums.tolist()
     problems: list[str | None] = [None] * n_groups
-    for g in np.unique(gid[untimed]).tolist():
+    for g in _unique_ints(gid[untimed]).tolist():
         problems[g] = "AttributeError: a counted run has a NULL start or finish time"
-    for g in np.unique(gid[wf_null]).tolist():
+    for g in _unique_ints(gid[wf_null]).tolist():
         problems[g] = "TypeError: a worker failure has a NULL start time"
     agg.legacy_time_problem = problems
 
@@ -355,13 +372,14 @@ def aggregates_from_columns(
         ictx_all = kept(columns.instigated_context).take(pa.array(order[deps_positions]))
         ctx_all = kept(columns.context).take(pa.array(order[deps_positions]))
         ictx_list, ctx_list = ictx_all.to_pylist(), ctx_all.to_pylist()
-        for j, (pos, i) in enumerate(zip(deps_positions.tolist(), originals.tolist(), strict=True)):
-            det = columns.details(i)
-            if det is None:
+        values, texts = columns.details(originals.tolist())
+        for j, pos in enumerate(deps_positions.tolist()):
+            value, text = values[j], texts[j]
+            if value is None and text is None:
                 continue
             is_deps_run[pos] = True
             agg.deps_runs.setdefault(int(gid[pos]), []).append(
-                DepsRun(ictx_list[j], ctx_list[j], det, float(weight[pos]))
+                DepsRun(ictx_list[j], ctx_list[j], value, float(weight[pos]), text)
             )
 
     plain_relevant = relevant & ~is_deps_run
@@ -383,7 +401,7 @@ def aggregates_from_columns(
             found = pc.index_in(values, value_set=value_set).fill_null(-1)
             index = found.to_numpy(zero_copy_only=False)[order]
             mask = matchable & (index >= 0)
-            hits.update(np.unique(gid[mask] * width + index[mask]).tolist())
+            hits.update(_unique_ints(gid[mask] * width + index[mask]).tolist())
         agg.context_index = {c: i for i, c in enumerate(wanted)}
         agg.context_hits = hits
 
@@ -570,8 +588,6 @@ def aggregates_from_database(
     asked only for the codebases and campaigns of ``candidate_groups``
     (codebase, campaign) that may need them.
     """
-    import orjson
-
     params = _query_params(config, as_of)
     agg = Aggregates(origin="database")
     median = config.duration_estimation.method == "median"
@@ -606,7 +622,7 @@ def aggregates_from_database(
             if found is None:
                 continue
             agg.deps_runs.setdefault(found, []).append(
-                DepsRun(ictx, ctx, orjson.loads(details_text), float(weight))
+                DepsRun(ictx, ctx, None, float(weight), details_text)
             )
         cur.execute(_CONTEXT_SQL, params)
         pairs: list[tuple[int, str]] = []

@@ -106,22 +106,22 @@ class DependencyResolver:
         if not isinstance(relations, list | tuple):
             return RelationsVerdict(False, problem=f"relations is not a list: {relations!r:.60}")
         legacy_failure: str | None = None
+        available = self.entry_available
         for alternatives in relations:
             if not isinstance(alternatives, list | tuple):
                 return RelationsVerdict(
                     False, legacy_failure, f"alternatives is not a list: {alternatives!r:.60}"
                 )
-            found = False
             for entry in alternatives:
                 if not isinstance(entry, dict) or "name" not in entry:
                     return RelationsVerdict(
                         False, legacy_failure, f"malformed relation entry: {entry!r:.60}"
                     )
-                unknown = set(entry) - _ENTRY_KEYS
-                if unknown and legacy_failure is None:
-                    legacy_failure = (
-                        f"TypeError: unexpected keyword argument {sorted(unknown)[0]!r}"
-                    )
+                if legacy_failure is None:
+                    for key in entry:
+                        if key not in _ENTRY_KEYS:
+                            legacy_failure = f"TypeError: unexpected keyword argument {key!r}"
+                            break
                 op: str | None = None
                 wanted: str | None = None
                 version = entry.get("version")
@@ -140,14 +140,13 @@ class DependencyResolver:
                         return RelationsVerdict(
                             False, legacy_failure, f"unknown version operator {op!r}"
                         )
-                if self.debian_versions is None and legacy_failure is None:
+                if legacy_failure is None and self.debian_versions is None:
                     legacy_failure = (
                         'UndefinedTableError: relation "all_debian_versions" does not exist'
                     )
-                if self.entry_available(str(entry["name"]), op, wanted):
-                    found = True
+                if available(str(entry["name"]), op, wanted):
                     break
-            if not found:
+            else:
                 return RelationsVerdict(False, legacy_failure)
         return RelationsVerdict(True, legacy_failure)
 

@@ -77,7 +77,7 @@ class SuccessProbabilityEstimator:
             f"probability {s.default_success_probability:g}: the default, no relevant runs "
             f"in the last {s.historical_data_window_days} days"
         )
-        self._verdicts: dict[bytes, tuple[bool, str | None]] = {}
+        self._verdicts: dict[str | bytes, tuple[bool, str | None]] = {}
 
     def estimate(self, agg: Aggregates, group: int | None, context: str | None) -> SuccessEstimate:
         s = self.settings
@@ -162,18 +162,39 @@ class SuccessProbabilityEstimator:
             probability, total, won, multiplier, deps.satisfied_runs, reason, deps.legacy_failure
         )
 
-    def _verdict(self, relations: Any) -> tuple[bool, str | None]:
-        """Relations verdicts are cached by their JSON text: real relations repeat a lot."""
-        try:
-            key = orjson.dumps(relations)
-        except TypeError:
-            verdict = self.resolver.relations_verdict(relations)
-            return verdict.satisfied, verdict.legacy_failure
-        cached = self._verdicts.get(key)
-        if cached is None:
-            verdict = self.resolver.relations_verdict(relations)
-            cached = self._verdicts[key] = (verdict.satisfied, verdict.legacy_failure)
-        return cached
+    def _details_verdict(self, run: DepsRun) -> tuple[bool, str | None]:
+        """(satisfied now, what the legacy would raise) for one run's failure_details.
+
+        Cached by the details' JSON text (as stored, or re-encoded): real
+        relations repeat a lot, and a hit skips decoding them at all.
+        """
+        key: str | bytes | None = run.text
+        if key is None:
+            try:
+                key = orjson.dumps(run.failure_details_value)
+            except TypeError:
+                key = None
+        if key is not None:
+            cached = self._verdicts.get(key)
+            if cached is not None:
+                return cached
+        result = self._evaluate_details(run.failure_details)
+        if key is not None:
+            self._verdicts[key] = result
+        return result
+
+    def _evaluate_details(self, details: Any) -> tuple[bool, str | None]:
+        if not details:
+            return False, None
+        if not isinstance(details, dict):
+            return False, (
+                f"AttributeError: failure_details is a {type(details).__name__}, not an object"
+            )
+        relations = details.get("relations")
+        if not relations:
+            return False, None
+        verdict = self.resolver.relations_verdict(relations)
+        return verdict.satisfied, verdict.legacy_failure
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
@@ -183,21 +204,10 @@ class SuccessProbabilityEstimator:
         legacy_failure: str | None = None
         count = self.settings.count_satisfied_dependencies_as_success
         for run in runs:
-            details = run.failure_details
-            ok = False
-            if details:
-                if not isinstance(details, dict):
-                    legacy_failure = legacy_failure or (
-                        f"AttributeError: failure_details is a {type(details).__name__}, not an object"
-                    )
-                else:
-                    relations = details.get("relations")
-                    if relations:
-                        satisfied_now, failure = self._verdict(relations)
-                        if failure and legacy_failure is None:
-                            legacy_failure = failure
-                        ok = satisfied_now and count
-            if ok:
+            satisfied_now, failure = self._details_verdict(run)
+            if failure and legacy_failure is None:
+                legacy_failure = failure
+            if satisfied_now and count:
                 satisfied += 1
                 satisfied_weight += run.weight
             else:
