@@ -264,6 +264,9 @@ def test_quirk_strict_debian_operators_fail_like_postgres() -> None:
         assert error["sqlstate"] == "42883"
         assert error["message"] == f"operator does not exist: debversion {op} unknown{HINT}"
     assert decision(out, "c")["error"] is None and decision(out, "d")["error"] is None
+    assert decision(out, "e")["error"]["message"].startswith(
+        "operator does not exist: debversion << unknown"  # the newest run's operator
+    )
 
 
 def test_quirk_missing_all_debian_versions_table() -> None:
@@ -314,6 +317,11 @@ def test_quirk_codebase_average_includes_old_worker_failures_and_all_campaigns()
     out = pinned("quirk_codebase_average_includes_old_worker_failures_and_all_campaigns")
     a = decision(out, "a")
     assert (a["total_previous_runs"], a["estimated_duration_us"]) == (0, 60_000_000)
+
+
+def test_rule_average_skips_null_times() -> None:
+    out = pinned("rule_average_skips_null_times")
+    assert decision(out, "a")["estimated_duration_us"] == 20_000_000
 
 
 def test_rule_default_duration_15_seconds() -> None:
