@@ -46,6 +46,7 @@ from engines.model import (
     datetime_to_us,
 )
 from harness.errors import InputError
+from harness.run_table import bulk_allocation
 from scenarios.campaigns import (
     CAMPAIGN_WITHOUT_RUNS,
     CAMPAIGNS,
@@ -233,6 +234,7 @@ _TEAMS = (
 _DISTRIBUTIONS = ("unstable", "testing", "bookworm", "bookworm-backports", "experimental")
 _DEP_OPS = (">=", "<=", "=", ">", "<")
 _DEP_OP_WEIGHTS = (0.6, 0.1, 0.15, 0.05, 0.1)
+_DEP_OP_CUMULATIVE = tuple(np.cumsum(_DEP_OP_WEIGHTS).tolist())
 
 
 def _unique_names(rng: np.random.Generator, count: int) -> list[str]:
@@ -337,7 +339,8 @@ def _allocate(total: int, weights: Sequence[float], caps: Sequence[int]) -> list
 def generate(settings: GeneratorSettings) -> GeneratedScenario:
     """Draw a whole dataset and its truth from ``settings``."""
     settings.validate()
-    return _Builder(settings).build()
+    with bulk_allocation():  # millions of acyclic rows: the cyclic GC only slows them down
+        return _Builder(settings).build()
 
 
 class _Builder:
@@ -809,7 +812,7 @@ class _Builder:
         names = self.dep_names
         outer = 1 + (next(u) < 0.33) + (next(u) < 0.2)
         full = next(u) < 0.5
-        cum_ops = np.cumsum(_DEP_OP_WEIGHTS).tolist()
+        cum_ops = _DEP_OP_CUMULATIVE
         out = []
         for _ in range(outer):
             alts = []
@@ -1014,6 +1017,10 @@ class _Builder:
     def run_rows(self) -> tuple[Run, ...]:
         rng = _stream(self.s.seed, 12)
         n = len(self.run_pair)
+        # Heap order of the run table: roughly when the runs were inserted.
+        order = np.argsort(self.run_finish, kind="stable")
+        for name in ("run_pair", "run_start", "run_finish", "run_code_idx", "run_flags"):
+            setattr(self, name, getattr(self, name)[order])
         instigated, observed = self.run_contexts()
         details = self.failure_details()
         raw = rng.bytes(16 * n).hex()
@@ -1035,23 +1042,9 @@ class _Builder:
         flag = np.array([None, False, True], dtype=object)[
             self.run_flags.astype(np.int64) + 1
         ].tolist()
-        # Heap order of the run table: roughly when the runs were inserted.
-        order = np.argsort(self.run_finish, kind="stable").tolist()
         start, finish = self.run_start.tolist(), self.run_finish.tolist()
         return tuple(
-            Run(
-                ids[i],
-                codebase[i],
-                suite[i],
-                code[i],
-                start[i],
-                finish[i],
-                flag[i],
-                instigated[i],
-                observed[i],
-                details[i],
-            )
-            for i in order
+            map(Run, ids, codebase, suite, code, start, finish, flag, instigated, observed, details)
         )
 
     def build(self) -> GeneratedScenario:
