@@ -142,8 +142,8 @@ def test_quirk_null_value_empty_policy_gets_no_first_run_bonus() -> None:
     a, b = decision(out, "a"), decision(out, "b")
     assert a["value"] is None and a["total_previous_runs"] == 0
     assert a["offset"] == 35000.0 / 1.0  # counted as 1.0, no +100
-    assert b["offset"] == 35000.0 / 100.0  # value 0 + first-run bonus
-    assert queue_order(out) == [(1, "b", 350), (2, "a", 35350)]
+    assert b["offset"] == 35000.0 / 101.0  # value 1 + first-run bonus
+    assert queue_order(out) == [(1, "b", 346), (2, "a", 35346)]
 
 
 # --------------------------------------------------------------- §3 normalization
@@ -396,7 +396,7 @@ def test_quirk_priority_truncated_before_adding_queue_minimum() -> None:
 
 def test_quirk_priority_relative_to_existing_queue_minimum() -> None:
     out = pinned("quirk_priority_relative_to_existing_queue_minimum")
-    assert queue_order(out) == [(1, "x", 1000), (3, "a", 1087), (2, "y", 1200), (4, "b", 1350)]
+    assert queue_order(out) == [(1, "x", 1000), (3, "a", 1087), (2, "y", 1200), (4, "b", 1250)]
 
 
 def test_quirk_requeue_same_bucket_overwrites_even_with_worse_priority() -> None:
