@@ -58,6 +58,18 @@ def _set_dir(name: str) -> Path:
     return path
 
 
+def _damaged_files(path: Path) -> list[str]:
+    """Files whose size or sha256 differ from meta.json (empty: the copy is intact)."""
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    damaged = []
+    for relative, info in meta["files"].items():
+        file = path / relative
+        data = file.read_bytes() if file.is_file() else b""
+        if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
+            damaged.append(relative)
+    return damaged
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -73,6 +85,9 @@ def _close(got: float | None, want: float | None) -> bool:
 def vector_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One CLI run per set: (set dir, the schedule JSON it wrote)."""
     path = _set_dir(request.param)
+    damaged = _damaged_files(path)
+    if damaged:  # never compare against a damaged copy
+        pytest.fail(f"{path}: files differ from meta.json's sha256: {', '.join(damaged)}")
     out = tmp_path_factory.mktemp(request.param) / "schedule.json"
     code = main(["schedule", str(path), "--engine", "legacy:memory", "--json", str(out)])
     assert code == 0, f"janitor-shadow schedule exited {code} on {path}"
@@ -83,12 +98,8 @@ def vector_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def test_vector_files_match_their_sha256(name: str) -> None:
     path = _set_dir(name)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    files = meta["files"]
-    assert files, "meta.json lists no files"
-    for relative, info in files.items():
-        data = (path / relative).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == info["sha256"], f"{name}/{relative} is damaged"
-        assert len(data) == info["bytes"], f"{name}/{relative}: size differs from meta.json"
+    assert len(meta["files"]) >= 10, "meta.json lists too few files"
+    assert _damaged_files(path) == []
 
 
 def test_decisions_match_line_for_line(vector_run: Any) -> None:
