@@ -418,15 +418,14 @@ def histogram(
         bins = list(zip(edges, edges[1:], counts, strict=False))
     peak = max(nonzero)
     if log_counts:
+        # the axis starts at 0.5 so that a bin holding one value stays visible
         ys = Scale(
-            1,
-            10.0 ** math.ceil(math.log10(peak) + 1e-12),
+            0.5,
+            max(10.0, 10.0 ** math.ceil(math.log10(peak) + 1e-12)),
             height - MARGIN_BOTTOM,
             MARGIN_TOP,
             log=True,
         )
-        if ys.hi == ys.lo:
-            ys = Scale(1, 10, ys.p0, ys.p1, log=True)
     else:
         step = nice_step(peak, 5)
         ys = Scale(0, math.ceil(peak / step) * step, height - MARGIN_BOTTOM, MARGIN_TOP)
