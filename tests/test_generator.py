@@ -494,6 +494,14 @@ def test_generate_command_rejects_bad_options_with_exit_2(tmp_path: Path, args: 
     assert not (tmp_path / "out").exists()
 
 
+def test_generate_command_refuses_to_overwrite(tmp_path: Path) -> None:
+    occupied = tmp_path / "snap"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    assert main(["generate", str(occupied), "--codebases", "3"]) == 2
+    assert [f.name for f in occupied.iterdir()] == ["keep.txt"]
+
+
 def test_schedule_runs_on_the_bundled_default_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schedule", str(DEFAULT_SCENARIO), "--engine", "legacy"]) == 0
     assert ", 0 errors," in capsys.readouterr().out

@@ -149,6 +149,9 @@ def command(
             )
         if target.exists():
             raise InputError("refusing to overwrite an existing file", file=out)
+    elif target.exists() and (not target.is_dir() or any(target.iterdir())):
+        # Checked before generating: a large generation should not be wasted.
+        raise InputError("refusing to overwrite an existing snapshot", file=out)
     scenario = generate(settings)
     if fmt == "yaml":
         target.write_text(
