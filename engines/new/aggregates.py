@@ -23,7 +23,7 @@ evaluated, a small minority, are handed to Python as :class:`DepsRun`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -476,7 +476,7 @@ WITH r AS (
            result_code = 'worker-failure' AND start_time IS NULL AS wf_null,
            failure_details IS NOT NULL AS has_details
     FROM run
-    WHERE failure_transient IS NOT TRUE
+    WHERE failure_transient IS NOT TRUE {part}
 ), rel AS (
     SELECT *, counted AND start_time IS NOT NULL
               AND NOT (result_code = ANY(%(transient_codes)s))
@@ -579,8 +579,12 @@ def aggregates_from_database(
     config: EngineConfig,
     as_of: datetime,
     candidate_groups: Iterable[tuple[str, str]],
+    dsn: str | None = None,
 ) -> Aggregates:
     """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
+
+    With ``dsn``, a second connection joins the transaction's snapshot
+    (``pg_export_snapshot``) and the queries run on both at once.
 
     ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
     transaction (see :func:`engines.new.live.read_only_connection`), so every
@@ -591,11 +595,39 @@ def aggregates_from_database(
     params = _query_params(config, as_of)
     agg = Aggregates(origin="database")
     median = config.duration_estimation.method == "median"
-    groups_sql = _GROUPS_SQL.format(median=_MEDIAN_SQL if median else _NO_MEDIAN_SQL)
-    with conn.cursor() as cur:
-        cur.execute(groups_sql, params)
-        rows = cur.fetchall()
-    for g, row in enumerate(rows):
+    median_sql = _MEDIAN_SQL if median else _NO_MEDIAN_SQL
+
+    def groups(part: str, extra: dict[str, Any]) -> Callable[[Any], list[tuple[Any, ...]]]:
+        sql = _GROUPS_SQL.format(median=median_sql, part=part)
+        return lambda c: c.execute(sql, {**params, **extra}).fetchall()
+
+    def deps(c: Any) -> list[tuple[Any, ...]]:
+        return c.execute(_DEPS_SQL, params).fetchall()
+
+    def contexts(c: Any) -> list[tuple[Any, ...]]:
+        return c.execute(_CONTEXT_SQL, params).fetchall()
+
+    split = None
+    if dsn is not None:
+        row = conn.execute(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY name) FROM codebase"
+        ).fetchone()
+        split = None if row is None else row[0]
+    if split is None:
+        group_rows = groups("", {})(conn)
+        deps_rows, context_rows = deps(conn), contexts(conn)
+    else:
+        # Two connections on one exported snapshot: both halves of the run table
+        # are aggregated at once (the server has more than one core).
+        low, high = (
+            groups("AND codebase < %(split)s", {"split": split}),
+            groups("AND codebase >= %(split)s", {"split": split}),
+        )
+        results = run_on_shared_snapshot(conn, str(dsn), [[low, deps], [high, contexts]])
+        group_rows = results[0][0] + results[1][0]
+        deps_rows, context_rows = results[0][1], results[1][1]
+
+    for g, row in enumerate(group_rows):
         (codebase, suite, total, successes, timed, seconds_sum, untimed, wf_null, relevant,
          weight_sum, weighted_successes, median_us, median_n) = row  # fmt: skip
         agg.group_index[(codebase, suite)] = g
@@ -615,22 +647,18 @@ def aggregates_from_database(
         agg.median_us.append(None if median_us is None else int(median_us))
         agg.median_n.append(int(median_n))
 
-    with conn.cursor() as cur:
-        cur.execute(_DEPS_SQL, params)
-        for codebase, suite, ictx, ctx, details_text, weight in cur:
-            found = agg.group_index.get((codebase, suite))
-            if found is None:
-                continue
+    for codebase, suite, ictx, ctx, details_text, weight in deps_rows:
+        found = agg.group_index.get((codebase, suite))
+        if found is not None:
             agg.deps_runs.setdefault(found, []).append(
                 DepsRun(ictx, ctx, None, float(weight), details_text)
             )
-        cur.execute(_CONTEXT_SQL, params)
-        pairs: list[tuple[int, str]] = []
-        for codebase, suite, ctx in cur:
-            hit = agg.group_index.get((codebase, suite))
-            if hit is not None:
-                pairs.append((hit, ctx))
-        agg.set_context_hits(pairs)
+    pairs: list[tuple[int, str]] = []
+    for codebase, suite, ctx in context_rows:
+        hit = agg.group_index.get((codebase, suite))
+        if hit is not None:
+            pairs.append((hit, ctx))
+    agg.set_context_hits(pairs)
 
     # Fallbacks: only for the codebases/campaigns that may need them.
     needy_codebases: set[str] = set()
@@ -658,6 +686,44 @@ def aggregates_from_database(
         agg.codebase_median_us, agg.codebase_median_n = cb_median, cb_n
     agg.debian_versions = fetch_debian_versions(conn, _relation_names(agg.deps_runs))
     return agg
+
+
+def run_on_shared_snapshot(
+    conn: Any, dsn: str, work: list[list[Callable[[Any], Any]]]
+) -> list[list[Any]]:
+    """Run ``work[i]`` (query functions) on connection i, all on ``conn``'s snapshot.
+
+    ``work[0]`` runs on ``conn`` itself; every other list gets a new READ ONLY
+    REPEATABLE READ connection that imports ``conn``'s exported snapshot, so
+    all queries see exactly the same data.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+    from psycopg import sql
+
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    snapshot = row[0]
+    others = []
+    try:
+        for _ in work[1:]:
+            other = psycopg.connect(dsn, autocommit=True)
+            other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            others.append(other)
+
+        def run(index: int) -> list[Any]:
+            c = conn if index == 0 else others[index - 1]
+            return [query(c) for query in work[index]]
+
+        with ThreadPoolExecutor(len(work)) as pool:
+            return list(pool.map(run, range(len(work))))
+    finally:
+        for other in others:
+            try:
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
 
 
 def _min_points(config: EngineConfig) -> int:

@@ -162,6 +162,7 @@ def schedule_from_database(
             engine.config,
             dataset.as_of,
             candidate_groups=[(c.codebase, c.suite) for c in dataset.candidates],
+            dsn=dsn,
         )
     aggregated = time.perf_counter()
     inputs = EngineInputs(

@@ -202,6 +202,7 @@ class SchedulingEngine:
                     self.config,
                     dataset.as_of,
                     candidate_groups=[(c.codebase, c.suite) for c in candidates],
+                    dsn=dataset.live_dsn,
                 )
         elif runs is not None:
             agg = aggregates_from_columns(

@@ -131,16 +131,16 @@ class SingleCandidateScheduler:
             name: NamedPublishPolicy(name, None if is_null else tuple(entries))
             for name, (is_null, entries) in grouped.items()
         }
-        self._campaign_avg = {}
+        # Every campaign's average at once: one scan when the cache is (re)loaded,
+        # none per decision.
+        self._campaign_avg = {
+            suite: None if avg is None else timedelta_to_us(avg)
+            for suite, avg in conn.execute(CAMPAIGN_AVG_SQL)
+        }
         self._loaded_at = time.monotonic()
 
-    def _campaign_average(self, conn: psycopg.Connection, campaign: str) -> int | None:
-        if campaign not in self._campaign_avg:
-            row = conn.execute(CAMPAIGN_AVG_SQL, (campaign,)).fetchone()
-            self._campaign_avg[campaign] = (
-                None if row is None or row[0] is None else timedelta_to_us(row[0])
-            )
-        return self._campaign_avg[campaign]
+    def _campaign_average(self, campaign: str) -> int | None:
+        return self._campaign_avg.get(campaign)
 
     def decide(
         self,
@@ -202,7 +202,7 @@ class SingleCandidateScheduler:
             )
             if agg.deps_runs:
                 agg.debian_versions = fetch_debian_versions(conn, _relation_names(agg.deps_runs))
-            agg.campaign_avg_us = {campaign: self._campaign_average(conn, campaign)}
+            agg.campaign_avg_us = {campaign: self._campaign_average(campaign)}
             agg.origin = "database (single candidate)"
             queue_rows = [
                 QueueItem(
