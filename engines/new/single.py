@@ -64,7 +64,10 @@ WHERE id = (SELECT id FROM queue ORDER BY priority, id LIMIT 1)
    OR id = (SELECT max(id) FROM queue)
    OR (codebase = %s AND suite = %s AND coalesce(change_set, '') = '')""",
 )
-CAMPAIGN_AVG_SQL = "SELECT AVG(finish_time - start_time) FROM run WHERE failure_transient IS NOT TRUE AND suite = %s"
+CAMPAIGN_AVG_SQL = (
+    "SELECT suite, AVG(finish_time - start_time) FROM run WHERE failure_transient IS NOT TRUE "
+    "GROUP BY suite"
+)
 
 
 @dataclass(frozen=True)
