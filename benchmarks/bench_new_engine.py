@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engines.base import get_engine  # noqa: E402
-from engines.model import (  # noqa: E402
+from engines.base import get_engine
+from engines.model import (
     US_PER_DAY,
     Candidate,
     Codebase,
@@ -48,7 +48,7 @@ from engines.model import (  # noqa: E402
     Run,
     datetime_to_us,
 )
-from engines.new import create_engine  # noqa: E402
+from engines.new import create_engine
 
 CAMPAIGNS = (
     "lintian-fixes",
@@ -417,7 +417,7 @@ def main() -> None:
     print(
         f"  target: ≤ 5 s → parity {'OK' if snap_s <= 5 else 'MISSED'}, default {'OK' if snap_default_s <= 5 else 'MISSED'}"
     )
-    in_memory, mem_s = timed(
+    in_memory, _mem_s = timed(
         "new:parity on the loaded Dataset (Run tuples)", parity.schedule, dataset
     )
     print(f"  phases: {', '.join(f'{k} {v:.2f} s' for k, v in in_memory.timings.items())}")
@@ -439,7 +439,7 @@ def main() -> None:
     print(f"  target: < 1 s → {'OK' if small_s < 1 else 'MISSED'}")
 
     if not args.no_legacy_memory:
-        legacy, legacy_s = timed(
+        legacy, _legacy_s = timed(
             "legacy:memory on the loaded Dataset (reference)",
             get_engine("legacy:memory").schedule,
             dataset,
