@@ -353,6 +353,14 @@ def _queue_item(row: _Row) -> QueueItem:
 
 
 def _row_order(row: _Row) -> CandidateKey:
+    d = row.data
+    codebase, campaign, change_set = d.get("codebase"), d.get("campaign"), d.get("change_set")
+    if (
+        type(codebase) is str
+        and type(campaign) is str
+        and (change_set is None or type(change_set) is str)
+    ):
+        return CandidateKey(codebase, campaign, change_set)  # the common case, checked cheaply
     return CandidateKey(
         row.text("codebase"),
         row.text("campaign"),
@@ -662,13 +670,11 @@ def load_snapshot(path: str | os.PathLike[str], *, runs: bool = True) -> Dataset
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", file=str(path))
-    if path.is_dir():
-        raw = _read_directory(path, runs=runs)
-    elif path.suffix in (".yaml", ".yml"):
-        raw = _read_yaml(path)
-    else:
+    if not path.is_dir() and path.suffix not in (".yaml", ".yml"):
         raise InputError("expected a .yaml scenario or a snapshot directory", file=str(path))
-    return _build_dataset(raw, str(path))
+    with bulk_allocation(freeze=True):
+        raw = _read_directory(path, runs=runs) if path.is_dir() else _read_yaml(path)
+        return _build_dataset(raw, str(path))
 
 
 def _build_dataset(raw: _Tables, origin: str) -> Dataset:
