@@ -183,3 +183,37 @@ def test_parity_profile_uses_the_legacy_formula() -> None:
     assert _probability(config, runs, "c1") == (1 * 10 + 1) / (2 * 10 + 1) * 0.1
     assert _probability(config, runs, None) == (1 * 10 + 1) / (2 * 10 + 1) * 0.5
     assert _probability(config, [], None) == 1.0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 10**7),
+            st.integers(0, 30 * US_PER_DAY),
+            st.sampled_from((1, 3, 500_001, 1_500_000)),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_order_free_mean_agrees_with_the_legacys_float_sum(spans: list[int]) -> None:
+    """Where the database path skips the ordered float sum, the legacy's answer is the same."""
+    from engines.new.aggregates import legacy_mean_us, mean_if_unambiguous
+
+    exact = mean_if_unambiguous(sum(spans), sum(abs(s) for s in spans), len(spans))
+    for order in (spans, spans[::-1], sorted(spans)):
+        seconds = 0.0
+        for span in order:
+            seconds += span / 1_000_000
+        legacy = legacy_mean_us(seconds, len(order))
+        if exact is not None:
+            assert exact == legacy
+
+
+def test_exact_ties_are_left_to_the_ordered_sum() -> None:
+    from engines.new.aggregates import mean_if_unambiguous
+
+    assert mean_if_unambiguous(3, 3, 2) is None  # 1.5 µs: a tie
+    assert mean_if_unambiguous(4, 4, 2) == 2
+    assert mean_if_unambiguous(10, 10, 3) == 3

@@ -133,6 +133,33 @@ def legacy_mean_us(seconds_sum: float, count: int) -> int:
     return timedelta_to_us(timedelta(seconds=seconds_sum / count))
 
 
+#: Unit roundoff of IEEE doubles.
+_U = 2.0**-53
+
+
+def mean_if_unambiguous(span_sum_us: int, span_abs_us: int, count: int) -> int | None:
+    """The legacy's rounded mean, when its float summation order cannot matter.
+
+    The legacy adds ``span / 1e6`` newest first in floats, divides by the count
+    and rounds to a microsecond. Its result differs from the exact mean
+    ``span_sum / count`` by at most ~``(count + 5) · u · Σ|span| / count``
+    microseconds (conversion, summation, division, ``timedelta``). When the
+    exact mean is farther than that (times a safety factor of 4) from a half
+    microsecond, both round to the same integer, whatever the order: return
+    it. Otherwise (exact ties, which happen for about 1 group in ``count`` of
+    even size) return ``None``: the ordered float sum must decide.
+    """
+    bound = 4.0 * (count + 5) * _U * span_abs_us / count + 1e-9
+    twice = 2 * span_sum_us
+    nearest = (twice + count) // (2 * count)  # round half up, exact integers
+    # distance of the exact mean from the half-way point below/above `nearest`
+    distance = abs(twice - (2 * nearest - 1) * count) / (2 * count)
+    distance = min(distance, abs((2 * nearest + 1) * count - twice) / (2 * count))
+    if distance <= bound:
+        return None
+    return nearest
+
+
 def segmented_sequential_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """Σ values per group, added left to right exactly as a Python loop would.
 
@@ -489,8 +516,8 @@ SELECT codebase, suite,
        count(*) FILTER (WHERE counted) AS total,
        count(*) FILTER (WHERE counted AND result_code = 'success') AS successes,
        count(*) FILTER (WHERE counted AND has_times) AS timed,
-       sum(span_us::float8 / 1000000.0 ORDER BY start_time DESC)
-           FILTER (WHERE counted AND has_times) AS seconds_sum,
+       sum(span_us) FILTER (WHERE counted AND has_times) AS span_sum,
+       sum(abs(span_us)) FILTER (WHERE counted AND has_times) AS span_abs,
        bool_or(counted AND NOT has_times) AS untimed,
        bool_or(wf_null) AS wf_null,
        count(*) FILTER (WHERE relevant) AS relevant,
@@ -503,6 +530,17 @@ SELECT codebase, suite,
        {median}
 FROM rel
 GROUP BY codebase, suite
+"""
+
+_ORDERED_SPANS_SQL = """
+SELECT r.codebase, r.suite, (EXTRACT(EPOCH FROM r.finish_time - r.start_time) * 1000000)::bigint
+FROM run r
+JOIN unnest(%(codebases)s::text[], %(suites)s::text[]) AS g (codebase, suite)
+  ON r.codebase = g.codebase AND r.suite = g.suite
+WHERE r.failure_transient IS NOT TRUE
+  AND r.start_time IS NOT NULL AND r.finish_time IS NOT NULL
+  AND NOT (r.result_code = 'worker-failure' AND r.start_time <= %(cutoff)s)
+ORDER BY r.codebase, r.suite, r.start_time DESC
 """
 
 _MEDIAN_SQL = """(array_agg(span_us ORDER BY span_us) FILTER (WHERE relevant AND has_times))
@@ -627,14 +665,21 @@ def aggregates_from_database(
         group_rows = results[0][0] + results[1][0]
         deps_rows, context_rows = results[0][1], results[1][1]
 
+    ambiguous: list[tuple[str, str]] = []
     for g, row in enumerate(group_rows):
-        (codebase, suite, total, successes, timed, seconds_sum, untimed, wf_null, relevant,
-         weight_sum, weighted_successes, median_us, median_n) = row  # fmt: skip
+        (codebase, suite, total, successes, timed, span_sum, span_abs, untimed, wf_null,
+         relevant, weight_sum, weighted_successes, median_us, median_n) = row  # fmt: skip
         agg.group_index[(codebase, suite)] = g
         agg.total.append(int(total))
         agg.successes.append(int(successes))
         agg.timed.append(int(timed))
-        agg.seconds_sum.append(float(seconds_sum) if timed else 0.0)
+        agg.seconds_sum.append(0.0)
+        if timed:
+            mean = mean_if_unambiguous(int(span_sum), int(span_abs), int(timed))
+            if mean is None:
+                ambiguous.append((codebase, suite))
+            else:
+                agg._means[g] = mean
         problem = None
         if untimed:
             problem = "AttributeError: a counted run has a NULL start or finish time"
@@ -646,6 +691,25 @@ def aggregates_from_database(
         agg.weighted_successes.append(float(weighted_successes or 0.0))
         agg.median_us.append(None if median_us is None else int(median_us))
         agg.median_n.append(int(median_n))
+
+    if ambiguous:
+        # The exact sum sits (almost) on a half microsecond: only the legacy's own
+        # float summation, newest first, says which way it rounds.
+        spans: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for codebase, suite, span in conn.execute(
+            _ORDERED_SPANS_SQL,
+            {
+                **params,
+                "codebases": [k[0] for k in ambiguous],
+                "suites": [k[1] for k in ambiguous],
+            },
+        ):
+            spans[(codebase, suite)].append(span)
+        for key, values in spans.items():
+            seconds = 0.0
+            for span in values:
+                seconds += span / 1_000_000
+            agg._means[agg.group_index[key]] = legacy_mean_us(seconds, len(values))
 
     for codebase, suite, ictx, ctx, details_text, weight in deps_rows:
         found = agg.group_index.get((codebase, suite))
