@@ -121,3 +121,15 @@ def test_single_candidate_unknown_pair_is_one_clear_error(janitor_db: str) -> No
         pytest.raises(SourceError, match="no candidate nosuch/lintian-fixes"),
     ):
         single.decide("nosuch", "lintian-fixes")
+
+
+def test_a_live_source_dataset_uses_the_database_aggregates(janitor_db: str) -> None:
+    from harness.live import read_dataset
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    restore_dataset(dataset, janitor_db)
+    live = read_dataset(janitor_db, as_of=dataset.as_of)
+    assert live.live_dsn is not None
+    schedule = create_engine("parity").schedule(live)
+    assert schedule.settings["aggregates_from"] == "database"
+    assert _numbers(schedule) == _numbers(create_engine("parity").schedule(dataset))
