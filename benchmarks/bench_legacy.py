@@ -117,7 +117,10 @@ def main() -> None:
                 for a, b in zip(memory_sample.decisions, sql.decisions, strict=True)
                 if a.total_previous_runs
             ]
-            agree = all(a == b for a, b in with_runs)
+            fields = ("offset", "success_probability", "estimated_duration_us", "error")
+            agree = all(
+                getattr(a, name) == getattr(b, name) for a, b in with_runs for name in fields
+            )
             print(
                 f"  sql and memory agree on all {len(with_runs):,} sampled candidates with runs: {agree}"
             )
