@@ -42,6 +42,9 @@ _TESTS: Mapping[str, Callable[[int], bool]] = {
 #: Operators PostgreSQL's debversion type knows; anything else makes the legacy fail.
 LEGACY_SQL_OPERATORS = frozenset({"<", "<=", "=", ">=", ">", "<>", "!="})
 DEBIAN_OPERATORS = ("<<", "<=", "=", ">=", ">>")
+#: Operators whose "any version satisfies" reduces to the smallest or largest version.
+_UPWARD = frozenset({">=", ">>", ">"})
+_BY_EXTREME = _UPWARD | {"<<", "<=", "<"}
 _ENTRY_KEYS = frozenset({"name", "archqual", "arch", "distribution", "version", "restrictions"})
 
 
@@ -51,6 +54,10 @@ def _version(text: str) -> Version | None:
         return Version(text)
     except ValueError:
         return None
+
+
+def _second(pair: tuple[str, Version]) -> Version:
+    return pair[1]
 
 
 @cache
@@ -89,6 +96,7 @@ class DependencyResolver:
         self.config_file = config_file
         self.campaign_order = topological_order(self.campaign_dependencies, config_file)
         self._entries: dict[tuple[str, str | None, str | None], bool] = {}
+        self._extreme_cache: dict[str, tuple[str | None, str | None]] = {}
 
     # ----------------------------------------------------------- campaigns
 
@@ -159,6 +167,19 @@ class DependencyResolver:
             )
         return verdict
 
+    def _extremes(self, name: str, have: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """The smallest and largest parseable version of ``name`` (unparseable ones never match)."""
+        cached = self._extreme_cache.get(name)
+        if cached is None:
+            parsed = [(v, _version(v)) for v in have]
+            valid = [(v, p) for v, p in parsed if p is not None]
+            if valid:
+                cached = (min(valid, key=_second)[0], max(valid, key=_second)[0])
+            else:
+                cached = (None, None)
+            self._extreme_cache[name] = cached
+        return cached
+
     def entry_available(self, name: str, op: str | None, wanted: str | None) -> bool:
         key = (name, op, wanted)
         cached = self._entries.get(key)
@@ -167,6 +188,12 @@ class DependencyResolver:
         have = () if self.debian_versions is None else self.debian_versions.get(name, ())
         if op is None or wanted is None:
             result = bool(have)
+        elif op in _BY_EXTREME and _version(wanted) is not None:
+            # Debian ordering is a total preorder: "some version ≥ wanted" is
+            # "the largest version ≥ wanted", one comparison instead of one per version.
+            low, high = self._extremes(name, have)
+            extreme = high if op in _UPWARD else low
+            result = extreme is not None and version_satisfies(extreme, op, wanted)
         else:
             result = any(version_satisfies(v, op, wanted) for v in have)
         self._entries[key] = result
