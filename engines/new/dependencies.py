@@ -64,10 +64,70 @@ def _second(pair: tuple[str, Version]) -> Version:
 def version_satisfies(have: str, op: str, wanted: str) -> bool:
     """``have op wanted`` under Debian version ordering; False for an unparseable version."""
     test = _TESTS.get(op)
-    left, right = _version(have), _version(wanted)
+    left, right = _version_key(have), _version_key(wanted)
     if test is None or left is None or right is None:
         return False
-    return test((left > right) - (left < right))
+    return test(_compare_keys(left, right))
+
+
+#: One run of a version part: (its integer value if all digits, else None; character orders).
+_Run = tuple[int | None, tuple[int, ...]]
+_VersionKey = tuple[int, tuple[_Run, ...], tuple[_Run, ...]]
+#: python-debian pads the shorter part with the run "0".
+_PAD_RUN: _Run = (0, (1,))
+#: python-debian's own splitting expressions and character order (untyped in its stubs).
+_PYTHON_DEBIAN: Any = Version
+
+
+def _runs(text: str) -> tuple[_Run, ...]:
+    runs: list[_Run] = []
+    for run in _PYTHON_DEBIAN.re_all_digits_or_not.findall(text):
+        number = int(run) if _PYTHON_DEBIAN.re_digits.match(run) else None
+        runs.append((number, tuple(_PYTHON_DEBIAN._order(c) for c in run)))
+    return tuple(runs)
+
+
+@cache
+def _version_key(text: str) -> _VersionKey | None:
+    """python-debian's comparison, pre-split once per version string.
+
+    ``Version._compare`` re-splits both strings with regular expressions on
+    every comparison, which made it the costliest step of a run at 100,000
+    candidates; this is the same algorithm (same regular expressions, same
+    character order, same "0" padding) on cached runs.
+    """
+    version = _version(text)
+    if version is None:
+        return None
+    return (
+        int(version.epoch or "0"),
+        _runs(version.upstream_version or "0"),
+        _runs(version.debian_revision or "0"),
+    )
+
+
+def _compare_runs(left: tuple[_Run, ...], right: tuple[_Run, ...]) -> int:
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else _PAD_RUN
+        b = right[i] if i < len(right) else _PAD_RUN
+        if a[0] is not None and b[0] is not None:
+            if a[0] != b[0]:
+                return -1 if a[0] < b[0] else 1
+            continue
+        la, lb = a[1], b[1]
+        if la != lb:
+            n = max(len(la), len(lb))
+            la = la + (0,) * (n - len(la))
+            lb = lb + (0,) * (n - len(lb))
+            if la != lb:
+                return -1 if la < lb else 1
+    return 0
+
+
+def _compare_keys(left: _VersionKey, right: _VersionKey) -> int:
+    if left[0] != right[0]:
+        return -1 if left[0] < right[0] else 1
+    return _compare_runs(left[1], right[1]) or _compare_runs(left[2], right[2])
 
 
 @dataclass(frozen=True, slots=True)
