@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cmp_to_key
 from typing import Any
 
 from debian.debian_support import Version
@@ -54,10 +54,6 @@ def _version(text: str) -> Version | None:
         return Version(text)
     except ValueError:
         return None
-
-
-def _second(pair: tuple[str, Version]) -> Version:
-    return pair[1]
 
 
 @cache
@@ -128,6 +124,14 @@ def _compare_keys(left: _VersionKey, right: _VersionKey) -> int:
     if left[0] != right[0]:
         return -1 if left[0] < right[0] else 1
     return _compare_runs(left[1], right[1]) or _compare_runs(left[2], right[2])
+
+
+def _compare_texts(left: str, right: str) -> int:
+    """Debian order of two parseable version strings."""
+    return _compare_keys(_version_key(left), _version_key(right))  # type: ignore[arg-type]
+
+
+_ORDER = cmp_to_key(_compare_texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,12 +235,8 @@ class DependencyResolver:
         """The smallest and largest parseable version of ``name`` (unparseable ones never match)."""
         cached = self._extreme_cache.get(name)
         if cached is None:
-            parsed = [(v, _version(v)) for v in have]
-            valid = [(v, p) for v, p in parsed if p is not None]
-            if valid:
-                cached = (min(valid, key=_second)[0], max(valid, key=_second)[0])
-            else:
-                cached = (None, None)
+            valid = [v for v in have if _version_key(v) is not None]
+            cached = (min(valid, key=_ORDER), max(valid, key=_ORDER)) if valid else (None, None)
             self._extreme_cache[name] = cached
         return cached
 
