@@ -57,6 +57,31 @@ ORDER BY p.name, e.ordinality
 """
 
 
+#: The ``queue`` columns :func:`queue_item_from_row` expects, in its order.
+QUEUE_COLUMNS = (
+    "id, codebase, suite, command, bucket::text, priority, context, "
+    "estimated_duration, refresh, requester, change_set, branch_url"
+)
+
+
+def queue_item_from_row(r: Sequence[Any]) -> QueueItem:
+    """A ``queue`` row selected as :data:`QUEUE_COLUMNS`, as the model holds it."""
+    return QueueItem(
+        id=r[0],
+        codebase=r[1],
+        suite=r[2],
+        command=r[3],
+        bucket=r[4],
+        priority=r[5],
+        context=r[6],
+        estimated_duration_us=None if r[7] is None else timedelta_to_us(r[7]),
+        refresh=bool(r[8]),
+        requester=r[9],
+        change_set=r[10],
+        branch_url=r[11],
+    )
+
+
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password (URL or ``key=value`` form)."""
     if dsn.startswith(("postgresql://", "postgres://")):
@@ -306,24 +331,8 @@ def _read(
         notes.append("no all_debian_versions table: dependency checks cannot be answered")
 
     queue = [
-        QueueItem(
-            id=r[0],
-            codebase=r[1],
-            suite=r[2],
-            command=r[3],
-            bucket=r[4],
-            priority=r[5],
-            context=r[6],
-            estimated_duration_us=None if r[7] is None else timedelta_to_us(r[7]),
-            refresh=bool(r[8]),
-            requester=r[9],
-            change_set=r[10],
-            branch_url=r[11],
-        )
-        for r in conn.execute(
-            "SELECT id, codebase, suite, command, bucket::text, priority, context, "
-            "estimated_duration, refresh, requester, change_set, branch_url FROM queue ORDER BY id"
-        )
+        queue_item_from_row(r)
+        for r in conn.execute(f"SELECT {QUEUE_COLUMNS} FROM queue ORDER BY id")
     ]
 
     filters: dict[str, Any] = {}

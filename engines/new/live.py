@@ -17,11 +17,10 @@ from engines.model import (
     NamedPublishPolicy,
     PolicyEntry,
     Provenance,
-    QueueItem,
     Schedule,
-    timedelta_to_us,
 )
 from harness.errors import SourceError
+from harness.live import QUEUE_COLUMNS, queue_item_from_row
 
 if TYPE_CHECKING:
     from engines.new.scoring import SchedulingEngine
@@ -59,11 +58,7 @@ LEFT JOIN LATERAL unnest(p.per_branch_policy) WITH ORDINALITY AS e ON true
 ORDER BY p.name, e.ordinality
 """
 
-QUEUE_SQL = """
-SELECT id, codebase, suite, command, bucket::text, priority, context,
-       estimated_duration, refresh, requester, change_set, branch_url
-FROM queue ORDER BY id
-"""
+QUEUE_SQL = f"SELECT {QUEUE_COLUMNS}\nFROM queue ORDER BY id"
 
 
 def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None) -> Dataset:
@@ -111,23 +106,7 @@ def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None
     )
     query, params = candidate_query()
     row_order = tuple(CandidateKey(r[0], r[2], r[8]) for r in conn.execute(query, params))
-    queue = tuple(
-        QueueItem(
-            id=r[0],
-            codebase=r[1],
-            suite=r[2],
-            command=r[3],
-            bucket=r[4],
-            priority=r[5],
-            context=r[6],
-            estimated_duration_us=None if r[7] is None else timedelta_to_us(r[7]),
-            refresh=bool(r[8]),
-            requester=r[9],
-            change_set=r[10],
-            branch_url=r[11],
-        )
-        for r in conn.execute(QUEUE_SQL)
-    )
+    queue = tuple(queue_item_from_row(r) for r in conn.execute(QUEUE_SQL))
     return Dataset(
         as_of=as_of,
         codebases=codebases,

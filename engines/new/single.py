@@ -47,6 +47,7 @@ from engines.new.scoring import (
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueSimulator
 from harness.errors import SourceError
+from harness.live import queue_item_from_row
 
 CANDIDATES_SQL = """
 SELECT id, codebase, suite, command, change_set, context, value, success_chance, publish_policy
@@ -208,21 +209,7 @@ class SingleCandidateScheduler:
             agg.campaign_avg_us = {campaign: self._campaign_average(campaign)}
             agg.origin = "database (single candidate)"
             queue_rows = [
-                QueueItem(
-                    id=r[0],
-                    codebase=r[1],
-                    suite=r[2],
-                    command=r[3],
-                    bucket=r[4],
-                    priority=r[5],
-                    context=r[6],
-                    estimated_duration_us=None if r[7] is None else timedelta_to_us(r[7]),
-                    refresh=bool(r[8]),
-                    requester=r[9],
-                    change_set=r[10],
-                    branch_url=r[11],
-                )
-                for r in conn.execute(QUEUE_ROWS_SQL, (codebase, campaign))
+                queue_item_from_row(r) for r in conn.execute(QUEUE_ROWS_SQL, (codebase, campaign))
             ]
         assert self._normalizer is not None
         inputs = EngineInputs(
