@@ -18,23 +18,21 @@ run on a sample of codebases and its time extrapolated per candidate
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import resource
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throwaway_pg import throwaway_postgres
 
 from engines.base import get_engine
 from engines.model import (
@@ -213,50 +211,6 @@ def timed(label: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """initdb + pg_ctl in a temporary directory (as 'postgres' when run as root)."""
-    pg_ctl = shutil.which("pg_ctl") or "/usr/lib/postgresql/15/bin/pg_ctl"
-    initdb = str(Path(pg_ctl).with_name("initdb"))
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    data = root / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1 -c shared_buffers=512MB -c work_mem=64MB -c maintenance_work_mem=512MB"
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
-        ) as admin:
-            admin.execute("CREATE DATABASE bench")
-        yield f"postgresql://postgres@127.0.0.1:{port}/bench"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def compare(a, b) -> tuple[int, int, bool]:  # type: ignore[no-untyped-def]
