@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from engines.model import (
     Candidate,
     CandidateKey,
@@ -39,8 +37,8 @@ from engines.new.aggregates import (
 )
 from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
-from engines.new.duration import DurationEstimate, DurationEstimator
-from engines.new.success import SuccessEstimate, SuccessProbabilityEstimator
+from engines.new.duration import DurationEstimator
+from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueOverflow, QueueSimulator
 
 log = logging.getLogger("engines.new")
@@ -77,25 +75,6 @@ def gc_paused() -> Iterator[None]:
 class PriorityFactor(NamedTuple):
     name: str
     value: float
-
-
-class _Prepared(NamedTuple):
-    """A candidate's decision before the offset arithmetic (see ``SchedulingEngine._prepare``)."""
-
-    reasons: list[str]
-    legacy: list[str]
-    bonus: float
-    value: float | None
-    context: str | None
-    command: str | None
-    ncv: float
-    ncv_reason: str
-    est: SuccessEstimate
-    dur: DurationEstimate
-    cv: float
-    cv_reason: str
-    first_run: float
-    ncv_eff: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,14 +289,6 @@ class SchedulingEngine:
             # Campaigns others depend on first; the sort is stable, so the legacy
             # order is kept within a campaign rank.
             candidates = sorted(candidates, key=lambda c: resolver.campaign_rank(c.suite))
-        if (
-            type(self).decide is SchedulingEngine.decide
-            and type(self).queue_decision is SchedulingEngine.queue_decision
-        ):
-            return self._decide_all_vectorised(
-                candidates, inputs, queue, resolver, success, duration
-            )
-        # A subclass that overrides a step gets it called on every candidate.
         out: list[Decision] = []
         for candidate in candidates:
             try:
@@ -329,130 +300,20 @@ class SchedulingEngine:
             out.append(self.queue_decision(decision, queue))
         return out
 
-    def _decide_all_vectorised(
+    def decide(
         self,
-        candidates: Sequence[Candidate],
+        candidate: Candidate,
         inputs: EngineInputs,
-        queue: QueueSimulator,
         resolver: DependencyResolver,
         success: SuccessProbabilityEstimator,
         duration: DurationEstimator,
-    ) -> list[Decision]:
-        """``decide`` + ``queue_decision`` for every candidate, the offsets computed at once.
+    ) -> SchedulingDecision:
+        """Score one candidate; never raises for bad data (reasons say what happened).
 
-        The per-candidate Python work is what remains of ``decide`` (estimators,
-        reasons); cost, worth and offset are numpy float64 elementwise
-        operations in the legacy's evaluation order, which round exactly like
-        Python floats. Candidates the arrays cannot price exactly (worth ≤ 0,
-        durations or values beyond 2**53) take the per-candidate path, in place,
-        so queue insertion stays in candidate order.
+        Reasons name the rule or fallback behind each number; the numbers
+        themselves are in the decision's fields and factors. Most reasons are
+        shared constant strings, which keeps 100,000 decisions cheap.
         """
-        prepared: list[_Prepared | None] = []
-        for candidate in candidates:
-            try:
-                prepared.append(self._prepare(candidate, inputs, resolver, success, duration))
-            except Exception:  # decided (and its failure recorded) again below
-                prepared.append(None)
-        cfg = self.config.scheduling
-        ok = [p for p in prepared if p is not None]
-        us_list = [p.dur.duration_us for p in ok]
-        exact = [
-            type(u) is int and -_EXACT_INT < u < _EXACT_INT and _exact_float(p.cv)
-            for u, p in zip(us_list, ok, strict=True)
-        ]
-        us = np.array([u if e else 0 for u, e in zip(us_list, exact, strict=True)], np.int64)
-        cv = np.array([float(p.cv) if e else 1.0 for p, e in zip(ok, exact, strict=True)])
-        ncv_eff = np.array([p.ncv_eff for p in ok], np.float64)
-        probability = np.array([p.est.probability for p in ok], np.float64)
-        # Rows with worth ≤ 0 or NaN are re-decided below: their warnings mean nothing here.
-        with np.errstate(all="ignore"):
-            cost = cfg.minimum_cost_ms + (1000.0 * (us / 1_000_000) + (us % 1_000_000) / 1000.0)
-            worth = ncv_eff * probability * cv
-            offset = cfg.bulk_schedule_offset + cost / worth
-        good = (cv > 0.0) & (worth > 0.0) & (cost > 0.0) & (us >= 0) & np.array(exact, bool)
-        rows = zip(ok, good.tolist(), cost.tolist(), worth.tolist(), offset.tolist(), strict=True)
-        agg = inputs.aggregates
-        out: list[Decision] = []
-        for candidate, p in zip(candidates, prepared, strict=True):
-            if p is None:
-                out.append(self._decide_one(candidate, inputs, queue, resolver, success, duration))
-                continue
-            _, fine, cost_f, worth_f, offset_f = next(rows)
-            if not fine:
-                out.append(self._decide_one(candidate, inputs, queue, resolver, success, duration))
-                continue
-            est = p.est
-            reasons = p.reasons
-            _, unmet, legacy_failure = self._conclude(
-                candidate,
-                reasons,
-                p.legacy,
-                p.command,
-                p.cv_reason,
-                p.ncv_reason,
-                est,
-                p.dur,
-                resolver,
-                agg,
-            )
-            factors: dict[str, Any] = {
-                "cost": cost_f,
-                "worth": worth_f,
-                "normalized_codebase_value_effective": p.ncv_eff,
-                "candidate_value_effective": float(p.cv),
-                "success_probability": est.probability,
-                "context_multiplier": est.multiplier,
-                "successes": float(est.successes),
-                "deps_satisfied_runs": float(est.deps_satisfied_runs),
-                "duration_source": p.dur.source,
-            }
-            out.append(
-                self._queue_and_build(
-                    candidate,
-                    queue,
-                    factors,
-                    reasons,
-                    unmet,
-                    legacy_failure,
-                    p.context,
-                    p.command,
-                    p.value,
-                    p.bonus,
-                    p.first_run,
-                    p.ncv,
-                    est.probability,
-                    p.dur.duration_us,
-                    est.total,
-                    offset_f,
-                )
-            )
-        return out
-
-    def _decide_one(
-        self,
-        candidate: Candidate,
-        inputs: EngineInputs,
-        queue: QueueSimulator,
-        resolver: DependencyResolver,
-        success: SuccessProbabilityEstimator,
-        duration: DurationEstimator,
-    ) -> Decision:
-        try:
-            decision = self.decide(candidate, inputs, resolver, success, duration)
-        except Exception as exc:  # one candidate's bug must not stop the run
-            log.exception("new engine failed on %s", candidate.key.label())
-            return _failed(candidate, exc)
-        return self.queue_decision(decision, queue)
-
-    def _prepare(
-        self,
-        candidate: Candidate,
-        inputs: EngineInputs,
-        resolver: DependencyResolver,
-        success: SuccessProbabilityEstimator,
-        duration: DurationEstimator,
-    ) -> _Prepared:
-        """Everything of a decision but the offset arithmetic (shared by both paths)."""
         cfg = self.config.scheduling
         reasons: list[str] = []
         legacy: list[str] = []
@@ -520,55 +381,6 @@ class SchedulingEngine:
         else:
             cv = candidate_value
             cv_reason = _R_CV_PLAIN
-        return _Prepared(
-            reasons,
-            legacy,
-            bonus,
-            value,
-            context,
-            command,
-            ncv,
-            ncv_reason,
-            est,
-            dur,
-            cv,
-            cv_reason,
-            first_run,
-            ncv_eff,
-        )
-
-    def decide(
-        self,
-        candidate: Candidate,
-        inputs: EngineInputs,
-        resolver: DependencyResolver,
-        success: SuccessProbabilityEstimator,
-        duration: DurationEstimator,
-    ) -> SchedulingDecision:
-        """Score one candidate; never raises for bad data (reasons say what happened).
-
-        Reasons name the rule or fallback behind each number; the numbers
-        themselves are in the decision's fields and factors. Most reasons are
-        shared constant strings, which keeps 100,000 decisions cheap.
-        """
-        cfg = self.config.scheduling
-        (
-            reasons,
-            legacy,
-            bonus,
-            value,
-            context,
-            command,
-            ncv,
-            ncv_reason,
-            est,
-            dur,
-            cv,
-            cv_reason,
-            first_run,
-            ncv_eff,
-        ) = self._prepare(candidate, inputs, resolver, success, duration)
-        agg = inputs.aggregates
         us = dur.duration_us
         # The legacy's timedelta arithmetic: total_seconds(), plus .microseconds again.
         cost = cfg.minimum_cost_ms + (1000.0 * (us / 1_000_000) + (us % 1_000_000) / 1000.0)
@@ -580,9 +392,30 @@ class SchedulingEngine:
             cost = max(cost, cfg.minimum_cost_ms)
             reasons.append(f"worth {worth:g} ≤ 0: priced at worth {worth_used:g} (lowest priority)")
         offset = cfg.bulk_schedule_offset + cost / worth_used
-        required, unmet, legacy_failure = self._conclude(
-            candidate, reasons, legacy, command, cv_reason, ncv_reason, est, dur, resolver, agg
+        if not command:
+            legacy.append("AssertionError: the candidate has no command")
+
+        required = resolver.required_campaigns(candidate.suite)
+        unmet = tuple(dep for dep in required if not _succeeded(agg, candidate.codebase, dep))
+        reasons += (
+            cv_reason,
+            ncv_reason or self._r_ncv,
+            est.reason,
+            self._r_runs,
+            dur.reason,
+            self._r_offset,
         )
+        if unmet:
+            reasons.append(
+                f"not queued: campaign(s) {', '.join(unmet)} have not succeeded on "
+                f"{candidate.codebase} yet"
+            )
+        elif required:
+            reasons.append(f"campaign dependencies met: {', '.join(required)}")
+        legacy_failure = None
+        if legacy:
+            legacy_failure = "; ".join(dict.fromkeys(legacy))
+            reasons.append("the legacy would raise here: " + legacy_failure)
         score = CandidateScore(
             base_value=None if candidate.value is None else float(candidate.value),
             publish_bonus=bonus,
@@ -615,46 +448,6 @@ class SchedulingEngine:
             legacy_failure=legacy_failure,
             duration_source=dur.source,
         )
-
-    def _conclude(
-        self,
-        candidate: Candidate,
-        reasons: list[str],
-        legacy: list[str],
-        command: str | None,
-        cv_reason: str,
-        ncv_reason: str,
-        est: SuccessEstimate,
-        dur: DurationEstimate,
-        resolver: DependencyResolver,
-        agg: Aggregates,
-    ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
-        """The reasons after the offset: (required campaigns, unmet ones, legacy failure)."""
-        if not command:
-            legacy.append("AssertionError: the candidate has no command")
-
-        required = resolver.required_campaigns(candidate.suite)
-        unmet = tuple(dep for dep in required if not _succeeded(agg, candidate.codebase, dep))
-        reasons += (
-            cv_reason,
-            ncv_reason or self._r_ncv,
-            est.reason,
-            self._r_runs,
-            dur.reason,
-            self._r_offset,
-        )
-        if unmet:
-            reasons.append(
-                f"not queued: campaign(s) {', '.join(unmet)} have not succeeded on "
-                f"{candidate.codebase} yet"
-            )
-        elif required:
-            reasons.append(f"campaign dependencies met: {', '.join(required)}")
-        legacy_failure = None
-        if legacy:
-            legacy_failure = "; ".join(dict.fromkeys(legacy))
-            reasons.append("the legacy would raise here: " + legacy_failure)
-        return required, unmet, legacy_failure
 
     def _publish_bonus(
         self, policies: Mapping[str, NamedPublishPolicy], name: str | None
@@ -695,63 +488,27 @@ class SchedulingEngine:
 
     def queue_decision(self, decision: SchedulingDecision, queue: QueueSimulator) -> Decision:
         """Add the decision to the simulated queue table and turn it into a model Decision."""
+        c = decision.candidate
         score = decision.score
         factors: dict[str, Any] = {f.name: f.value for f in score.priority_factors}
         factors["duration_source"] = decision.duration_source
-        return self._queue_and_build(
-            decision.candidate,
-            queue,
-            factors,
-            decision.reasons,
-            decision.unmet_dependencies,
-            decision.legacy_failure,
-            decision.context,
-            decision.command,
-            decision.value,
-            score.publish_bonus,
-            score.first_run_bonus,
-            decision.normalized_codebase_value,
-            score.success_probability,
-            score.estimated_duration_us,
-            decision.total_previous_runs,
-            score.total,
-        )
-
-    def _queue_and_build(
-        self,
-        c: Candidate,
-        queue: QueueSimulator,
-        factors: dict[str, Any],
-        reasons: list[str],
-        unmet: tuple[str, ...],
-        legacy_failure: str | None,
-        context: str | None,
-        command: str | None,
-        value: float | None,
-        publish_bonus: float,
-        first_run_bonus: float,
-        ncv: float | None,
-        probability: float,
-        us: int,
-        total_runs: int,
-        offset: float,
-    ) -> Decision:
+        reasons = decision.reasons
         bucket: str | None = None
         error: ErrorInfo | None = None
-        if unmet:
-            factors["unmet_dependencies"] = list(unmet)
-        elif legacy_failure and not self.config.scheduling.queue_legacy_failures:
+        if decision.unmet_dependencies:
+            factors["unmet_dependencies"] = list(decision.unmet_dependencies)
+        elif decision.legacy_failure and not self.config.scheduling.queue_legacy_failures:
             reasons.append(_R_NOT_QUEUED_LEGACY)
         else:
             try:
                 _, bucket, priority = queue.add(
                     codebase=c.codebase,
                     campaign=c.suite,
-                    command=command or c.command,
-                    offset=offset,
+                    command=decision.command or c.command,
+                    offset=score.total,
                     bucket="default",
-                    context=context,
-                    estimated_duration_us=us,
+                    context=decision.context,
+                    estimated_duration_us=score.estimated_duration_us,
                     refresh=False,
                     requester="scheduler",
                     change_set=None,  # the bulk run never queues a change set
@@ -762,23 +519,23 @@ class SchedulingEngine:
                 error = ErrorInfo(
                     type="engines.queue_sim.QueueOverflow", message=str(exc), phase="queue"
                 )
-        if legacy_failure:
-            factors["legacy_failure"] = legacy_failure
+        if decision.legacy_failure:
+            factors["legacy_failure"] = decision.legacy_failure
         return Decision(
             codebase=c.codebase,
             campaign=c.suite,
             change_set=c.change_set,
-            context=context,
-            command=command,
+            context=decision.context,
+            command=decision.command,
             candidate_value=c.value,
-            value=_int_if_whole(value),
-            publish_bonus=publish_bonus,
-            first_run_bonus=first_run_bonus,
-            normalized_codebase_value=ncv,
-            success_probability=probability,
-            estimated_duration_us=us,
-            total_previous_runs=total_runs,
-            offset=offset,
+            value=_int_if_whole(decision.value),
+            publish_bonus=score.publish_bonus,
+            first_run_bonus=score.first_run_bonus,
+            normalized_codebase_value=decision.normalized_codebase_value,
+            success_probability=score.success_probability,
+            estimated_duration_us=score.estimated_duration_us,
+            total_previous_runs=decision.total_previous_runs,
+            offset=score.total,
             bucket=bucket,
             error=error,
             factors=factors,
@@ -798,17 +555,6 @@ _R_NOT_QUEUED_LEGACY = (
     "not queued: the legacy would have raised on this candidate "
     "(scheduling.queue_legacy_failures is false)"
 )
-
-
-#: Integers up to this size convert to float64 exactly (so numpy and Python agree).
-_EXACT_INT = 2**53
-
-
-def _exact_float(value: float) -> bool:
-    """Whether ``float(value)`` is what Python's mixed arithmetic would use, and finite."""
-    if type(value) is float:
-        return math.isfinite(value)
-    return type(value) is int and -_EXACT_INT < value < _EXACT_INT
 
 
 def _failed(candidate: Candidate, exc: Exception) -> Decision:
