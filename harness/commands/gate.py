@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from engines.model import Schedule
+from harness.commands import source_filters
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -131,8 +132,7 @@ def check(
     type=click.Path(dir_okay=False),
     help="Where to store the baseline schedule JSON (replaced if it exists).",
 )
-@click.option("--campaign", help="Only this campaign (live databases).")
-@click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
+@source_filters
 def accept(
     source: str,
     engine_spec: str,

@@ -16,6 +16,7 @@ import click
 from engines.base import get_engine
 from engines.new.metrics import SchedulingMetrics
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
+from harness.commands import source_filters
 from harness.commands.schedule import format_queue_head, summary_line
 from harness.errors import ShadowError
 from harness.schedule_json import write_schedule
@@ -46,8 +47,7 @@ from harness.sources import open_source
     show_default=True,
     help="The legacy engine for fallback and shadow modes.",
 )
-@click.option("--campaign", help="Only this campaign (live databases).")
-@click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
+@source_filters
 @click.option(
     "--json",
     "json_path",

@@ -6,6 +6,7 @@ import click
 
 from engines.base import get_engine
 from engines.model import Schedule
+from harness.commands import source_filters
 from harness.schedule_json import write_schedule
 from harness.sources import open_source
 
@@ -58,8 +59,7 @@ def summary_line(schedule: Schedule) -> str:
     show_default=True,
     help="Engine: legacy[:memory|:sql], new[:parity|:default], or package.module:factory.",
 )
-@click.option("--campaign", help="Only this campaign (live databases).")
-@click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
+@source_filters
 @click.option(
     "--json",
     "json_path",
