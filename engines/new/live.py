@@ -130,8 +130,6 @@ def schedule_from_database(
     import time
 
     from engines.new.aggregates import aggregates_from_database
-    from engines.new.scoring import CodebaseNormalizer, EngineInputs, plain_candidate_index
-    from engines.queue_sim import QueueSimulator
 
     started = time.perf_counter()
     with read_only_connection(dsn) as conn:
@@ -143,22 +141,4 @@ def schedule_from_database(
             candidate_groups=[(c.codebase, c.suite) for c in dataset.candidates],
             dsn=dsn,
         )
-    aggregated = time.perf_counter()
-    inputs = EngineInputs(
-        as_of_us=dataset.as_of_us,
-        candidates=dataset.joined_candidates,
-        policies=dataset.policy_by_name,
-        normalizer=CodebaseNormalizer(
-            [(c.name, c.value) for c in dataset.codebases],
-            engine.config.scheduling.default_normalized_codebase_value,
-        ),
-        plain_candidates=plain_candidate_index(dataset.candidates),
-        aggregates=agg,
-    )
-    return engine.schedule_inputs(
-        inputs,
-        queue=QueueSimulator(dataset.queue),
-        as_of=dataset,
-        started=started,
-        aggregated=aggregated,
-    )
+    return engine.schedule_aggregated(dataset, agg, started=started)

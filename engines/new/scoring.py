@@ -210,10 +210,14 @@ class SchedulingEngine:
             )
         else:
             agg = aggregates_from_dataset(dataset, self.config, contexts)
+        return self.schedule_aggregated(dataset, agg, started=started)
+
+    def schedule_aggregated(self, dataset: Dataset, agg: Aggregates, *, started: float) -> Schedule:
+        """Decide ``dataset``'s candidates once the aggregates are known (any source)."""
         aggregated = time.perf_counter()
         inputs = EngineInputs(
             as_of_us=dataset.as_of_us,
-            candidates=candidates,
+            candidates=dataset.joined_candidates,
             policies=dataset.policy_by_name,
             normalizer=CodebaseNormalizer(
                 [(c.name, c.value) for c in dataset.codebases],
