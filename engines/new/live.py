@@ -65,7 +65,7 @@ def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None
     """Everything but the runs: candidates in the legacy's row order, codebases, policies, queue.
 
     The runs stay in the database; the engine asks for their aggregates
-    (:func:`engines.new.aggregates.aggregates_from_database`). ``as_of``
+    (:func:`engines.new.aggregates_sql.aggregates_from_database`). ``as_of``
     defaults to the transaction's start, naive UTC.
     """
     from engines.legacy.sql import candidate_query
@@ -129,7 +129,7 @@ def schedule_from_database(
     """One bulk run straight from a live database: rows + set-based aggregates, one snapshot."""
     import time
 
-    from engines.new.aggregates import aggregates_from_database
+    from engines.new.aggregates_sql import aggregates_from_database
 
     started = time.perf_counter()
     with read_only_connection(dsn) as conn:

@@ -195,7 +195,7 @@ class SchedulingEngine:
             from engines.new.live import read_only_connection
 
             with read_only_connection(dataset.live_dsn) as conn:
-                from engines.new.aggregates import aggregates_from_database
+                from engines.new.aggregates_sql import aggregates_from_database
 
                 agg = aggregates_from_database(
                     conn,

@@ -34,7 +34,8 @@ from engines.model import (
     datetime_to_us,
     timedelta_to_us,
 )
-from engines.new.aggregates import _relation_names, aggregates_from_runs, fetch_debian_versions
+from engines.new.aggregates import aggregates_from_runs
+from engines.new.aggregates_sql import _relation_names, fetch_debian_versions
 from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
 from engines.new.live import POLICY_SQL, QUEUE_SQL
