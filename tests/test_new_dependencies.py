@@ -187,3 +187,38 @@ def test_any_version_satisfies_equals_the_extreme_shortcut(
     resolver = DependencyResolver({}, {"pkg": tuple(have)})
     expected = any(version_satisfies(v, op, wanted) for v in have)
     assert resolver.entry_available("pkg", op, wanted) == expected
+
+
+_NAMES = st.sampled_from(["libfoo", "libbar", "libbaz", "gone"])
+_CONSTRAINT = st.tuples(
+    st.sampled_from(["<<", "<=", "=", ">=", ">>", "<", ">", "<>"]), _VERSION_TEXT
+).map(list)
+_GOOD_ENTRY = st.fixed_dictionaries(
+    {"name": _NAMES}, optional={"version": st.one_of(st.none(), _CONSTRAINT), "arch": st.none()}
+)
+_ODD_ENTRY = st.one_of(
+    st.fixed_dictionaries({"name": _NAMES, "flavour": st.just("unexpected key")}),
+    st.fixed_dictionaries(
+        {"name": _NAMES, "version": st.sampled_from([["="], [">=", 1], ["~=", "1"]])}
+    ),
+    st.sampled_from([{"version": None}, "libfoo", {"name": None}]),
+)
+_WELL_FORMED = st.lists(st.lists(_GOOD_ENTRY, min_size=1, max_size=3), min_size=1, max_size=4)
+_RELATIONS = st.one_of(
+    _WELL_FORMED,
+    _WELL_FORMED.flatmap(
+        lambda good: st.tuples(st.integers(0, len(good)), _ODD_ENTRY).map(
+            lambda odd: [*good[: odd[0]], [odd[1]], *good[odd[0] :]]
+        )
+    ),
+    st.sampled_from([{"name": "libfoo"}, ["libfoo"], [[]], []]),
+)
+
+
+@given(_RELATIONS)
+def test_fast_verdict_agrees_with_the_full_walk(relations: object) -> None:
+    known = {"libfoo": ("1.0-1", "2.0-1"), "libbar": ("0.9",), "libbaz": ("x:y",)}
+    for versions in (known, None):
+        fast = DependencyResolver({}, versions).verdict(relations)
+        full = DependencyResolver({}, versions).relations_verdict(relations)
+        assert fast == (full.satisfied, full.legacy_failure)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -43,9 +43,11 @@ DEPS_UNSATISFIED = "install-deps-unsatisfied-dependencies"
 INT64_MIN = np.iinfo(np.int64).min
 
 
-@dataclass(frozen=True, slots=True)
-class DepsRun:
-    """A counted install-deps failure with ``failure_details``: decided in Python."""
+class DepsRun(NamedTuple):
+    """A counted install-deps failure with ``failure_details``: decided in Python.
+
+    A NamedTuple: a bulk run builds one per install-deps failure (100,000s).
+    """
 
     instigated_context: str | None
     context: str | None

@@ -49,14 +49,6 @@ _ENTRY_KEYS = frozenset({"name", "archqual", "arch", "distribution", "version", 
 
 
 @cache
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except ValueError:
-        return None
-
-
-@cache
 def version_satisfies(have: str, op: str, wanted: str) -> bool:
     """``have op wanted`` under Debian version ordering; False for an unparseable version."""
     test = _TESTS.get(op)
@@ -75,11 +67,15 @@ _PAD_RUN: _Run = (0, (1,))
 _PYTHON_DEBIAN: Any = Version
 
 
+#: python-debian's character order, memoised per character (it matches regexes per call).
+_char_order = cache(_PYTHON_DEBIAN._order)
+
+
 def _runs(text: str) -> tuple[_Run, ...]:
     runs: list[_Run] = []
     for run in _PYTHON_DEBIAN.re_all_digits_or_not.findall(text):
-        number = int(run) if _PYTHON_DEBIAN.re_digits.match(run) else None
-        runs.append((number, tuple(_PYTHON_DEBIAN._order(c) for c in run)))
+        number = int(run) if run[0].isdecimal() else None  # runs are all digits or none
+        runs.append((number, tuple(map(_char_order, run))))
     return tuple(runs)
 
 
@@ -90,16 +86,17 @@ def _version_key(text: str) -> _VersionKey | None:
     ``Version._compare`` re-splits both strings with regular expressions on
     every comparison, which made it the costliest step of a run at 100,000
     candidates; this is the same algorithm (same regular expressions, same
-    character order, same "0" padding) on cached runs.
+    character order, same "0" padding) on cached runs. The string is split
+    with python-debian's own validity expression and rule (no colon in the
+    upstream part without an epoch), without building a ``Version``.
     """
-    version = _version(text)
-    if version is None:
+    match = _PYTHON_DEBIAN.re_valid_version.match(text)
+    if match is None:
         return None
-    return (
-        int(version.epoch or "0"),
-        _runs(version.upstream_version or "0"),
-        _runs(version.debian_revision or "0"),
-    )
+    epoch, upstream, revision = match.group("epoch", "upstream_version", "debian_revision")
+    if epoch is None and ":" in upstream:
+        return None
+    return (int(epoch or "0"), _runs(upstream or "0"), _runs(revision or "0"))
 
 
 def _compare_runs(left: tuple[_Run, ...], right: tuple[_Run, ...]) -> int:
@@ -204,10 +201,7 @@ class DependencyResolver:
                         )
                     op, wanted = str(version[0]), str(version[1])
                     if op not in LEGACY_SQL_OPERATORS and legacy_failure is None:
-                        legacy_failure = (
-                            f"UndefinedFunctionError (SQLSTATE 42883): operator does not exist: "
-                            f"debversion {op} unknown"
-                        )
+                        legacy_failure = _undefined_operator(op)
                     if op not in _TESTS:
                         return RelationsVerdict(
                             False, legacy_failure, f"unknown version operator {op!r}"
@@ -231,6 +225,57 @@ class DependencyResolver:
             )
         return verdict
 
+    def verdict(self, relations: Any) -> tuple[bool, str | None]:
+        """(satisfied now, what the legacy would raise): :meth:`relations_verdict`, made fast.
+
+        The hot path of a bulk run (one call per install-deps failure). Well-formed
+        relations are walked here in the legacy's order with the per-entry
+        cache; anything unusual (a malformed entry, an unknown key or operator,
+        no ``all_debian_versions``) is handed to :meth:`relations_verdict`,
+        which is pure, so starting over there gives the same answer.
+        """
+        if self.debian_versions is None or type(relations) is not list:
+            return self._slow_verdict(relations)
+        legacy_failure: str | None = None
+        entries = self._entries
+        key: tuple[str, str | None, str | None]
+        for alternatives in relations:
+            if type(alternatives) is not list:
+                return self._slow_verdict(relations)
+            for entry in alternatives:
+                if type(entry) is not dict or not entry.keys() <= _ENTRY_KEYS:
+                    return self._slow_verdict(relations)
+                name = entry.get("name")
+                version = entry.get("version")
+                if type(name) is not str:
+                    return self._slow_verdict(relations)
+                if version:
+                    if type(version) is not list or len(version) != 2:
+                        return self._slow_verdict(relations)
+                    op, wanted = version
+                    if type(op) is not str or type(wanted) is not str:
+                        return self._slow_verdict(relations)
+                    if op not in LEGACY_SQL_OPERATORS:
+                        if op not in _TESTS:
+                            return self._slow_verdict(relations)
+                        if legacy_failure is None:
+                            legacy_failure = _undefined_operator(op)
+                    key = (name, op, wanted)
+                else:
+                    key = (name, None, None)
+                available = entries.get(key)
+                if available is None:
+                    available = self.entry_available(*key)
+                if available:
+                    break
+            else:
+                return False, legacy_failure
+        return True, legacy_failure
+
+    def _slow_verdict(self, relations: Any) -> tuple[bool, str | None]:
+        verdict = self.relations_verdict(relations)
+        return verdict.satisfied, verdict.legacy_failure
+
     def _extremes(self, name: str, have: tuple[str, ...]) -> tuple[str | None, str | None]:
         """The smallest and largest parseable version of ``name`` (unparseable ones never match)."""
         cached = self._extreme_cache.get(name)
@@ -248,7 +293,7 @@ class DependencyResolver:
         have = () if self.debian_versions is None else self.debian_versions.get(name, ())
         if op is None or wanted is None:
             result = bool(have)
-        elif op in _BY_EXTREME and _version(wanted) is not None:
+        elif op in _BY_EXTREME and _version_key(wanted) is not None:
             # Debian ordering is a total preorder: "some version ≥ wanted" is
             # "the largest version ≥ wanted", one comparison instead of one per version.
             low, high = self._extremes(name, have)
@@ -258,6 +303,13 @@ class DependencyResolver:
             result = any(version_satisfies(v, op, wanted) for v in have)
         self._entries[key] = result
         return result
+
+
+def _undefined_operator(op: str) -> str:
+    """What PostgreSQL answers when the legacy pastes a Debian-only operator into SQL."""
+    return (
+        f"UndefinedFunctionError (SQLSTATE 42883): operator does not exist: debversion {op} unknown"
+    )
 
 
 def topological_order(

@@ -14,14 +14,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from engines.new.aggregates import Aggregates
 from engines.new.config import EngineConfig
 
 
-@dataclass(frozen=True, slots=True)
-class DurationEstimate:
+class DurationEstimate(NamedTuple):
     duration_us: int
     reason: str
     #: The rule that produced it (``mean``, ``codebase-average``, ``median``, ...).

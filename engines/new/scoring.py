@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engines.model import (
@@ -72,26 +72,24 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class PriorityFactor(NamedTuple):
-    name: str
-    value: float
+class CandidateScore(NamedTuple):
+    """The plan's score: its parts, and ``total`` = the queue offset (lower runs sooner).
 
-
-@dataclass(frozen=True, slots=True)
-class CandidateScore:
-    """The plan's score: its parts, and ``total`` = the queue offset (lower runs sooner)."""
+    NamedTuples rather than frozen dataclasses here and below: equally
+    immutable, and a bulk run builds one per candidate.
+    """
 
     base_value: float | None
     publish_bonus: float
     first_run_bonus: float
     success_probability: float
     estimated_duration_us: int
-    priority_factors: tuple[PriorityFactor, ...]
+    #: The named quantities behind ``total`` (cost, worth, multiplier, …).
+    priority_factors: Mapping[str, float | str]
     total: float
 
 
-@dataclass(frozen=True, slots=True)
-class SchedulingDecision:
+class SchedulingDecision(NamedTuple):
     candidate: Candidate
     score: CandidateScore
     #: A list while the decision is being made; the model Decision gets a tuple.
@@ -106,7 +104,6 @@ class SchedulingDecision:
     command: str | None = None
     #: What the legacy would have raised on this candidate, if anything.
     legacy_failure: str | None = None
-    duration_source: str = ""
 
 
 class CodebaseNormalizer:
@@ -142,6 +139,8 @@ class EngineInputs:
     #: The candidate with an empty change set per (codebase, campaign): the legacy's re-read.
     plain_candidates: Mapping[tuple[str, str], Candidate]
     aggregates: Aggregates
+    #: Publish bonus per policy name, filled as candidates are decided.
+    bonus_cache: dict[str | None, tuple[float, str, str | None, bool]] = field(default_factory=dict)
 
 
 def plain_candidate_index(candidates: Sequence[Candidate]) -> dict[tuple[str, str], Candidate]:
@@ -156,7 +155,6 @@ class SchedulingEngine:
         self.name = name
         self.profile = profile
         self.metrics: Any = None  # a SchedulingMetrics, when observability is wanted
-        self._bonus_cache: dict[NamedPublishPolicy | None, tuple[float, str, str | None, bool]] = {}
         s, e = config.scheduling, config.success_estimation
         self._r_first_run = (
             f"candidate value = value + first-run bonus {s.first_run_bonus:g} (no previous runs)"
@@ -321,9 +319,13 @@ class SchedulingEngine:
         cfg = self.config.scheduling
         reasons: list[str] = []
         legacy: list[str] = []
-        bonus, bonus_reason, bonus_legacy, has_entries = self._publish_bonus(
-            inputs.policies, candidate.publish_policy
-        )
+        bonus_key = candidate.publish_policy
+        cached_bonus = inputs.bonus_cache.get(bonus_key)
+        if cached_bonus is None:
+            cached_bonus = inputs.bonus_cache[bonus_key] = self._publish_bonus(
+                inputs.policies, bonus_key
+            )
+        bonus, bonus_reason, bonus_legacy, has_entries = cached_bonus
         if bonus_legacy:
             legacy.append(bonus_legacy)
         value: float | None
@@ -400,7 +402,11 @@ class SchedulingEngine:
             legacy.append("AssertionError: the candidate has no command")
 
         required = resolver.required_campaigns(candidate.suite)
-        unmet = tuple(dep for dep in required if not _succeeded(agg, candidate.codebase, dep))
+        unmet = (
+            tuple(dep for dep in required if not _succeeded(agg, candidate.codebase, dep))
+            if required
+            else ()
+        )
         reasons += (
             cv_reason,
             ncv_reason or self._r_ncv,
@@ -421,46 +427,45 @@ class SchedulingEngine:
             legacy_failure = "; ".join(dict.fromkeys(legacy))
             reasons.append("the legacy would raise here: " + legacy_failure)
         score = CandidateScore(
-            base_value=None if candidate.value is None else float(candidate.value),
-            publish_bonus=bonus,
-            first_run_bonus=first_run,
-            success_probability=est.probability,
-            estimated_duration_us=us,
-            priority_factors=(
-                PriorityFactor("cost", cost),
-                PriorityFactor("worth", worth_used),
-                PriorityFactor("normalized_codebase_value_effective", ncv_eff),
-                PriorityFactor("candidate_value_effective", float(cv)),
-                PriorityFactor("success_probability", est.probability),
-                PriorityFactor("context_multiplier", est.multiplier),
-                PriorityFactor("successes", float(est.successes)),
-                PriorityFactor("deps_satisfied_runs", float(est.deps_satisfied_runs)),
-            ),
-            total=offset,
+            None if candidate.value is None else float(candidate.value),
+            bonus,
+            first_run,
+            est.probability,
+            us,
+            {
+                "cost": cost,
+                "worth": worth_used,
+                "normalized_codebase_value_effective": ncv_eff,
+                "candidate_value_effective": float(cv),
+                "success_probability": est.probability,
+                "context_multiplier": est.multiplier,
+                "successes": float(est.successes),
+                "deps_satisfied_runs": float(est.deps_satisfied_runs),
+                "duration_source": dur.source,
+            },
+            offset,
         )
         return SchedulingDecision(
-            candidate=candidate,
-            score=score,
-            reasons=reasons,
-            dependencies=tuple(CandidateKey(candidate.codebase, dep, None) for dep in required),
-            unmet_dependencies=unmet,
-            total_previous_runs=est.total,
-            value=value,
-            normalized_codebase_value=ncv,
-            context=context,
-            command=command,
-            legacy_failure=legacy_failure,
-            duration_source=dur.source,
+            candidate,
+            score,
+            reasons,
+            tuple(CandidateKey(candidate.codebase, dep, None) for dep in required)
+            if required
+            else (),
+            unmet,
+            est.total,
+            value,
+            ncv,
+            context,
+            command,
+            legacy_failure,
         )
 
     def _publish_bonus(
         self, policies: Mapping[str, NamedPublishPolicy], name: str | None
     ) -> tuple[float, str, str | None, bool]:
-        """(bonus, reason, what the legacy would raise, has entries), cached per policy."""
+        """(bonus, reason, what the legacy would raise, has entries) of one policy."""
         policy = policies.get(name or "")
-        cached = self._bonus_cache.get(policy)
-        if cached is not None:
-            return cached
         entries = None if policy is None else policy.per_branch_policy
         result: tuple[float, str, str | None, bool]
         if entries is None:
@@ -487,15 +492,13 @@ class SchedulingEngine:
                 f"({', '.join(parts) or 'no entries'})"
             )
             result = (total, reason, legacy, bool(entries))
-        self._bonus_cache[policy] = result
         return result
 
     def queue_decision(self, decision: SchedulingDecision, queue: QueueSimulator) -> Decision:
         """Add the decision to the simulated queue table and turn it into a model Decision."""
         c = decision.candidate
         score = decision.score
-        factors: dict[str, Any] = {f.name: f.value for f in score.priority_factors}
-        factors["duration_source"] = decision.duration_source
+        factors: dict[str, Any] = dict(score.priority_factors)
         reasons = decision.reasons
         bucket: str | None = None
         error: ErrorInfo | None = None

@@ -18,8 +18,7 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,8 +27,7 @@ from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
 
 
-@dataclass(frozen=True, slots=True)
-class SuccessEstimate:
+class SuccessEstimate(NamedTuple):
     probability: float
     #: Runs the legacy counts (``total_previous_runs``).
     total: int
@@ -41,13 +39,15 @@ class SuccessEstimate:
     legacy_failure: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _DepsOutcome:
+class _DepsOutcome(NamedTuple):
     satisfied_runs: int
     satisfied_weight: float
     other_weight: float
     same_context: bool
     legacy_failure: str | None
+
+
+_NO_DEPS = _DepsOutcome(0, 0.0, 0.0, False, None)
 
 
 class SuccessProbabilityEstimator:
@@ -82,12 +82,12 @@ class SuccessProbabilityEstimator:
     def estimate(self, agg: Aggregates, group: int | None, context: str | None) -> SuccessEstimate:
         s = self.settings
         if group is None:
-            total, successes, same, deps = 0, 0, False, _DepsOutcome(0, 0.0, 0.0, False, None)
+            total, successes, same, deps = 0, 0, False, _NO_DEPS
         else:
             total, successes = agg.total[group], agg.successes[group]
             same = bool(context) and agg.context_hit(group, context)  # type: ignore[arg-type]
             runs = agg.deps_runs.get(group)
-            deps = self._deps(runs, context) if runs else _DepsOutcome(0, 0.0, 0.0, False, None)
+            deps = self._deps(runs, context) if runs else _NO_DEPS
             same = same or deps.same_context
         if s.method == "legacy":
             return self._legacy(total, successes, same, deps, context)
@@ -193,8 +193,7 @@ class SuccessProbabilityEstimator:
         relations = details.get("relations")
         if not relations:
             return False, None
-        verdict = self.resolver.relations_verdict(relations)
-        return verdict.satisfied, verdict.legacy_failure
+        return self.resolver.verdict(relations)
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
