@@ -207,3 +207,18 @@ def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: 
     assert [(q.id, q.key, q.priority) for q in columnar.queue] == [
         (q.id, q.key, q.priority) for q in reference.queue
     ]
+
+
+def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from engines.new.from_snapshot import schedule_snapshot
+    from harness.errors import InputError
+    from harness.snapshot import write_snapshot
+
+    folder = write_snapshot(load_snapshot(VECTORS / "small"), tmp_path / "snap", columnar_runs=True)
+    table = pq.read_table(folder / "run.parquet")
+    pq.write_table(table.drop_columns(["suite"]), folder / "run.parquet")
+    with pytest.raises(InputError) as caught:
+        schedule_snapshot(create_engine("parity"), folder)
+    assert "run.parquet" in str(caught.value) and "suite" in str(caught.value)

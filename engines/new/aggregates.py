@@ -22,7 +22,7 @@ evaluated, a small minority, are handed to Python as :class:`DepsRun`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import itemgetter
@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engines.legacy.pg_interval import IntervalSum
 from engines.model import US_PER_DAY, Dataset, Run, timedelta_to_us
@@ -207,16 +206,49 @@ def _unique_ints(values: np.ndarray) -> np.ndarray:
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
-def _codes(array: pa.Array) -> tuple[np.ndarray, list[str]]:
-    """A string column → (codes, dictionary); NULL → -1."""
-    encoded = array.dictionary_encode()
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, encoded.dictionary.to_pylist()
+@dataclass(frozen=True)
+class CodedStrings:
+    """A string column as dictionary codes: ``names[codes[i]]``, code -1 for NULL.
+
+    Grouping, filtering and matching then work on integers; the strings of
+    two million runs are never built.
+    """
+
+    codes: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def from_arrow(cls, column: pa.Array | pa.ChunkedArray) -> CodedStrings:
+        """From a string or dictionary column (chunks must share one dictionary)."""
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        if not chunks:
+            return cls(np.zeros(0, dtype=np.int64), [])
+        parts = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]
+        codes = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        return cls(codes, chunks[0].dictionary.to_pylist())
+
+    def lookup(self, table: Mapping[str, int]) -> np.ndarray:
+        """Per row: ``table[name]``, or -1 for a name not in ``table`` and for NULL."""
+        per_code = np.array([table.get(name, -1) for name in self.names] + [-1], dtype=np.int64)
+        return per_code[self.codes]
+
+    def strings(self, rows: np.ndarray) -> list[str | None]:
+        names = self.names
+        return [None if code < 0 else names[code] for code in self.codes[rows].tolist()]
 
 
-def _int_column(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _int_column(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NULL as 0, NULL mask)."""
     nulls = array.is_null().to_numpy(zero_copy_only=False)
     return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), nulls
+
+
+#: The run table's string columns the aggregation groups, filters or matches on.
+CODED_COLUMNS = ("codebase", "suite", "result_code", "instigated_context", "context")
+#: Every column the aggregation reads from a Parquet run table.
+PARQUET_COLUMNS = (*CODED_COLUMNS, "start_time", "finish_time", "failure_transient")
 
 
 @dataclass(frozen=True)
@@ -224,19 +256,23 @@ class RunColumns:
     """The run table as columns: what the vectorised aggregation reads.
 
     Built from Run tuples (:meth:`from_runs`) or straight from a Parquet
-    run table (:meth:`from_arrow`), which skips building millions of Python
-    objects. ``details`` gives one row's ``failure_details``, decoded only
-    for the rows that need it (install-deps failures).
+    run table (:meth:`read_parquet`), which reads the string columns as
+    dictionary codes and skips building millions of Python objects.
+    ``details`` gives the ``failure_details`` of some rows, decoded only for
+    the rows that need it (install-deps failures).
     """
 
-    codebase: pa.Array
-    suite: pa.Array
-    result_code: pa.Array
-    start: pa.Array
-    finish: pa.Array
+    codebase: CodedStrings
+    suite: CodedStrings
+    result_code: CodedStrings
+    instigated_context: CodedStrings
+    context: CodedStrings
+    #: µs since the epoch, 0 where NULL, and the NULL masks.
+    start: np.ndarray
+    start_null: np.ndarray
+    finish: np.ndarray
+    finish_null: np.ndarray
     transient: np.ndarray
-    instigated_context: pa.Array
-    context: pa.Array
     #: Row indices → their failure_details: (decoded values or None, JSON texts or None).
     details: Any  # Callable[[list[int]], tuple[list[Any], list[str | None]]]
 
@@ -245,54 +281,71 @@ class RunColumns:
 
     @classmethod
     def from_runs(cls, runs: Sequence[Run]) -> RunColumns:
-        def strings(i: int) -> pa.Array:
-            return pa.array(list(map(itemgetter(i), runs)), pa.string())
+        def strings(i: int) -> CodedStrings:
+            return CodedStrings.from_arrow(pa.array(list(map(itemgetter(i), runs)), pa.string()))
 
-        def ints(i: int) -> pa.Array:
-            return pa.array(list(map(itemgetter(i), runs)), pa.int64())
+        def ints(i: int) -> tuple[np.ndarray, np.ndarray]:
+            return _int_column(pa.array(list(map(itemgetter(i), runs)), pa.int64()))
 
         transient = pa.array(list(map(itemgetter(6), runs)), pa.bool_())
+        start, start_null = ints(4)
+        finish, finish_null = ints(5)
         return cls(
             codebase=strings(1),
             suite=strings(2),
             result_code=strings(3),
-            start=ints(4),
-            finish=ints(5),
-            transient=transient.fill_null(False).to_numpy(zero_copy_only=False),
             instigated_context=strings(7),
             context=strings(8),
+            start=start,
+            start_null=start_null,
+            finish=finish,
+            finish_null=finish_null,
+            transient=transient.fill_null(False).to_numpy(zero_copy_only=False),
             details=lambda rows: ([runs[i].failure_details for i in rows], [None] * len(rows)),
         )
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> RunColumns:
         """From a run table in the snapshot's Parquet layout (``harness.run_table``)."""
-        details = table.column("failure_details").combine_chunks()
+        missing = [
+            name for name in (*PARQUET_COLUMNS, "failure_details") if name not in table.column_names
+        ]
+        if missing:
+            raise ValueError(f"the run table has no column(s) {', '.join(missing)}")
+        table = table.unify_dictionaries()
+        details = table.column("failure_details")
 
         def decode(rows: list[int]) -> tuple[list[Any], list[str | None]]:
             texts = details.take(pa.array(rows, pa.int64())).to_pylist()
             return [None] * len(rows), texts
 
-        def column(name: str) -> pa.Array:
-            return table.column(name).combine_chunks()
+        def times(name: str) -> tuple[np.ndarray, np.ndarray]:
+            return _int_column(table.column(name).cast(pa.int64()))
 
+        start, start_null = times("start_time")
+        finish, finish_null = times("finish_time")
+        coded = {name: CodedStrings.from_arrow(table.column(name)) for name in CODED_COLUMNS}
         return cls(
-            codebase=column("codebase"),
-            suite=column("suite"),
-            result_code=column("result_code"),
-            start=column("start_time").cast(pa.int64()),
-            finish=column("finish_time").cast(pa.int64()),
-            transient=column("failure_transient").fill_null(False).to_numpy(zero_copy_only=False),
-            instigated_context=column("instigated_context"),
-            context=column("context"),
+            **coded,
+            start=start,
+            start_null=start_null,
+            finish=finish,
+            finish_null=finish_null,
+            transient=table.column("failure_transient")
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False),
             details=decode,
         )
 
     @classmethod
     def read_parquet(cls, path: Any) -> RunColumns:
+        """Read only what the aggregation needs; string columns arrive as dictionaries."""
         import pyarrow.parquet as pq
 
-        return cls.from_arrow(pq.read_table(path))
+        table = pq.read_table(
+            path, columns=[*PARQUET_COLUMNS, "failure_details"], read_dictionary=CODED_COLUMNS
+        )
+        return cls.from_arrow(table)
 
 
 def aggregates_from_runs(
@@ -323,16 +376,11 @@ def aggregates_from_columns(
     keep = np.flatnonzero(~columns.transient)
     if len(keep) == 0:
         return agg
-    take = pa.array(keep) if len(keep) < len(columns) else None
-
-    def kept(array: pa.Array) -> pa.Array:
-        return array if take is None else array.take(take)
-
-    cb, cb_names = _codes(kept(columns.codebase))
-    suite, suite_names = _codes(kept(columns.suite))
-    code, code_names = _codes(kept(columns.result_code))
-    start, start_null = _int_column(kept(columns.start))
-    finish, finish_null = _int_column(kept(columns.finish))
+    cb, cb_names = columns.codebase.codes[keep], columns.codebase.names
+    suite, suite_names = columns.suite.codes[keep], columns.suite.names
+    code, code_names = columns.result_code.codes[keep], columns.result_code.names
+    start, start_null = columns.start[keep], columns.start_null[keep]
+    finish, finish_null = columns.finish[keep], columns.finish_null[keep]
     n_suites = max(len(suite_names), 1)
     key = cb * n_suites + suite
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
@@ -397,9 +445,8 @@ def aggregates_from_columns(
     is_deps_run = np.zeros(len(order), dtype=bool)
     if len(deps_positions):
         originals = keep[order[deps_positions]]
-        ictx_all = kept(columns.instigated_context).take(pa.array(order[deps_positions]))
-        ctx_all = kept(columns.context).take(pa.array(order[deps_positions]))
-        ictx_list, ctx_list = ictx_all.to_pylist(), ctx_all.to_pylist()
+        ictx_list = columns.instigated_context.strings(originals)
+        ctx_list = columns.context.strings(originals)
         values, texts = columns.details(originals.tolist())
         for j, pos in enumerate(deps_positions.tolist()):
             value, text = values[j], texts[j]
@@ -421,13 +468,12 @@ def aggregates_from_columns(
     # --- same-context runs (counted, not decided in Python)
     wanted = sorted({c for c in contexts if c})
     if wanted:
-        value_set = pa.array(wanted, pa.string())
+        wanted_index = {c: i for i, c in enumerate(wanted)}
         matchable = counted & ~is_deps_run
         hits: set[int] = set()
         width = len(wanted)
-        for values in (kept(columns.instigated_context), kept(columns.context)):
-            found = pc.index_in(values, value_set=value_set).fill_null(-1)
-            index = found.to_numpy(zero_copy_only=False)[order]
+        for values in (columns.instigated_context, columns.context):
+            index = values.lookup(wanted_index)[keep[order]]
             mask = matchable & (index >= 0)
             hits.update(_unique_ints(gid[mask] * width + index[mask]).tolist())
         agg.context_index = {c: i for i, c in enumerate(wanted)}
@@ -455,18 +501,57 @@ def aggregates_from_columns(
 
 def _grouped_average(
     group: np.ndarray, days: np.ndarray, time: np.ndarray, mask: np.ndarray, names: list[str]
-) -> dict[str, int | None]:
-    """Exact integer field sums per group (sorted by group), then PostgreSQL's AVG."""
-    order = np.argsort(group, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
-    day_sums = np.add.reduceat(days[order] * mask[order], starts).tolist()
-    time_sums = np.add.reduceat(time[order] * mask[order], starts).tolist()
-    counts = np.add.reduceat(mask[order].astype(np.int64), starts).tolist()
-    out: dict[str, int | None] = {}
-    for gi, d, t, c in zip(g[starts].tolist(), day_sums, time_sums, counts, strict=True):
-        out[names[gi]] = _average_us(int(d), int(t), int(c))
-    return out
+) -> Mapping[str, int | None]:
+    """Exact integer field sums per group, then PostgreSQL's AVG (on first look-up)."""
+    if len(group) and not bool(np.all(group[1:] >= group[:-1])):
+        # few groups (campaigns) sort fastest as small integers (radix sort)
+        narrow = group.astype(np.int16) if len(names) < 2**15 else group
+        order = np.argsort(narrow, kind="stable")
+        group, days, time, mask = group[order], days[order], time[order], mask[order]
+    starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    return _LazyAverages(
+        names,
+        group[starts],
+        np.add.reduceat(days * mask, starts),
+        np.add.reduceat(time * mask, starts),
+        np.add.reduceat(mask.astype(np.int64), starts),
+    )
+
+
+class _LazyAverages(Mapping[str, "int | None"]):
+    """Name → PostgreSQL ``AVG(interval)`` in µs, converted when first asked for.
+
+    Only candidates without counted runs fall back to these averages; turning
+    all 100,000 codebases' sums into intervals up front cost more than the rest
+    of the aggregation.
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        ids: np.ndarray,
+        day_sums: np.ndarray,
+        time_sums: np.ndarray,
+        counts: np.ndarray,
+    ) -> None:
+        self._position = {names[i]: j for j, i in enumerate(ids.tolist())}
+        self._sums = (day_sums, time_sums, counts)
+        self._done: dict[str, int | None] = {}
+
+    def __getitem__(self, name: str) -> int | None:
+        try:
+            return self._done[name]
+        except KeyError:
+            j = self._position[name]
+            days, time, count = (int(column[j]) for column in self._sums)
+            value = self._done[name] = _average_us(days, time, count)
+            return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._position)
+
+    def __len__(self) -> int:
+        return len(self._position)
 
 
 def _medians(

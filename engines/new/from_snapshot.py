@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
+
 from engines.model import Schedule
 from engines.new.aggregates import RunColumns
 from engines.new.scoring import SchedulingEngine
@@ -27,6 +29,6 @@ def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) ->
     dataset = load_snapshot(path, runs=False)
     try:
         columns = RunColumns.read_parquet(runs_file)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Parquet: {exc}", file=str(runs_file)) from exc
     return engine.schedule_with_runs(dataset, columns)
