@@ -71,12 +71,14 @@ _PYTHON_DEBIAN: Any = Version
 _char_order = cache(_PYTHON_DEBIAN._order)
 
 
+@cache
+def _run(part: str) -> _Run:
+    """One run (all digits or none); the same few runs ("1", ".", "+dfsg") recur everywhere."""
+    return (int(part) if part[0].isdecimal() else None, tuple(map(_char_order, part)))
+
+
 def _runs(text: str) -> tuple[_Run, ...]:
-    runs: list[_Run] = []
-    for run in _PYTHON_DEBIAN.re_all_digits_or_not.findall(text):
-        number = int(run) if run[0].isdecimal() else None  # runs are all digits or none
-        runs.append((number, tuple(map(_char_order, run))))
-    return tuple(runs)
+    return tuple(map(_run, _PYTHON_DEBIAN.re_all_digits_or_not.findall(text)))
 
 
 @cache
