@@ -63,26 +63,28 @@ class QueueSimulator:
         truncated = int(offset)
         if not INT64_MIN <= truncated <= INT64_MAX:
             raise QueueOverflow("value out of int64 range")
-        priority = self.min_priority() + truncated
+        minimum = self._min_priority
+        priority = (0 if minimum is None else minimum) + truncated
         if not INT64_MIN <= priority <= INT64_MAX:
             raise QueueOverflow("bigint out of range")
         new_id = self._next_id
         self._next_id += 1  # nextval() runs even when the insert becomes an update
-        key = _conflict_key(codebase, campaign, change_set)
+        key = (codebase, campaign, change_set or "")  # the unique index (see _conflict_key)
         existing = self._rows.get(key)
         if existing is None:
+            # positional, in field order: a bulk run adds 100,000 rows
             row = QueueItem(
-                id=new_id,
-                codebase=codebase,
-                suite=campaign,
-                command=command,
-                bucket=bucket,
-                priority=priority,
-                context=context,
-                estimated_duration_us=estimated_duration_us,
-                refresh=refresh,
-                requester=requester,
-                change_set=change_set,
+                new_id,
+                codebase,
+                campaign,
+                command,
+                bucket,
+                priority,
+                context,
+                estimated_duration_us,
+                refresh,
+                requester,
+                change_set,
             )
         else:
             old_rank, new_rank = BUCKET_RANK[existing.bucket], BUCKET_RANK[bucket]

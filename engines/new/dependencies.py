@@ -300,7 +300,10 @@ class DependencyResolver:
             # "the largest version ≥ wanted", one comparison instead of one per version.
             low, high = self._extremes(name, have)
             extreme = high if op in _UPWARD else low
-            result = extreme is not None and version_satisfies(extreme, op, wanted)
+            # not version_satisfies: its cache would only duplicate self._entries
+            result = extreme is not None and _TESTS[op](
+                _compare_keys(_version_key(extreme), _version_key(wanted))  # type: ignore[arg-type]
+            )
         else:
             result = any(version_satisfies(v, op, wanted) for v in have)
         self._entries[key] = result

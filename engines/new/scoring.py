@@ -528,25 +528,27 @@ class SchedulingEngine:
                 )
         if decision.legacy_failure:
             factors["legacy_failure"] = decision.legacy_failure
+        # Positional, in the model's field order: keywords made up a third of
+        # the cost of building 100,000 Decisions.
         return Decision(
-            codebase=c.codebase,
-            campaign=c.suite,
-            change_set=c.change_set,
-            context=decision.context,
-            command=decision.command,
-            candidate_value=c.value,
-            value=_int_if_whole(decision.value),
-            publish_bonus=score.publish_bonus,
-            first_run_bonus=score.first_run_bonus,
-            normalized_codebase_value=decision.normalized_codebase_value,
-            success_probability=score.success_probability,
-            estimated_duration_us=score.estimated_duration_us,
-            total_previous_runs=decision.total_previous_runs,
-            offset=score.total,
-            bucket=bucket,
-            error=error,
-            factors=factors,
-            reasons=tuple(reasons),
+            c.codebase,
+            c.suite,
+            c.change_set,
+            decision.context,
+            decision.command,
+            c.value,  # candidate_value
+            _int_if_whole(decision.value),
+            score.publish_bonus,
+            score.first_run_bonus,
+            decision.normalized_codebase_value,
+            score.success_probability,
+            score.estimated_duration_us,
+            decision.total_previous_runs,
+            score.total,  # offset
+            bucket,
+            error,
+            factors,
+            tuple(reasons),
         )
 
 

@@ -202,8 +202,17 @@ class SuccessProbabilityEstimator:
         same = False
         legacy_failure: str | None = None
         count = self.settings.count_satisfied_dependencies_as_success
+        verdicts = self._verdicts
         for run in runs:
-            satisfied_now, failure = self._details_verdict(run)
+            # _details_verdict, inlined for the common case of stored JSON text
+            text = run.text
+            if text is None:
+                satisfied_now, failure = self._details_verdict(run)
+            else:
+                verdict = verdicts.get(text)
+                if verdict is None:
+                    verdict = verdicts[text] = self._evaluate_details(orjson.loads(text))
+                satisfied_now, failure = verdict
             if failure and legacy_failure is None:
                 legacy_failure = failure
             if satisfied_now and count:
