@@ -222,3 +222,22 @@ def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: P
     with pytest.raises(InputError) as caught:
         schedule_snapshot(create_engine("parity"), folder)
     assert "run.parquet" in str(caught.value) and "suite" in str(caught.value)
+
+
+def test_a_parquet_run_table_with_a_null_campaign_is_a_clear_input_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engines.new.from_snapshot import schedule_snapshot
+    from harness.errors import InputError
+    from harness.snapshot import write_snapshot
+
+    folder = write_snapshot(load_snapshot(VECTORS / "small"), tmp_path / "snap", columnar_runs=True)
+    table = pq.read_table(folder / "run.parquet")
+    suites = table.column("suite").to_pylist()
+    suites[1] = None
+    table = table.set_column(table.schema.get_field_index("suite"), "suite", pa.array(suites))
+    pq.write_table(table, folder / "run.parquet")
+    with pytest.raises(InputError) as caught:
+        schedule_snapshot(create_engine("parity"), folder)
+    assert "run.parquet" in str(caught.value) and "row 1: column suite is NULL" in str(caught.value)

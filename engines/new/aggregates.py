@@ -192,6 +192,22 @@ def _average_us(days: int, time: int, count: int) -> int | None:
     return total.average_us()
 
 
+def _group_order(key: np.ndarray, newest_first: np.ndarray) -> np.ndarray:
+    """Row indices ordered by group key, then newest first, then input order.
+
+    Two stable argsorts would do; packing the key and the rank of the first
+    sort into one integer lets a single plain sort do the second, faster.
+    """
+    by_start = np.argsort(newest_first, kind="stable")
+    n = len(key)
+    bits = max((n - 1).bit_length(), 1)
+    if n and int(key.min()) >= 0 and int(key.max()).bit_length() + bits <= 62:
+        packed = (key[by_start] << bits) | np.arange(n, dtype=np.int64)
+        packed.sort()
+        return by_start[packed & ((1 << bits) - 1)]
+    return by_start[np.argsort(key[by_start], kind="stable")]
+
+
 def _interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``finish - start`` as PostgreSQL's (days, µs) interval fields (C truncation)."""
     days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
@@ -247,6 +263,8 @@ def _int_column(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
 
 #: The run table's string columns the aggregation groups, filters or matches on.
 CODED_COLUMNS = ("codebase", "suite", "result_code", "instigated_context", "context")
+#: Columns the production schema declares NOT NULL.
+NOT_NULL_COLUMNS = ("codebase", "suite", "result_code")
 #: Every column the aggregation reads from a Parquet run table.
 PARQUET_COLUMNS = (*CODED_COLUMNS, "start_time", "finish_time", "failure_transient")
 
@@ -325,6 +343,12 @@ class RunColumns:
         start, start_null = times("start_time")
         finish, finish_null = times("finish_time")
         coded = {name: CodedStrings.from_arrow(table.column(name)) for name in CODED_COLUMNS}
+        for name in NOT_NULL_COLUMNS:
+            row = np.flatnonzero(coded[name].codes < 0)
+            if len(row):
+                raise ValueError(
+                    f"row {int(row[0])}: column {name} is NULL (the schema says NOT NULL)"
+                )
         return cls(
             **coded,
             start=start,
@@ -385,8 +409,7 @@ def aggregates_from_columns(
     key = cb * n_suites + suite
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
     newest_first = np.where(start_null, INT64_MIN, -start)
-    by_start = np.argsort(newest_first, kind="stable")
-    order = by_start[np.argsort(key[by_start], kind="stable")]
+    order = _group_order(key, newest_first)
     key_s = key[order]
     change = key_s[1:] != key_s[:-1]
     gid = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
@@ -441,21 +464,11 @@ def aggregates_from_columns(
 
     # --- install-deps failures: Python decides them (relations, Debian versions)
     deps = counted & (code_s == code_id.get(DEPS_UNSATISFIED, -2))
-    deps_positions = np.flatnonzero(deps)
+    agg.deps_runs, deps_positions = _deps_runs(
+        columns, keep[order], np.flatnonzero(deps), gid, weight
+    )
     is_deps_run = np.zeros(len(order), dtype=bool)
-    if len(deps_positions):
-        originals = keep[order[deps_positions]]
-        ictx_list = columns.instigated_context.strings(originals)
-        ctx_list = columns.context.strings(originals)
-        values, texts = columns.details(originals.tolist())
-        for j, pos in enumerate(deps_positions.tolist()):
-            value, text = values[j], texts[j]
-            if value is None and text is None:
-                continue
-            is_deps_run[pos] = True
-            agg.deps_runs.setdefault(int(gid[pos]), []).append(
-                DepsRun(ictx_list[j], ctx_list[j], value, float(weight[pos]), text)
-            )
+    is_deps_run[deps_positions] = True
 
     plain_relevant = relevant & ~is_deps_run
     agg.relevant = np.bincount(gid[relevant], minlength=n_groups).tolist()
@@ -499,22 +512,73 @@ def aggregates_from_columns(
     return agg
 
 
+def _deps_runs(
+    columns: RunColumns,
+    rows: np.ndarray,
+    positions: np.ndarray,
+    gid: np.ndarray,
+    weight: np.ndarray,
+) -> tuple[dict[int, list[DepsRun]], np.ndarray]:
+    """Group → its install-deps failures with details, newest first; and their positions.
+
+    ``positions`` index the group-ordered runs (``rows`` maps them back to
+    the run table); runs without ``failure_details`` are left out.
+    """
+    if not len(positions):
+        return {}, positions
+    originals = rows[positions]
+    values, texts = columns.details(originals.tolist())
+    present = np.fromiter(
+        (v is not None or t is not None for v, t in zip(values, texts, strict=True)),
+        dtype=bool,
+        count=len(values),
+    )
+    if not present.all():
+        chosen = np.flatnonzero(present).tolist()
+        values, texts = [values[j] for j in chosen], [texts[j] for j in chosen]
+        positions, originals = positions[present], originals[present]
+        if not len(positions):
+            return {}, positions
+    runs = list(
+        map(
+            DepsRun,
+            columns.instigated_context.strings(originals),
+            columns.context.strings(originals),
+            values,
+            weight[positions].tolist(),
+            texts,
+        )
+    )
+    # positions are in group order: one slice of runs per group
+    groups = gid[positions]
+    bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
+    starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
+    by_group = {
+        g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)
+    }
+    return by_group, positions
+
+
 def _grouped_average(
     group: np.ndarray, days: np.ndarray, time: np.ndarray, mask: np.ndarray, names: list[str]
 ) -> Mapping[str, int | None]:
-    """Exact integer field sums per group, then PostgreSQL's AVG (on first look-up)."""
-    if len(group) and not bool(np.all(group[1:] >= group[:-1])):
-        # few groups (campaigns) sort fastest as small integers (radix sort)
-        narrow = group.astype(np.int16) if len(names) < 2**15 else group
-        order = np.argsort(narrow, kind="stable")
-        group, days, time, mask = group[order], days[order], time[order], mask[order]
-    starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    """Exact integer field sums per group, then PostgreSQL's AVG (on first look-up).
+
+    ``np.bincount`` sums in floats, exact below 2**53: the µs field is split
+    into 20-bit halves whose sums stay far below that, and joined again as
+    Python integers when a name is looked up.
+    """
+    size = len(names)
+    group, days, time = group[mask], days[mask], time[mask]
+    counts = np.bincount(group, minlength=size)
+    present = np.flatnonzero(counts)
     return _LazyAverages(
         names,
-        group[starts],
-        np.add.reduceat(days * mask, starts),
-        np.add.reduceat(time * mask, starts),
-        np.add.reduceat(mask.astype(np.int64), starts),
+        present,
+        np.bincount(group, weights=days, minlength=size)[present],
+        np.bincount(group, weights=time >> 20, minlength=size)[present],
+        np.bincount(group, weights=time & 0xFFFFF, minlength=size)[present],
+        counts[present],
     )
 
 
@@ -531,11 +595,12 @@ class _LazyAverages(Mapping[str, "int | None"]):
         names: list[str],
         ids: np.ndarray,
         day_sums: np.ndarray,
-        time_sums: np.ndarray,
+        time_high_sums: np.ndarray,
+        time_low_sums: np.ndarray,
         counts: np.ndarray,
     ) -> None:
         self._position = {names[i]: j for j, i in enumerate(ids.tolist())}
-        self._sums = (day_sums, time_sums, counts)
+        self._sums = (day_sums, time_high_sums, time_low_sums, counts)
         self._done: dict[str, int | None] = {}
 
     def __getitem__(self, name: str) -> int | None:
@@ -543,8 +608,8 @@ class _LazyAverages(Mapping[str, "int | None"]):
             return self._done[name]
         except KeyError:
             j = self._position[name]
-            days, time, count = (int(column[j]) for column in self._sums)
-            value = self._done[name] = _average_us(days, time, count)
+            days, high, low, count = (int(column[j]) for column in self._sums)
+            value = self._done[name] = _average_us(days, (high << 20) + low, count)
             return value
 
     def __iter__(self) -> Iterator[str]:
