@@ -217,3 +217,68 @@ def test_exact_ties_are_left_to_the_ordered_sum() -> None:
     assert mean_if_unambiguous(3, 3, 2) is None  # 1.5 µs: a tie
     assert mean_if_unambiguous(4, 4, 2) == 2
     assert mean_if_unambiguous(10, 10, 3) == 3
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(-(2**40), 2**40)), max_size=60))
+def test_grouped_medians_are_the_plans_sorted_middle(rows: list[tuple[int, int]]) -> None:
+    from engines.new.aggregates import _medians
+
+    group = np.array([g for g, _ in rows], dtype=np.int64)
+    values = np.array([v for _, v in rows], dtype=np.int64)
+    medians, counts = _medians(group, values, 6, np.argsort(values))
+    for g in range(6):
+        mine = sorted(v for k, v in rows if k == g)
+        assert counts[g] == len(mine)
+        assert medians[g] == (mine[len(mine) // 2] if mine else None)
+
+
+@given(st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.integers(0, 5))), max_size=60))
+def test_packed_group_order_equals_two_stable_sorts(rows: list[tuple[int, int | None]]) -> None:
+    from engines.new.aggregates import INT64_MIN, _group_order
+
+    key = np.array([k for k, _ in rows], dtype=np.int64)
+    newest_first = np.array([INT64_MIN if s is None else -s for _, s in rows], dtype=np.int64)
+    by_start = np.argsort(newest_first, kind="stable")
+    expected = by_start[np.argsort(key[by_start], kind="stable")]
+    assert _group_order(key, newest_first).tolist() == expected.tolist()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3), st.integers(-(3 * US_PER_DAY), 40 * US_PER_DAY), st.booleans()
+        ),
+        max_size=40,
+    )
+)
+def test_grouped_interval_sums_are_exact(rows: list[tuple[int, int, bool]]) -> None:
+    from engines.new.aggregates import _average_us, _grouped_average, _interval_fields
+
+    group = np.array([g for g, _, _ in rows], dtype=np.int64)
+    span = np.array([s for _, s, _ in rows], dtype=np.int64)
+    mask = np.array([m for _, _, m in rows], dtype=bool)
+    days, time = _interval_fields(span)
+    averages = _grouped_average(group, days, time, mask, ["a", "b", "c", "d"])
+    for g, name in enumerate("abcd"):
+        chosen = [i for i, (k, _, m) in enumerate(rows) if k == g and m]
+        if not chosen:
+            assert name not in averages
+            continue
+        exact = _average_us(
+            sum(int(days[i]) for i in chosen), sum(int(time[i]) for i in chosen), len(chosen)
+        )
+        assert averages[name] == exact
+
+
+def test_grouped_interval_sums_stay_exact_beyond_float_precision() -> None:
+    from engines.new.aggregates import _average_us, _grouped_average, _interval_fields
+
+    n = 200_000  # Σ µs fields ≈ 1.7e16 > 2**53: a float sum would round
+    span = np.full(n, US_PER_DAY - 1, dtype=np.int64)
+    span[::3] -= 7
+    days, time = _interval_fields(span)
+    averages = _grouped_average(
+        np.zeros(n, dtype=np.int64), days, time, np.ones(n, dtype=bool), ["all"]
+    )
+    assert int(time.sum()) > 2**53
+    assert averages["all"] == _average_us(int(days.sum()), int(time.sum()), n)

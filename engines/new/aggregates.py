@@ -497,8 +497,10 @@ def aggregates_from_columns(
     cb_s = key_s // n_suites
     if config.duration_estimation.method == "median":
         med_mask = relevant & timed
-        agg.median_us, agg.median_n = _medians(gid[med_mask], span[med_mask], n_groups)
-        cb_medians, cb_counts = _medians(cb_s[med_mask], span[med_mask], len(cb_names))
+        med_span = span[med_mask]
+        by_value = np.argsort(med_span)
+        agg.median_us, agg.median_n = _medians(gid[med_mask], med_span, n_groups, by_value)
+        cb_medians, cb_counts = _medians(cb_s[med_mask], med_span, len(cb_names), by_value)
         agg.codebase_median_us = {cb_names[i]: m for i, m in enumerate(cb_medians) if cb_counts[i]}
         agg.codebase_median_n = {cb_names[i]: c for i, c in enumerate(cb_counts) if c}
     else:
@@ -620,15 +622,26 @@ class _LazyAverages(Mapping[str, "int | None"]):
 
 
 def _medians(
-    group: np.ndarray, values: np.ndarray, n_groups: int
+    group: np.ndarray, values: np.ndarray, n_groups: int, by_value: np.ndarray
 ) -> tuple[list[int | None], list[int]]:
-    """sorted(values)[n // 2] per group (the plan's median index), or None."""
+    """sorted(values)[n // 2] per group (the plan's median index), or None.
+
+    ``by_value`` is ``np.argsort(values)``, shared by the per-group and
+    per-codebase medians; the group order is then one packed sort.
+    """
     counts = np.bincount(group, minlength=n_groups)
     if len(values) == 0:
         return [None] * n_groups, counts.tolist()
-    order = np.lexsort((values, group))
+    n = len(values)
+    bits = max((n - 1).bit_length(), 1)
+    if int(n_groups).bit_length() + bits <= 62:
+        packed = (group[by_value] << bits) | np.arange(n, dtype=np.int64)
+        packed.sort()
+        in_order = values[by_value[packed & ((1 << bits) - 1)]]
+    else:
+        in_order = values[np.lexsort((values, group))]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    picked = values[order][np.minimum(starts + counts // 2, len(values) - 1)]
+    picked = in_order[np.minimum(starts + counts // 2, n - 1)]
     return [
         int(v) if c else None for v, c in zip(picked.tolist(), counts.tolist(), strict=True)
     ], counts.tolist()
