@@ -266,3 +266,46 @@ def test_row_order_naming_no_candidate_is_still_reported(tmp_path: Path) -> None
         InputError, match=r"record candidate_row_order 2: names no candidate: b/s \[cs\]"
     ):
         snapshot.load_snapshot(snap)
+
+
+@pytest.mark.parametrize(
+    ("model", "rows"),
+    [
+        (Codebase, [("a", None, 1), ("b", "https://x", None)]),
+        (DebianVersion, [("a", "1.0", None), ("b", "2:1-1", "sid")]),
+        (
+            Candidate,
+            [
+                (1, "a", "s", "cmd", None, None, None, None, None),
+                (2, "b", "t", "c", "cs", "x", 3, 0.5, "p"),
+            ],
+        ),
+        (CandidateKey, [("a", "s", None)]),
+    ],
+)
+def test_columnwise_building_equals_the_constructor(
+    model: Any, rows: list[tuple[Any, ...]]
+) -> None:
+    names = snapshot._FastTable.of(model, dict.fromkeys(model.__annotations__, frozenset())).names
+    built = snapshot._columnwise_builder(model, names)(list(zip(*rows, strict=True)))
+    expected = [model(*row) for row in rows]
+    assert built == expected
+    assert [repr(b) for b in built] == [repr(e) for e in expected]
+    assert [hash(b) for b in built] == [hash(e) for e in expected]
+
+
+def test_columnwise_building_respects_post_init() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        name: str
+
+        def __post_init__(self) -> None:
+            if not self.name:
+                raise ValueError("empty")
+
+    build = snapshot._columnwise_builder(Checked, ("name",))
+    assert build([("a",)]) == [Checked("a")]
+    with pytest.raises(ValueError, match="empty"):
+        build([("",)])
