@@ -685,7 +685,8 @@ def _find_table_file(folder: Path, table: str) -> Path | None:
     return None
 
 
-def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
+def _directory_header(path: Path) -> tuple[Path, datetime, Provenance, set[str]]:
+    """(folder holding the tables, as_of, provenance, tables recorded as absent)."""
     manifest_path = path / MANIFEST
     if manifest_path.exists():
         manifest = _read_json(manifest_path)
@@ -722,6 +723,16 @@ def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
             f"not a snapshot: expected {MANIFEST} (or meta.json and input/ of the golden vectors)",
             file=str(path),
         )
+    return folder, as_of, provenance, absent
+
+
+def snapshot_as_of(path: str | os.PathLike[str]) -> datetime:
+    """A snapshot directory's ``as_of``, read from its manifest alone (no table is decoded)."""
+    return _directory_header(Path(path))[1]
+
+
+def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
+    folder, as_of, provenance, absent = _directory_header(path)
     decoders = _decoders()
     tables: dict[str, list[Any] | None] = {}
     for table in TABLES:
