@@ -395,11 +395,53 @@ def aggregates_from_columns(
     debian_versions: Mapping[str, tuple[str, ...]] | None,
 ) -> Aggregates:
     """The vectorised aggregation proper: one sort, then numpy reductions per group."""
-    agg = Aggregates(debian_versions=debian_versions, origin="dataset")
+    agg, context_runs = aggregate_run_columns(columns, config, as_of_us)
+    agg.debian_versions = debian_versions
+    context_runs.record_hits(agg, contexts)
+    return agg
+
+
+@dataclass(frozen=True)
+class ContextRuns:
+    """The runs whose contexts count as "a previous run had the candidate's context".
+
+    Kept from :func:`aggregate_run_columns` so that the candidates' contexts
+    can be matched later: the run table is aggregated while the candidate
+    table is still being read.
+    """
+
+    columns: RunColumns
+    #: Run-table row of each position in group order, and its group.
+    rows: np.ndarray
+    gid: np.ndarray
+    #: Counted runs not decided in Python (install-deps failures match there).
+    matchable: np.ndarray
+
+    def record_hits(self, agg: Aggregates, contexts: Iterable[str]) -> None:
+        wanted = sorted({c for c in contexts if c})
+        if not wanted:
+            return
+        wanted_index = {c: i for i, c in enumerate(wanted)}
+        hits: set[int] = set()
+        width = len(wanted)
+        for values in (self.columns.instigated_context, self.columns.context):
+            index = values.lookup(wanted_index)[self.rows]
+            mask = self.matchable & (index >= 0)
+            hits.update(_unique_ints(self.gid[mask] * width + index[mask]).tolist())
+        agg.context_index = wanted_index
+        agg.context_hits = hits
+
+
+def aggregate_run_columns(
+    columns: RunColumns, config: EngineConfig, as_of_us: int
+) -> tuple[Aggregates, ContextRuns]:
+    """Every group figure but the context hits (and without Debian versions)."""
+    agg = Aggregates(origin="dataset")
     est = config.success_estimation
     keep = np.flatnonzero(~columns.transient)
+    nothing = np.zeros(0, dtype=np.int64)
     if len(keep) == 0:
-        return agg
+        return agg, ContextRuns(columns, nothing, nothing, np.zeros(0, dtype=bool))
     cb, cb_names = columns.codebase.codes[keep], columns.codebase.names
     suite, suite_names = columns.suite.codes[keep], columns.suite.names
     code, code_names = columns.result_code.codes[keep], columns.result_code.names
@@ -478,20 +520,6 @@ def aggregates_from_columns(
     won = plain_relevant & success
     agg.weighted_successes = np.bincount(gid[won], weights=weight[won], minlength=n_groups).tolist()
 
-    # --- same-context runs (counted, not decided in Python)
-    wanted = sorted({c for c in contexts if c})
-    if wanted:
-        wanted_index = {c: i for i, c in enumerate(wanted)}
-        matchable = counted & ~is_deps_run
-        hits: set[int] = set()
-        width = len(wanted)
-        for values in (columns.instigated_context, columns.context):
-            index = values.lookup(wanted_index)[keep[order]]
-            mask = matchable & (index >= 0)
-            hits.update(_unique_ints(gid[mask] * width + index[mask]).tolist())
-        agg.context_index = {c: i for i, c in enumerate(wanted)}
-        agg.context_hits = hits
-
     # --- medians (the plan's DurationEstimator): sorted[n // 2] of relevant timed runs
     span = finish_s - start_s
     cb_s = key_s // n_suites
@@ -511,7 +539,7 @@ def aggregates_from_columns(
         agg.codebase_avg_us = _grouped_average(cb_s, days, time, both, cb_names)
         suite_s = key_s % n_suites
         agg.campaign_avg_us = _grouped_average(suite_s, days, time, both, suite_names)
-    return agg
+    return agg, ContextRuns(columns, keep[order], gid, counted & ~is_deps_run)
 
 
 def _deps_runs(

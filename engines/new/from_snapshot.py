@@ -2,39 +2,58 @@
 
 ``load_snapshot`` turns every run into a Python tuple, which at two million
 runs costs more than the whole schedule. The new engine only needs columns:
-here the small tables are loaded as usual while the Parquet run table is
-read with pyarrow, in a second thread, into
-:class:`~engines.new.aggregates.RunColumns` directly.
+here the Parquet run table is read with pyarrow into
+:class:`~engines.new.aggregates.RunColumns` and aggregated in a second
+thread while the small tables are loaded as usual.
 Snapshots whose run table is JSON Lines (small ones) are loaded normally.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
-from engines.model import Schedule
-from engines.new.aggregates import RunColumns
-from engines.new.scoring import SchedulingEngine
+from engines.model import Schedule, datetime_to_us
+from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
+from engines.new.config import EngineConfig
+from engines.new.scoring import SchedulingEngine, gc_paused
 from harness.errors import InputError
-from harness.snapshot import load_snapshot, run_table_file
+from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of
 
 
 def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) -> Schedule:
+    """Decide a snapshot's candidates; a Parquet run table is aggregated while the rest loads.
+
+    The schedule's ``aggregate_seconds`` is then the wall time until the
+    aggregates were ready, reading included (the two overlap).
+    """
     path = Path(path)
     runs_file = run_table_file(path) if path.is_dir() else None
     if runs_file is None or runs_file.suffix != ".parquet":
         return engine.schedule(load_snapshot(path))
-    # Arrow reads the Parquet file without the GIL: it overlaps with decoding
-    # the small tables, which is pure Python.
-    with ThreadPoolExecutor(1, thread_name_prefix="parquet") as pool:
-        reading = pool.submit(RunColumns.read_parquet, runs_file)
-        dataset = load_snapshot(path, runs=False)
-        try:
-            columns = reading.result()
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise InputError(f"cannot read Parquet: {exc}", file=str(runs_file)) from exc
-    return engine.schedule_with_runs(dataset, columns)
+    started = time.perf_counter()
+    as_of_us = datetime_to_us(snapshot_as_of(path))
+    with gc_paused():
+        # Arrow reads the Parquet file and numpy sorts it mostly without the GIL:
+        # both overlap with decoding the other tables, which is pure Python.
+        with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
+            aggregating = pool.submit(_aggregate_runs, runs_file, engine.config, as_of_us)
+            dataset = load_snapshot(path, runs=False)
+            agg, context_runs = aggregating.result()
+        agg.debian_versions = dataset.debian_versions_by_source
+        context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))
+        return engine.schedule_aggregated(dataset, agg, started=started)
+
+
+def _aggregate_runs(
+    runs_file: Path, config: EngineConfig, as_of_us: int
+) -> tuple[Aggregates, ContextRuns]:
+    try:
+        columns = RunColumns.read_parquet(runs_file)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read Parquet: {exc}", file=str(runs_file)) from exc
+    return aggregate_run_columns(columns, config, as_of_us)
