@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engines.model import Candidate, CandidateKey, Codebase, Dataset, DebianVersion
-from harness import snapshot
+from engines.model import Candidate, CandidateKey, Codebase, Dataset, DebianVersion, Run
+from harness import run_table, snapshot
 from harness.errors import InputError
 
 VALID: dict[str, dict[str, Any]] = {
@@ -309,3 +309,114 @@ def test_columnwise_building_respects_post_init() -> None:
     assert build([("a",)]) == [Checked("a")]
     with pytest.raises(ValueError, match="empty"):
         build([("",)])
+
+
+# ------------------------------------------------------------ the Parquet run table
+
+
+def _runs(count: int) -> list[Run]:
+    return [
+        Run(
+            f"r{i}",
+            f"cb{i % 7}",
+            "lintian-fixes" if i % 2 else "fresh",
+            "success" if i % 3 else "worker-failure",
+            None if i % 11 == 0 else 1_700_000_000_000_000 + i,
+            None if i % 13 == 0 else 1_700_000_000_500_000 + i,
+            None if i % 5 == 0 else bool(i % 2),
+            None if i % 4 else f"ic{i % 3}",
+            None if i % 6 == 0 else f"ctx{i % 9}",
+            None if i % 3 else {"relations": [[{"name": f"p{i}", "version": None}]]},
+        )
+        for i in range(count)
+    ]
+
+
+def test_run_table_round_trips_over_several_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_table, "BATCH_ROWS", 17)  # several row groups, each its own dictionary
+    runs = _runs(100)
+    run_table.write_runs(runs, tmp_path / "run.parquet")
+    loaded = run_table.read_runs(tmp_path / "run.parquet")
+    assert loaded == runs
+    assert all(type(r) is Run for r in loaded)
+    assert [tuple(map(type, r)) for r in loaded] == [tuple(map(type, r)) for r in runs]
+    # Equal strings of the repeating columns are one object.
+    assert len({id(r.codebase) for r in loaded}) == 7
+
+
+def test_empty_and_all_null_run_tables_round_trip(tmp_path: Path) -> None:
+    run_table.write_runs([], tmp_path / "empty.parquet")
+    assert run_table.read_runs(tmp_path / "empty.parquet") == []
+    nulls = [Run("a", "cb", "s", "success", None, None)]
+    run_table.write_runs(nulls, tmp_path / "nulls.parquet")
+    assert run_table.read_runs(tmp_path / "nulls.parquet") == nulls
+
+
+def _table_with(column: str, values: Any, kind: Any = None) -> Any:
+    import pyarrow as pa
+
+    runs = _runs(3)
+    arrays = {
+        name: pa.array([r[i] for r in runs], type)
+        if name not in ("start_time", "finish_time", "failure_details")
+        else pa.array([None] * 3, type)
+        for i, (name, type) in enumerate(
+            zip(run_table.SCHEMA.names, run_table.SCHEMA.types, strict=True)
+        )
+    }
+    arrays[column] = pa.array(values, kind)
+    return pa.table(arrays)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "kind", "message"),
+    [
+        ("codebase", [1, 2, 3], None, "field 'codebase': expected type string, got int64"),
+        (
+            "suite",
+            ["a", "b", "a"],
+            "dictionary",
+            "field 'suite': expected type string, got dictionary<values=string, indices=int32, ordered=0>",
+        ),
+        (
+            "result_code",
+            ["a", None, "b"],
+            None,
+            "record 2, field 'result_code': expected a string, got null",
+        ),
+        ("id", [None, "x", "y"], None, "record 1, field 'id': expected a string, got null"),
+        (
+            "failure_details",
+            [None, "{}", "{nope"],
+            None,
+            "record 3, field 'failure_details': invalid JSON",
+        ),
+    ],
+)
+def test_bad_run_tables_are_named(
+    tmp_path: Path, column: str, values: list[Any], kind: Any, message: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if kind == "dictionary":
+        table = _table_with(column, values).set_column(
+            run_table.SCHEMA.get_field_index(column),
+            column,
+            pa.array(values).dictionary_encode(),
+        )
+    else:
+        table = _table_with(column, values, kind)
+    pq.write_table(table, tmp_path / "run.parquet")
+    with pytest.raises(InputError) as caught:
+        run_table.read_runs(tmp_path / "run.parquet")
+    assert str(caught.value).startswith(str(tmp_path / "run.parquet") + ", ")
+    assert message in str(caught.value)
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path: Path) -> None:
+    (tmp_path / "run.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"run\.parquet: cannot read Parquet: "):
+        run_table.read_runs(tmp_path / "run.parquet")
