@@ -397,9 +397,12 @@ def _columnwise_builder(model: Any, names: tuple[str, ...]) -> Callable[[list[An
     A frozen slots dataclass whose ``__init__`` is the generated one (and no
     ``__post_init__``) is created bare, then filled a slot at a time across
     all objects, each pass a C-level ``map``: a third faster than its
-    ``__init__``, which calls ``object.__setattr__`` once per field. Anything
-    else is built through its constructor.
+    ``__init__``, which calls ``object.__setattr__`` once per field. A
+    NamedTuple (which cannot override ``__new__``) is made by ``tuple.__new__``,
+    as its ``_make`` does. Anything else is built through its constructor.
     """
+    if issubclass(model, tuple) and vars(model).get("_fields") == names:  # not a subclass of one
+        return lambda columns: list(map(tuple.__new__, repeat(model), zip(*columns, strict=True)))
     slots = [vars(model).get(name) for name in names]
     generated_init = (
         is_dataclass(model)

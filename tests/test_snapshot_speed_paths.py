@@ -420,3 +420,14 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path: Path) -> None:
     (tmp_path / "run.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match=r"run\.parquet: cannot read Parquet: "):
         run_table.read_runs(tmp_path / "run.parquet")
+
+
+def test_columnwise_building_respects_a_named_tuple_subclass() -> None:
+    class Upper(CandidateKey):
+        __slots__ = ()
+
+        def __new__(cls, codebase: str, campaign: str, change_set: str | None) -> Upper:
+            return super().__new__(cls, codebase.upper(), campaign, change_set)
+
+    build = snapshot._columnwise_builder(Upper, CandidateKey._fields)
+    assert build([("a",), ("s",), (None,)]) == [("A", "s", None)]
