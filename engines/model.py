@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 EPOCH = datetime(1970, 1, 1)
@@ -398,4 +399,16 @@ class Schedule:
 
 
 def sorted_queue(items: Iterable[QueueItem]) -> list[QueueItem]:
-    return sorted(items, key=QueueItem.sort_key)
+    """Items in :meth:`QueueItem.sort_key` order.
+
+    Sorted per bucket with a C-level key: a Python key function per item was
+    a noticeable part of a 100,000-candidate run.
+    """
+    by_bucket: dict[str, list[QueueItem]] = {}
+    for item in items:
+        by_bucket.setdefault(item.bucket, []).append(item)
+    by_priority = attrgetter("priority", "id")
+    ordered: list[QueueItem] = []
+    for bucket in sorted(by_bucket, key=BUCKET_RANK.__getitem__):
+        ordered += sorted(by_bucket[bucket], key=by_priority)
+    return ordered

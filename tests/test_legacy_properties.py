@@ -31,8 +31,10 @@ from engines.model import (
     DebianVersion,
     NamedPublishPolicy,
     PolicyEntry,
+    QueueItem,
     Run,
     datetime_to_us,
+    sorted_queue,
 )
 from engines.queue_sim import QueueSimulator
 
@@ -362,3 +364,15 @@ def test_pg_interval_reference_on_the_hand_worked_case() -> None:
     assert reference_avg_us(values) == 12_351_428_572
     assert average_interval_us((span, 0) for span in values) == 12_351_428_572
     assert round(Fraction(sum(values), len(values))) == 12_351_428_571  # the exact mean differs
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(BUCKET_RANK)), st.integers(-5, 5), st.integers(1, 10**6)),
+        unique_by=lambda t: t[2],
+        max_size=40,
+    )
+)
+def test_sorted_queue_is_bucket_priority_id_order(rows: list[tuple[str, int, int]]) -> None:
+    items = [QueueItem(i, "c", "s", "cmd", bucket=b, priority=p) for b, p, i in rows]
+    assert sorted_queue(items) == sorted(items, key=QueueItem.sort_key)
