@@ -1,19 +1,40 @@
 """Set-based aggregates from a live PostgreSQL database: a few queries over the whole run table.
 
 The same :class:`~engines.new.aggregates.Aggregates` as the snapshot path,
-asked of the server in one READ ONLY REPEATABLE READ transaction (optionally
-shared by a second connection through an exported snapshot), never a query
-per candidate.
+asked of the server in one READ ONLY REPEATABLE READ transaction, never a
+query per candidate. Three scans of ``run`` do it all:
+
+* the *groups* query: one row per (codebase, campaign) with the counts, the
+  exact span sums behind the legacy's mean, the interval sums behind the
+  AVG fallbacks (added up per codebase and per campaign here, as PostgreSQL
+  would), the decayed weights and the spans behind the medians, as the
+  configured methods need them;
+* the *context* query: the candidates whose context a counted run had;
+* the *deps* query: the install-deps failures, newest first, decided in Python.
+
+With a DSN, :func:`start_aggregates` runs them on two more connections that
+import the transaction's exported snapshot, in threads, while the caller
+reads the scheduling rows on its own connection: the server works on the
+aggregates while Python builds the candidates.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import re
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engines.model import timedelta_to_us
+import numpy as np
+
+from engines.legacy.pg_interval import IntervalSum
 from engines.new.aggregates import (
     Aggregates,
     DepsRun,
@@ -26,44 +47,115 @@ from engines.new.config import EngineConfig
 #: disk (or is planned as a sort); for this read-only transaction only.
 WORK_MEM_SQL = "SET LOCAL work_mem = '256MB'"
 
-_GROUPS_SQL = """
-WITH r AS (
-    SELECT codebase, suite, result_code, start_time, finish_time,
-           NOT (result_code = 'worker-failure'
-                AND (start_time IS NULL OR start_time <= %(cutoff)s)) AS counted,
-           (finish_time IS NOT NULL AND start_time IS NOT NULL) AS has_times,
-           (EXTRACT(EPOCH FROM finish_time - start_time) * 1000000)::bigint AS span_us,
-           result_code = 'worker-failure' AND start_time IS NULL AS wf_null,
-           failure_details IS NOT NULL AS has_details
-    FROM run
-    WHERE failure_transient IS NOT TRUE {part}
-), rel AS (
-    SELECT *, counted AND start_time IS NOT NULL
-              AND NOT (result_code = ANY(%(transient_codes)s))
-              AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
-              AS relevant,
-              result_code = 'install-deps-unsatisfied-dependencies' AS deps
-    FROM r
+#: For the connections that only run the big scans: no JIT (compiling costs more
+#: than it saves on these expressions), no parallel workers (the connections
+#: already run side by side, so workers only fight them for the cores), and room
+#: for the hash tables of the groups query: the planner guesses 8 kB per group
+#: for the spans of the medians (a few hundred bytes in practice) and would
+#: otherwise sort two million rows by codebase and campaign instead.
+SCAN_SETTINGS_SQL = (
+    WORK_MEM_SQL,
+    "SET LOCAL hash_mem_multiplier = 8",
+    "SET LOCAL jit = off",
 )
-SELECT codebase, suite,
-       count(*) FILTER (WHERE counted) AS total,
-       count(*) FILTER (WHERE counted AND result_code = 'success') AS successes,
-       count(*) FILTER (WHERE counted AND has_times) AS timed,
-       sum(span_us) FILTER (WHERE counted AND has_times) AS span_sum,
-       sum(abs(span_us)) FILTER (WHERE counted AND has_times) AS span_abs,
-       bool_or(counted AND NOT has_times) AS untimed,
-       bool_or(wf_null) AS wf_null,
-       count(*) FILTER (WHERE relevant) AS relevant,
-       sum(power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
-                 / 86400.0 / %(half_life)s))
-           FILTER (WHERE relevant AND NOT (deps AND has_details)) AS weight_sum,
-       sum(power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
-                 / 86400.0 / %(half_life)s))
-           FILTER (WHERE relevant AND result_code = 'success') AS weighted_successes,
-       {median}
-FROM rel
-GROUP BY codebase, suite
+SNAPSHOT_SETTINGS_SQL = (*SCAN_SETTINGS_SQL, "SET LOCAL max_parallel_workers_per_gather = 0")
+
+
+def _exact_us(interval: str) -> str:
+    """SQL for an interval in whole microseconds, exact, without numeric arithmetic.
+
+    ``EXTRACT(EPOCH …)`` is a numeric; ``date_part`` a float8 that is within
+    far less than half a microsecond of the exact value below 10⁹ seconds
+    (31 years), where rounding it gives the exact integer. Beyond, the slow
+    exact way.
+    """
+    return (
+        f"CASE WHEN abs(date_part('epoch', {interval})) < 1e9::float8 "
+        f"THEN (date_part('epoch', {interval}) * 1e6::float8)::bigint "
+        f"ELSE (EXTRACT(EPOCH FROM {interval}) * 1000000)::bigint END"
+    )
+
+
+def _weight(relevant: str) -> str:
+    """SQL for the decay weight of a relevant run, bit for bit the float8 of
+
+    ``power(0.5, EXTRACT(EPOCH FROM as_of - start_time)::float8 / 86400.0 /
+    half_life)``: the exact microseconds divided by 10⁶ as doubles round the
+    same way as the exact numeric seconds converted to a double.
+    """
+    age = "%(as_of)s - start_time"
+    seconds = (
+        f"CASE WHEN abs(date_part('epoch', {age})) < 1e9::float8 "
+        f"THEN (date_part('epoch', {age}) * 1e6::float8)::bigint::float8 / 1000000::float8 "
+        f"ELSE (EXTRACT(EPOCH FROM {age}))::float8 END"
+    )
+    return (
+        f"CASE WHEN {relevant} THEN power(0.5::float8, ({seconds}) / 86400.0 / %(half_life)s) END"
+    )
+
+
+#: The plan's relevant runs (given a counted run): with a start time, not a
+#: transient result code, inside the window.
+_RELEVANT = """start_time IS NOT NULL
+              AND NOT (result_code = ANY(%(transient_codes)s))
+              AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)"""
+
+#: Every flag the groups query filters on, computed once per run (OFFSET 0 keeps
+#: the planner from pasting the expressions into each aggregate).
+_RUN_FLAGS_SQL = f"""
+SELECT codebase, suite, start_time,
+       NOT (result_code = 'worker-failure'
+            AND (start_time IS NULL OR start_time <= %(cutoff)s)) AS counted,
+       result_code = 'success' AS success,
+       {_exact_us("finish_time - start_time")} AS span_us,
+       result_code = 'worker-failure' AND start_time IS NULL AS wf_null,
+       NOT (result_code = 'install-deps-unsatisfied-dependencies'
+            AND failure_details IS NOT NULL) AS plain,
+       NOT (result_code = 'worker-failure' AND start_time <= %(cutoff)s)
+           AND {_RELEVANT} AS relevant
+FROM run
+WHERE failure_transient IS NOT TRUE
+OFFSET 0
 """
+
+#: (name, SQL) of the groups query's columns, by what needs them.
+_COUNT_COLUMNS = (
+    ("total", "count(*) FILTER (WHERE counted)"),
+    ("successes", "count(*) FILTER (WHERE counted AND success)"),
+    ("timed", "count(span_us) FILTER (WHERE counted)"),
+    ("span_sum", "sum(span_us) FILTER (WHERE counted)"),
+    ("span_abs", "sum(abs(span_us)) FILTER (WHERE counted)"),
+    ("untimed", "bool_or(counted AND span_us IS NULL)"),
+    ("wf_null", "bool_or(wf_null)"),
+    ("relevant", "count(*) FILTER (WHERE relevant)"),
+)
+#: AVG(finish_time - start_time) of all non-transient runs: the interval's
+#: (days, µs) fields summed separately, as PostgreSQL's AVG does.
+_AVERAGE_COLUMNS = (
+    ("all_timed", "count(span_us)"),
+    ("all_span_sum", "sum(span_us)"),
+    ("all_days", "sum(span_us / 86400000000)"),
+)
+_DECAYED_COLUMNS = (
+    ("weight_sum", "sum(weight) FILTER (WHERE plain)"),
+    ("weighted_successes", "sum(weight) FILTER (WHERE success)"),
+)
+#: The relevant timed spans, as big-endian int64s (numpy reads them at once).
+_MEDIAN_COLUMNS = (
+    (
+        "spans",
+        "string_agg(int8send(span_us), ''::bytea) FILTER (WHERE relevant AND span_us IS NOT NULL)",
+    ),
+)
+
+
+def _groups_sql(columns: Iterable[tuple[str, str]], decayed: bool) -> str:
+    rows = _RUN_FLAGS_SQL
+    if decayed:
+        rows = f"SELECT *, {_weight('relevant')} AS weight FROM ({rows}) f OFFSET 0"
+    select = ",\n       ".join(f"{sql} AS {name}" for name, sql in columns)
+    return f"SELECT codebase, suite,\n       {select}\nFROM ({rows}) r\nGROUP BY codebase, suite"
+
 
 _ORDERED_SPANS_SQL = """
 SELECT r.codebase, r.suite, (EXTRACT(EPOCH FROM r.finish_time - r.start_time) * 1000000)::bigint
@@ -76,60 +168,32 @@ WHERE r.failure_transient IS NOT TRUE
 ORDER BY r.codebase, r.suite, r.start_time DESC
 """
 
-_MEDIAN_SQL = """(array_agg(span_us ORDER BY span_us) FILTER (WHERE relevant AND has_times))
-           [count(*) FILTER (WHERE relevant AND has_times) / 2 + 1] AS median_us,
-       count(*) FILTER (WHERE relevant AND has_times) AS median_n"""
-
-_NO_MEDIAN_SQL = "NULL::bigint AS median_us, 0::bigint AS median_n"
-
+#: Newest first (NULL start times first, as PostgreSQL's DESC); grouped in Python,
+#: which keeps that order within each group.
 _DEPS_SQL = """
-SELECT codebase, suite, instigated_context, context, failure_details::text,
-       CASE WHEN start_time IS NOT NULL
-                 AND NOT (result_code = ANY(%(transient_codes)s))
-                 AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
-            THEN power(0.5::float8, (EXTRACT(EPOCH FROM %(as_of)s - start_time))::float8
-                       / 86400.0 / %(half_life)s)
-            ELSE 0.0 END
+SELECT codebase, suite, instigated_context, context, failure_details::text, {weight}
 FROM run
 WHERE failure_transient IS NOT TRUE
   AND result_code = 'install-deps-unsatisfied-dependencies'
   AND failure_details IS NOT NULL
-ORDER BY codebase, suite, start_time DESC NULLS FIRST
+ORDER BY start_time DESC NULLS FIRST
 """
 
+#: Candidates whose context a counted run of their codebase and campaign had
+#: (instigated or final), install-deps failures with details excepted (Python
+#: decides those). Candidates are few: they are hashed and the runs probe them.
 _CONTEXT_SQL = """
-SELECT DISTINCT r.codebase, r.suite, x.ctx
+SELECT c.codebase, c.suite, c.context
 FROM run r
-CROSS JOIN LATERAL (VALUES (r.instigated_context), (r.context)) AS x (ctx)
+JOIN candidate c ON c.codebase = r.codebase AND c.suite = r.suite
 WHERE r.failure_transient IS NOT TRUE
   AND NOT (r.result_code = 'worker-failure'
            AND (r.start_time IS NULL OR r.start_time <= %(cutoff)s))
   AND NOT (r.result_code = 'install-deps-unsatisfied-dependencies'
            AND r.failure_details IS NOT NULL)
-  AND x.ctx <> ''
-  AND EXISTS (SELECT 1 FROM candidate c
-              WHERE c.codebase = r.codebase AND c.suite = r.suite AND c.context = x.ctx)
-"""
-
-_AVG_SQL = """
-SELECT {column}, AVG(finish_time - start_time)
-FROM run
-WHERE failure_transient IS NOT TRUE AND {column} = ANY(%(names)s)
-GROUP BY {column}
-"""
-
-_CODEBASE_MEDIAN_SQL = """
-WITH r AS (
-    SELECT codebase, (EXTRACT(EPOCH FROM finish_time - start_time) * 1000000)::bigint AS span_us
-    FROM run
-    WHERE failure_transient IS NOT TRUE AND start_time IS NOT NULL AND finish_time IS NOT NULL
-      AND NOT (result_code = 'worker-failure' AND start_time <= %(cutoff)s)
-      AND NOT (result_code = ANY(%(transient_codes)s))
-      AND (%(window_start)s::timestamp IS NULL OR start_time >= %(window_start)s)
-      AND codebase = ANY(%(names)s)
-)
-SELECT codebase, (array_agg(span_us ORDER BY span_us))[count(*) / 2 + 1], count(*)
-FROM r GROUP BY codebase
+  AND c.context <> ''
+  AND (c.context = r.instigated_context OR c.context = r.context)
+GROUP BY c.id
 """
 
 
@@ -145,218 +209,395 @@ def _query_params(config: EngineConfig, as_of: datetime) -> dict[str, Any]:
     }
 
 
-def aggregates_from_database(
-    conn: Any,
-    config: EngineConfig,
-    as_of: datetime,
-    candidate_groups: Iterable[tuple[str, str]],
-    dsn: str | None = None,
-) -> Aggregates:
-    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
+@dataclass
+class _Plan:
+    """What to ask for, from the configured methods."""
 
-    With ``dsn``, a second connection joins the transaction's snapshot
-    (``pg_export_snapshot``) and the queries run on both at once.
+    params: dict[str, Any]
+    decayed: bool
+    median: bool
+    columns: tuple[tuple[str, str], ...] = field(default=())
 
-    ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
-    transaction (see :func:`engines.new.live.read_only_connection`), so every
-    query sees the same snapshot. The fallbacks (AVG, codebase median) are
-    asked only for the codebases and campaigns of ``candidate_groups``
-    (codebase, campaign) that may need them.
-    """
-    params = _query_params(config, as_of)
-    agg = Aggregates(origin="database")
-    conn.execute(WORK_MEM_SQL)
-    median = config.duration_estimation.method == "median"
-    median_sql = _MEDIAN_SQL if median else _NO_MEDIAN_SQL
+    @classmethod
+    def of(cls, config: EngineConfig, as_of: datetime) -> _Plan:
+        decayed = config.success_estimation.method == "decayed"
+        median = config.duration_estimation.method == "median"
+        columns = _COUNT_COLUMNS + (_MEDIAN_COLUMNS if median else _AVERAGE_COLUMNS)
+        if decayed:
+            columns += _DECAYED_COLUMNS
+        return cls(_query_params(config, as_of), decayed, median, columns)
 
-    def groups(part: str, extra: dict[str, Any]) -> Callable[[Any], list[tuple[Any, ...]]]:
-        sql = _GROUPS_SQL.format(median=median_sql, part=part)
-        return lambda c: c.execute(sql, {**params, **extra}).fetchall()
+    def groups(self, c: Any) -> _Groups:
+        cur = c.execute(_groups_sql(self.columns, self.decayed), self.params)
+        names = [name for name, _ in self.columns]
+        return _Groups.from_rows(cur.fetchall(), names)
 
-    def deps(c: Any) -> list[tuple[Any, ...]]:
-        return c.execute(_DEPS_SQL, params).fetchall()
+    def contexts(self, c: Any) -> list[tuple[str, str, str]]:
+        return c.execute(_CONTEXT_SQL, self.params).fetchall()
 
-    def contexts(c: Any) -> list[tuple[Any, ...]]:
-        return c.execute(_CONTEXT_SQL, params).fetchall()
+    def others(self, c: Any) -> tuple[list[Any], dict[tuple[str, str], list[DepsRun]], Any]:
+        """The context hits, the deps runs and their Debian versions."""
+        contexts = self.contexts(c)
+        deps = self.deps(c)
+        return contexts, deps, fetch_debian_versions(c, _relation_names(deps))
 
-    split = None
-    if dsn is not None:
-        row = conn.execute(
-            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY name) FROM codebase"
-        ).fetchone()
-        split = None if row is None else row[0]
-    if split is None:
-        group_rows = groups("", {})(conn)
-        deps_rows, context_rows = deps(conn), contexts(conn)
-    else:
-        # Two connections on one exported snapshot: both halves of the run table
-        # are aggregated at once (the server has more than one core).
-        low, high = (
-            groups("AND codebase < %(split)s", {"split": split}),
-            groups("AND codebase >= %(split)s", {"split": split}),
-        )
-        results = run_on_shared_snapshot(conn, str(dsn), [[low, deps], [high, contexts]])
-        group_rows = results[0][0] + results[1][0]
-        deps_rows, context_rows = results[0][1], results[1][1]
+    def deps(self, c: Any) -> dict[tuple[str, str], list[DepsRun]]:
+        weight = _weight(f"{_RELEVANT}") if self.decayed else "0.0::float8"
+        cur = c.execute(_DEPS_SQL.format(weight=f"coalesce({weight}, 0.0::float8)"), self.params)
+        runs: dict[tuple[str, str], list[DepsRun]] = defaultdict(list)
+        for codebase, suite, ictx, ctx, text, w in cur:
+            runs[(codebase, suite)].append(DepsRun(ictx, ctx, None, w, text))
+        return runs
 
+
+@dataclass
+class _Groups:
+    """The groups query's rows, as columns."""
+
+    keys: list[tuple[str, str]]
+    columns: dict[str, list[Any]]
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[Any, ...]], names: list[str]) -> _Groups:
+        if not rows:
+            return cls([], {name: [] for name in names})
+        transposed = list(zip(*rows, strict=True))
+        keys = list(zip(transposed[0], transposed[1], strict=True))
+        return cls(keys, {name: list(transposed[i + 2]) for i, name in enumerate(names)})
+
+
+def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> list[tuple[str, str]]:
+    """Copy the groups into ``agg``; return the groups whose mean needs the ordered sum."""
+    col = groups.columns
+    n = len(groups.keys)
+    agg.group_index = {key: g for g, key in enumerate(groups.keys)}
+    agg.total = col["total"]
+    agg.successes = col["successes"]
+    agg.timed = col["timed"]
+    agg.seconds_sum = [0.0] * n
+    agg.relevant = col["relevant"]
     ambiguous: list[tuple[str, str]] = []
-    for g, row in enumerate(group_rows):
-        (codebase, suite, total, successes, timed, span_sum, span_abs, untimed, wf_null,
-         relevant, weight_sum, weighted_successes, median_us, median_n) = row  # fmt: skip
-        agg.group_index[(codebase, suite)] = g
-        agg.total.append(int(total))
-        agg.successes.append(int(successes))
-        agg.timed.append(int(timed))
-        agg.seconds_sum.append(0.0)
+    means = agg._means
+    for g, (timed, span_sum, span_abs) in enumerate(
+        zip(col["timed"], col["span_sum"], col["span_abs"], strict=True)
+    ):
         if timed:
-            mean = mean_if_unambiguous(int(span_sum), int(span_abs), int(timed))
+            mean = mean_if_unambiguous(int(span_sum), int(span_abs), timed)
             if mean is None:
-                ambiguous.append((codebase, suite))
+                ambiguous.append(groups.keys[g])
             else:
-                agg._means[g] = mean
-        problem = None
-        if untimed:
-            problem = "AttributeError: a counted run has a NULL start or finish time"
+                means[g] = mean
+    problems: list[str | None] = [None] * n
+    for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):
         if wf_null:
-            problem = "TypeError: a worker failure has a NULL start time"
-        agg.legacy_time_problem.append(problem)
-        agg.relevant.append(int(relevant))
-        agg.weight_sum.append(float(weight_sum or 0.0))
-        agg.weighted_successes.append(float(weighted_successes or 0.0))
-        agg.median_us.append(None if median_us is None else int(median_us))
-        agg.median_n.append(int(median_n))
-
-    if ambiguous:
-        # The exact sum sits (almost) on a half microsecond: only the legacy's own
-        # float summation, newest first, says which way it rounds.
-        spans: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for codebase, suite, span in conn.execute(
-            _ORDERED_SPANS_SQL,
-            {
-                **params,
-                "codebases": [k[0] for k in ambiguous],
-                "suites": [k[1] for k in ambiguous],
-            },
-        ):
-            spans[(codebase, suite)].append(span)
-        for key, values in spans.items():
-            seconds = 0.0
-            for span in values:
-                seconds += span / 1_000_000
-            agg._means[agg.group_index[key]] = legacy_mean_us(seconds, len(values))
-
-    for codebase, suite, ictx, ctx, details_text, weight in deps_rows:
-        found = agg.group_index.get((codebase, suite))
-        if found is not None:
-            agg.deps_runs.setdefault(found, []).append(
-                DepsRun(ictx, ctx, None, float(weight), details_text)
-            )
-    pairs: list[tuple[int, str]] = []
-    for codebase, suite, ctx in context_rows:
-        hit = agg.group_index.get((codebase, suite))
-        if hit is not None:
-            pairs.append((hit, ctx))
-    agg.set_context_hits(pairs)
-
-    # Fallbacks: only for the codebases/campaigns that may need them.
-    needy_codebases: set[str] = set()
-    needy_campaigns: set[str] = set()
-    for codebase, suite in set(candidate_groups):
-        known = agg.group_index.get((codebase, suite))
-        if (
-            known is None
-            or agg.total[known] == 0
-            or agg.mean_us(known) is None
-            or (median and agg.median_n[known] < _min_points(config))
-        ):
-            needy_codebases.add(codebase)
-            needy_campaigns.add(suite)
-    agg.codebase_avg_us = _fetch_avg(conn, "codebase", sorted(needy_codebases))
-    agg.campaign_avg_us = _fetch_avg(conn, "suite", sorted(needy_campaigns))
-    if median and needy_codebases:
-        with conn.cursor() as cur:
-            cur.execute(_CODEBASE_MEDIAN_SQL, {**params, "names": sorted(needy_codebases)})
-            cb_median: dict[str, int | None] = {}
-            cb_n: dict[str, int] = {}
-            for codebase, value, count in cur:
-                cb_median[codebase] = int(value)
-                cb_n[codebase] = int(count)
-        agg.codebase_median_us, agg.codebase_median_n = cb_median, cb_n
-    agg.debian_versions = fetch_debian_versions(conn, _relation_names(agg.deps_runs))
-    return agg
+            problems[g] = "TypeError: a worker failure has a NULL start time"
+        elif untimed:
+            problems[g] = "AttributeError: a counted run has a NULL start or finish time"
+    agg.legacy_time_problem = problems
+    if plan.decayed:
+        agg.weight_sum = [w or 0.0 for w in col["weight_sum"]]
+        agg.weighted_successes = [w or 0.0 for w in col["weighted_successes"]]
+    else:  # not read by the legacy formula
+        agg.weight_sum = [0.0] * n
+        agg.weighted_successes = [0.0] * n
+    if plan.median:
+        _fill_medians(agg, groups)
+    else:
+        agg.median_us, agg.median_n = [None] * n, [0] * n
+        _fill_averages(agg, groups)
+    return ambiguous
 
 
-def run_on_shared_snapshot(
-    conn: Any, dsn: str, work: list[list[Callable[[Any], Any]]]
-) -> list[list[Any]]:
-    """Run ``work[i]`` (query functions) on connection i, all on ``conn``'s snapshot.
+def _fill_averages(agg: Aggregates, groups: _Groups) -> None:
+    """PostgreSQL's ``AVG(finish_time - start_time)`` per codebase and per campaign.
 
-    ``work[0]`` runs on ``conn`` itself; every other list gets a new READ ONLY
-    REPEATABLE READ connection that imports ``conn``'s exported snapshot, so
-    all queries see exactly the same data.
+    The groups partition each codebase's (and each campaign's) runs, and AVG
+    sums the interval's fields exactly before dividing once: adding up the
+    groups' field sums gives the server's own sums.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    col = groups.columns
+    by_codebase: dict[str, list[int]] = {}
+    by_campaign: dict[str, list[int]] = {}
+    for (codebase, campaign), count, span_sum, days in zip(
+        groups.keys, col["all_timed"], col["all_span_sum"], col["all_days"], strict=True
+    ):
+        span = 0 if span_sum is None else int(span_sum)
+        day = 0 if days is None else int(days)
+        for table, name in ((by_codebase, codebase), (by_campaign, campaign)):
+            sums = table.get(name)
+            if sums is None:
+                table[name] = [count, span, day]
+            else:
+                sums[0] += count
+                sums[1] += span
+                sums[2] += day
+    agg.codebase_avg_us = _Averages(by_codebase)
+    agg.campaign_avg_us = _Averages(by_campaign)
 
-    import psycopg
-    from psycopg import sql
 
-    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-    snapshot = row[0]
-    others = []
-    try:
-        for _ in work[1:]:
-            other = psycopg.connect(dsn, autocommit=True)
+class _Averages(Mapping[str, "int | None"]):
+    """Name → AVG in µs, converted on first look-up (few candidates need one)."""
+
+    def __init__(self, sums: dict[str, list[int]]) -> None:
+        self._sums = sums
+        self._done: dict[str, int | None] = {}
+
+    def __getitem__(self, name: str) -> int | None:
+        try:
+            return self._done[name]
+        except KeyError:
+            count, span, days = self._sums[name]  # KeyError: no runs at all
+            total = IntervalSum()
+            total.count, total.days, total.time = count, days, span - days * 86_400_000_000
+            value = self._done[name] = total.average_us()
+            return value
+
+    def __iter__(self) -> Any:
+        return iter(self._sums)
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+
+def _fill_medians(agg: Aggregates, groups: _Groups) -> None:
+    """sorted(spans)[n // 2] per group and per codebase, from the groups' packed spans."""
+    blobs = groups.columns["spans"]
+    counts = np.fromiter((0 if b is None else len(b) // 8 for b in blobs), np.int64, len(blobs))
+    values = np.frombuffer(b"".join(b for b in blobs if b is not None), dtype=">i8").astype(
+        np.int64
+    )
+    n = len(blobs)
+    gid = np.repeat(np.arange(n, dtype=np.int64), counts)
+    agg.median_us, agg.median_n = _medians(gid, values, counts)
+    names: dict[str, int] = {}
+    cb_of_group = np.fromiter(
+        (names.setdefault(codebase, len(names)) for codebase, _ in groups.keys), np.int64, n
+    )
+    cb_counts = np.bincount(cb_of_group, weights=counts, minlength=len(names)).astype(np.int64)
+    medians, cb_n = _medians(cb_of_group[gid], values, cb_counts)
+    agg.codebase_median_us = {name: medians[i] for name, i in names.items() if cb_n[i]}
+    agg.codebase_median_n = {name: cb_n[i] for name, i in names.items() if cb_n[i]}
+
+
+def _medians(
+    group: np.ndarray, values: np.ndarray, counts: np.ndarray
+) -> tuple[list[int | None], list[int]]:
+    """sorted(values of g)[counts[g] // 2] per group g (``None`` for none)."""
+    if len(values) == 0:
+        return [None] * len(counts), counts.tolist()
+    order = np.lexsort((values, group))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    picked = values[order][np.minimum(starts + counts // 2, len(values) - 1)]
+    return [
+        int(v) if c else None for v, c in zip(picked.tolist(), counts.tolist(), strict=True)
+    ], counts.tolist()
+
+
+class PendingAggregates:
+    """The aggregate queries under way; :meth:`result` waits for them and assembles.
+
+    Without a DSN everything runs on ``conn`` when :meth:`result` is called.
+    """
+
+    def __init__(self, conn: Any, config: EngineConfig, as_of: datetime, dsn: str | None) -> None:
+        self.conn = conn
+        self.plan = _Plan.of(config, as_of)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[Any]] = []
+        self._others: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        conn.execute(WORK_MEM_SQL)
+        if dsn is None:
+            return
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        snapshot = row[0]
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="aggregates")
+        plan = self.plan
+        self._futures = [
+            self._pool.submit(self._on_snapshot, dsn, snapshot, plan.groups),
+            self._pool.submit(self._on_snapshot, dsn, snapshot, plan.others),
+        ]
+
+    def _on_snapshot(self, dsn: str, snapshot: str, work: Callable[[Any], Any]) -> Any:
+        """Run ``work`` on a new connection that imports ``snapshot`` (same data as ``conn``)."""
+        import psycopg
+        from psycopg import sql
+
+        other = psycopg.connect(dsn, autocommit=True)
+        with self._lock:
+            self._others.append(other)
+            closed = self._closed
+        try:
+            if closed:
+                raise RuntimeError("the aggregate queries were stopped")
             other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            other.execute(WORK_MEM_SQL)
-            others.append(other)
-
-        def run(index: int) -> list[Any]:
-            c = conn if index == 0 else others[index - 1]
-            return [query(c) for query in work[index]]
-
-        with ThreadPoolExecutor(len(work)) as pool:
-            return list(pool.map(run, range(len(work))))
-    finally:
-        for other in others:
+            for setting in SNAPSHOT_SETTINGS_SQL:
+                other.execute(setting)
+            return work(other)
+        finally:
             try:
                 other.execute("ROLLBACK")
             finally:
                 other.close()
 
+    def result(self) -> Aggregates:
+        """Wait for the queries and turn their rows into :class:`Aggregates`."""
+        plan, conn = self.plan, self.conn
+        if self._pool is None:
+            for setting in SCAN_SETTINGS_SQL:
+                conn.execute(setting)
+            groups = plan.groups(conn)
+            context_rows, deps, debian = plan.others(conn)
+        else:
+            groups = self._futures[0].result()
+            context_rows, deps, debian = self._futures[1].result()
+            self.close()
+        agg = Aggregates(origin="database")
+        ambiguous = _fill(agg, groups, plan)
+        if ambiguous:
+            _ordered_means(conn, agg, ambiguous, plan.params)
+        index = agg.group_index
+        for key, runs in deps.items():
+            found = index.get(key)
+            if found is not None:
+                agg.deps_runs[found] = runs
+        agg.set_context_hits(
+            (g, ctx)
+            for codebase, suite, ctx in context_rows
+            if (g := index.get((codebase, suite))) is not None
+        )
+        agg.debian_versions = debian
+        return agg
 
-def _min_points(config: EngineConfig) -> int:
-    return config.success_estimation.minimum_data_points
+    def close(self) -> None:
+        """Stop the queries still running (after an error) and wait for the threads."""
+        if self._pool is None:
+            return
+        with self._lock:
+            self._closed = True
+            others = list(self._others)
+        if not all(f.done() for f in self._futures):
+            for other in others:
+                with contextlib.suppress(Exception):  # best effort: the thread ends anyway
+                    other.cancel_safe()
+        self._pool.shutdown(wait=True)
+        self._pool = None
 
 
-def _fetch_avg(conn: Any, column: str, names: list[str]) -> dict[str, int | None]:
-    """AVG over intervals asked of the server itself (no emulation needed)."""
-    if not names:
-        return {}
-    out: dict[str, int | None] = {}
-    with conn.cursor() as cur:
-        cur.execute(_AVG_SQL.format(column=column), {"names": names})
-        for name, avg in cur:
-            out[name] = None if avg is None else timedelta_to_us(avg)
-    return out
+def _ordered_means(
+    conn: Any, agg: Aggregates, ambiguous: list[tuple[str, str]], params: dict[str, Any]
+) -> None:
+    """The exact sum sits (almost) on a half microsecond: only the legacy's own
+
+    float summation, newest first, says which way it rounds.
+    """
+    spans: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for codebase, suite, span in conn.execute(
+        _ORDERED_SPANS_SQL,
+        {
+            **params,
+            "codebases": [k[0] for k in ambiguous],
+            "suites": [k[1] for k in ambiguous],
+        },
+    ):
+        spans[(codebase, suite)].append(span)
+    for key, values in spans.items():
+        seconds = 0.0
+        for span in values:
+            seconds += span / 1_000_000
+        agg._means[agg.group_index[key]] = legacy_mean_us(seconds, len(values))
 
 
-def _relation_names(deps_runs: Mapping[int, list[DepsRun]]) -> set[str]:
+@contextmanager
+def without_cyclic_gc() -> Iterator[None]:
+    """Python's cycle collector paused while rows become objects by the 100,000.
+
+    Those objects hold no cycles, yet each collection walks all of them
+    again as the heap grows: turning a few hundred thousand rows into
+    objects took up to twice as long with it running.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def start_aggregates(
+    conn: Any, config: EngineConfig, as_of: datetime, dsn: str | None = None
+) -> PendingAggregates:
+    """Start the aggregate queries; with ``dsn`` they run while the caller goes on.
+
+    ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
+    transaction (see :func:`engines.new.live.read_only_connection`); the other
+    connections import its snapshot, so every query sees the same data. The
+    caller may use ``conn`` until it calls :meth:`PendingAggregates.result`
+    (and must call :meth:`PendingAggregates.close` if it gives up before).
+    """
+    return PendingAggregates(conn, config, as_of, dsn)
+
+
+def aggregates_from_database(
+    conn: Any,
+    config: EngineConfig,
+    as_of: datetime,
+    candidate_groups: Iterable[tuple[str, str]] = (),
+    dsn: str | None = None,
+) -> Aggregates:
+    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
+
+    ``candidate_groups`` is no longer needed (the fallbacks come from the
+    groups' own sums) and is accepted for the callers that pass it.
+    """
+    del candidate_groups
+    with without_cyclic_gc():
+        pending = start_aggregates(conn, config, as_of, dsn)
+        try:
+            return pending.result()
+        finally:
+            pending.close()
+
+
+#: A ``"name": "…"`` member in JSON text without any backslash escape.
+_NAME_MEMBER = re.compile(r'"name"\s*:\s*"([^"]*)"')
+
+
+def _relation_names(deps_runs: Mapping[Any, list[DepsRun]]) -> set[str]:
+    """The package names the runs' relations may ask about (a superset is fine).
+
+    They only select the ``all_debian_versions`` rows to read. JSON text
+    without backslashes cannot hide a ``"name"`` key or a quote in a string,
+    so one regular expression over all of it finds every relation's name
+    (and maybe a few other names); anything else is decoded and walked.
+    """
     names: set[str] = set()
+    plain: set[str] = set()
     for runs in deps_runs.values():
         for run in runs:
-            details = run.failure_details
-            if not isinstance(details, dict):
-                continue
-            relations = details.get("relations")
-            if not isinstance(relations, list):
-                continue
-            for alternatives in relations:
-                if isinstance(alternatives, list):
-                    for entry in alternatives:
-                        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                            names.add(entry["name"])
+            text = run.text
+            if text is not None and "\\" not in text:
+                plain.add(text)
+            else:
+                _add_names(run.failure_details, names)
+    names.update(_NAME_MEMBER.findall("\n".join(plain)))
     return names
+
+
+def _add_names(details: Any, names: set[str]) -> None:
+    if not isinstance(details, dict):
+        return
+    relations = details.get("relations")
+    if not isinstance(relations, list):
+        return
+    for alternatives in relations:
+        if isinstance(alternatives, list):
+            for entry in alternatives:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    names.add(entry["name"])
 
 
 def fetch_debian_versions(conn: Any, names: Iterable[str]) -> dict[str, tuple[str, ...]] | None:

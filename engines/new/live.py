@@ -61,6 +61,14 @@ ORDER BY p.name, e.ordinality
 QUEUE_SQL = f"SELECT {QUEUE_COLUMNS}\nFROM queue ORDER BY id"
 
 
+def transaction_start(conn: psycopg.Connection) -> datetime:
+    """The transaction's start, naive UTC: the default ``as_of``."""
+    row = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()
+    assert row is not None
+    as_of: datetime = row[0]
+    return as_of
+
+
 def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None) -> Dataset:
     """Everything but the runs: candidates in the legacy's row order, codebases, policies, queue.
 
@@ -71,9 +79,7 @@ def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None
     from engines.legacy.sql import candidate_query
 
     if as_of is None:
-        row = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()
-        assert row is not None
-        as_of = row[0]
+        as_of = transaction_start(conn)
     codebases = tuple(
         Codebase(name=r[0], branch_url=r[1], value=r[2])
         for r in conn.execute("SELECT name, branch_url, value FROM codebase WHERE name IS NOT NULL")
@@ -87,22 +93,13 @@ def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None
         NamedPublishPolicy(name=name, per_branch_policy=None if is_null else tuple(entries))
         for name, (is_null, entries) in grouped.items()
     )
+    # the columns in Candidate's field order: positional arguments build 100,000s faster
     candidates = tuple(
-        Candidate(
-            id=r[0],
-            codebase=r[1],
-            suite=r[2],
-            command=r[3],
-            change_set=r[4],
-            context=r[5],
-            value=r[6],
-            success_chance=r[7],
-            publish_policy=r[8],
-        )
+        Candidate(*r)
         for r in conn.execute(
             "SELECT id, codebase, suite, command, change_set, context, value, success_chance, "
             "publish_policy FROM candidate"
-        )
+        ).fetchall()
     )
     query, params = candidate_query()
     row_order = tuple(CandidateKey(r[0], r[2], r[8]) for r in conn.execute(query, params))
@@ -126,19 +123,23 @@ def read_scheduling_rows(conn: psycopg.Connection, as_of: datetime | None = None
 def schedule_from_database(
     engine: SchedulingEngine, dsn: str, *, as_of: datetime | None = None
 ) -> Schedule:
-    """One bulk run straight from a live database: rows + set-based aggregates, one snapshot."""
+    """One bulk run straight from a live database: rows + set-based aggregates, one snapshot.
+
+    The aggregate queries start first, on connections sharing this one's
+    snapshot; the scheduling rows are read and built while the server works.
+    """
     import time
 
-    from engines.new.aggregates_sql import aggregates_from_database
+    from engines.new.aggregates_sql import start_aggregates, without_cyclic_gc
 
     started = time.perf_counter()
-    with read_only_connection(dsn) as conn:
-        dataset = read_scheduling_rows(conn, as_of)
-        agg = aggregates_from_database(
-            conn,
-            engine.config,
-            dataset.as_of,
-            candidate_groups=[(c.codebase, c.suite) for c in dataset.candidates],
-            dsn=dsn,
-        )
+    with read_only_connection(dsn) as conn, without_cyclic_gc():
+        if as_of is None:
+            as_of = transaction_start(conn)
+        pending = start_aggregates(conn, engine.config, as_of, dsn=dsn)
+        try:
+            dataset = read_scheduling_rows(conn, as_of)
+            agg = pending.result()
+        finally:
+            pending.close()
     return engine.schedule_aggregated(dataset, agg, started=started)
