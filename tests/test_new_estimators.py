@@ -282,3 +282,32 @@ def test_grouped_interval_sums_stay_exact_beyond_float_precision() -> None:
     )
     assert int(time.sum()) > 2**53
     assert averages["all"] == _average_us(int(days.sum()), int(time.sum()), n)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.floats(-1e7, 1e9, allow_nan=False),
+                st.integers(0, 10**12).map(lambda us: (us + 0.5) / 1e6),  # exact halves
+                st.floats(1e12, 1e16),  # beyond the array path, some beyond timedelta
+            ),
+            st.integers(1, 60),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_array_means_equal_the_legacys_timedelta(rows: list[tuple[float, int]]) -> None:
+    from engines.new.aggregates import legacy_mean_us, legacy_means_us
+
+    sums = np.array([s * c for s, c in rows])
+    counts = np.array([c for _, c in rows], dtype=np.int64)
+    for total, count, got in zip(
+        sums.tolist(), counts.tolist(), legacy_means_us(sums, counts), strict=True
+    ):
+        try:
+            expected: int | None = legacy_mean_us(total, count)
+        except OverflowError:
+            expected = None
+        assert got == expected

@@ -133,6 +133,34 @@ def legacy_mean_us(seconds_sum: float, count: int) -> int:
     return timedelta_to_us(timedelta(seconds=seconds_sum / count))
 
 
+def legacy_means_us(seconds_sums: np.ndarray, counts: np.ndarray) -> list[int | None]:
+    """:func:`legacy_mean_us` of many groups at once (``counts`` > 0).
+
+    ``timedelta`` splits float seconds with ``modf`` into whole seconds, whole
+    microseconds and a leftover, which it rounds half away from zero, or to
+    the even total when exactly half: the same steps on arrays. Means too
+    large for that to be obviously exact go through :func:`legacy_mean_us`
+    itself; ``None`` where even that fails (no timedelta holds them), so that
+    the failure surfaces on the candidate, as the legacy's would.
+    """
+    mean = seconds_sums / counts
+    seconds_frac, seconds = np.modf(mean)
+    leftover, micros = np.modf(seconds_frac * 1e6)
+    total = seconds.astype(np.int64) * 1_000_000 + micros.astype(np.int64)
+    away = np.sign(leftover) * np.floor(np.abs(leftover) + 0.5)
+    odd = np.mod(total, 2)
+    halfway = (leftover + odd) * 0.5
+    to_even = 2.0 * np.sign(halfway) * np.floor(np.abs(halfway) + 0.5) - odd
+    total += np.where(np.abs(leftover) == 0.5, to_even, away).astype(np.int64)
+    means: list[int | None] = total.tolist()
+    for i in np.flatnonzero(~(np.abs(mean) < 1e12)).tolist():
+        try:
+            means[i] = legacy_mean_us(float(seconds_sums[i]), int(counts[i]))
+        except (OverflowError, ValueError):
+            means[i] = None
+    return means
+
+
 #: Unit roundoff of IEEE doubles.
 _U = 2.0**-53
 
@@ -483,6 +511,14 @@ def aggregate_run_columns(
     seconds = (finish_s[timed] - start_s[timed]).astype(np.float64) / 1e6
     sums = segmented_sequential_sum(seconds, gid[timed], n_groups)
     agg.seconds_sum = sums.tolist()
+    with_times = np.flatnonzero(timed_n)
+    agg._means = {
+        group: mean
+        for group, mean in zip(
+            with_times.tolist(), legacy_means_us(sums[with_times], timed_n[with_times]), strict=True
+        )
+        if mean is not None  # left to mean_us, which raises on the candidate
+    }
     problems: list[str | None] = [None] * n_groups
     for g in _unique_ints(gid[untimed]).tolist():
         problems[g] = "AttributeError: a counted run has a NULL start or finish time"
