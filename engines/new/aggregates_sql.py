@@ -46,6 +46,9 @@ from engines.new.config import EngineConfig
 #: With the default 4 MB, grouping 2,000,000 runs into 100,000 groups spills to
 #: disk (or is planned as a sort); for this read-only transaction only.
 WORK_MEM_SQL = "SET LOCAL work_mem = '256MB'"
+#: Floats (weight and seconds sums) come as text: print them exactly, whatever
+#: the server's or role's default.
+EXACT_FLOATS_SQL = "SET LOCAL extra_float_digits = 3"
 
 #: For the connections that only run the big scans: no JIT (compiling costs more
 #: than it saves on these expressions), no parallel workers (the connections
@@ -55,6 +58,7 @@ WORK_MEM_SQL = "SET LOCAL work_mem = '256MB'"
 #: otherwise sort two million rows by codebase and campaign instead.
 SCAN_SETTINGS_SQL = (
     WORK_MEM_SQL,
+    EXACT_FLOATS_SQL,
     "SET LOCAL hash_mem_multiplier = 8",
     "SET LOCAL jit = off",
 )
@@ -157,15 +161,22 @@ def _groups_sql(columns: Iterable[tuple[str, str]], decayed: bool) -> str:
     return f"SELECT codebase, suite,\n       {select}\nFROM ({rows}) r\nGROUP BY codebase, suite"
 
 
-_ORDERED_SPANS_SQL = """
-SELECT r.codebase, r.suite, (EXTRACT(EPOCH FROM r.finish_time - r.start_time) * 1000000)::bigint
-FROM run r
-JOIN unnest(%(codebases)s::text[], %(suites)s::text[]) AS g (codebase, suite)
-  ON r.codebase = g.codebase AND r.suite = g.suite
-WHERE r.failure_transient IS NOT TRUE
-  AND r.start_time IS NOT NULL AND r.finish_time IS NOT NULL
-  AND NOT (r.result_code = 'worker-failure' AND r.start_time <= %(cutoff)s)
-ORDER BY r.codebase, r.suite, r.start_time DESC
+#: The legacy's float sum of the seconds, newest first, for the groups whose mean
+#: it decides (float8 ``sum`` adds in the aggregate's order, as the legacy's loop;
+#: the index on (codebase, suite, start_time DESC) hands each group over in order).
+_ORDERED_SECONDS_SQL = """
+SELECT g.codebase, g.suite, s.seconds, s.n
+FROM unnest(%(codebases)s::text[], %(suites)s::text[]) AS g (codebase, suite)
+CROSS JOIN LATERAL (
+    SELECT sum((EXTRACT(EPOCH FROM r.finish_time - r.start_time) * 1000000)::bigint::float8
+               / 1000000::float8 ORDER BY r.start_time DESC) AS seconds,
+           count(*) AS n
+    FROM run r
+    WHERE r.codebase = g.codebase AND r.suite = g.suite
+      AND r.failure_transient IS NOT TRUE
+      AND r.start_time IS NOT NULL AND r.finish_time IS NOT NULL
+      AND NOT (r.result_code = 'worker-failure' AND r.start_time <= %(cutoff)s)
+) s
 """
 
 #: Newest first (NULL start times first, as PostgreSQL's DESC); grouped in Python,
@@ -408,6 +419,7 @@ class PendingAggregates:
         self._lock = threading.Lock()
         self._closed = False
         conn.execute(WORK_MEM_SQL)
+        conn.execute(EXACT_FLOATS_SQL)
         if dsn is None:
             return
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
@@ -493,37 +505,37 @@ def _ordered_means(
 
     float summation, newest first, says which way it rounds.
     """
-    spans: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for codebase, suite, span in conn.execute(
-        _ORDERED_SPANS_SQL,
+    rows = conn.execute(
+        _ORDERED_SECONDS_SQL,
         {
             **params,
             "codebases": [k[0] for k in ambiguous],
             "suites": [k[1] for k in ambiguous],
         },
-    ):
-        spans[(codebase, suite)].append(span)
-    for key, values in spans.items():
-        seconds = 0.0
-        for span in values:
-            seconds += span / 1_000_000
-        agg._means[agg.group_index[key]] = legacy_mean_us(seconds, len(values))
+    )
+    for codebase, suite, seconds, count in rows:
+        if count:
+            agg._means[agg.group_index[(codebase, suite)]] = legacy_mean_us(seconds, count)
 
 
 @contextmanager
 def without_cyclic_gc() -> Iterator[None]:
     """Python's cycle collector paused while rows become objects by the 100,000.
 
-    Those objects hold no cycles, yet each collection walks all of them
-    again as the heap grows: turning a few hundred thousand rows into
-    objects took up to twice as long with it running.
+    Those objects hold no cycles, yet each collection would walk all of them
+    again as the heap grows (turning the rows into objects took up to twice
+    as long), and the first one after loading would walk the million or so
+    just built. So, as ``harness.run_table`` does, what survives is moved to
+    the permanent generation (``gc.freeze``) before the collector resumes:
+    reference counting still frees it.
     """
-    was_enabled = gc.isenabled()
+    enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if was_enabled:
+        if enabled:
+            gc.freeze()
             gc.enable()
 
 
