@@ -278,30 +278,37 @@ class _Groups:
         return cls(keys, {name: list(transposed[i + 2]) for i, name in enumerate(names)})
 
 
-def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> list[tuple[str, str]]:
-    """Copy the groups into ``agg``; return the groups whose mean needs the ordered sum."""
+def _fill_means(agg: Aggregates, groups: _Groups, plan: _Plan) -> list[tuple[str, str]]:
+    """Index the groups and their means; return the groups whose mean needs the ordered sum."""
     col = groups.columns
     n = len(groups.keys)
     agg.group_index = {key: g for g, key in enumerate(groups.keys)}
-    agg.total = col["total"]
-    agg.successes = col["successes"]
     agg.timed = col["timed"]
     agg.seconds_sum = [0.0] * n
-    agg.relevant = col["relevant"]
     ambiguous: list[tuple[str, str]] = []
     if plan.median:  # the median method never reads the mean
         agg._means = dict.fromkeys(range(n))
-    else:
-        means = agg._means
-        for g, (timed, span_sum, span_abs) in enumerate(
-            zip(col["timed"], col["span_sum"], col["span_abs"], strict=True)
-        ):
-            if timed:
-                mean = mean_if_unambiguous(int(span_sum), int(span_abs), timed)
-                if mean is None:
-                    ambiguous.append(groups.keys[g])
-                else:
-                    means[g] = mean
+        return ambiguous
+    means = agg._means
+    for g, (timed, span_sum, span_abs) in enumerate(
+        zip(col["timed"], col["span_sum"], col["span_abs"], strict=True)
+    ):
+        if timed:
+            mean = mean_if_unambiguous(int(span_sum), int(span_abs), timed)
+            if mean is None:
+                ambiguous.append(groups.keys[g])
+            else:
+                means[g] = mean
+    return ambiguous
+
+
+def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> None:
+    """Copy the rest of the groups' figures into ``agg``."""
+    col = groups.columns
+    n = len(groups.keys)
+    agg.total = col["total"]
+    agg.successes = col["successes"]
+    agg.relevant = col["relevant"]
     problems: list[str | None] = [None] * n
     for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):
         if wf_null:
@@ -320,7 +327,6 @@ def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> list[tuple[str, str]
     else:
         agg.median_us, agg.median_n = [None] * n, [0] * n
         _fill_averages(agg, groups)
-    return ambiguous
 
 
 def _fill_averages(agg: Aggregates, groups: _Groups) -> None:
@@ -478,11 +484,16 @@ class PendingAggregates:
         else:
             groups = self._futures[0].result()
             context_rows, deps, debian = self._futures[1].result()
-            self.close()
         agg = Aggregates(origin="database")
-        ambiguous = _fill(agg, groups, plan)
+        ambiguous = _fill_means(agg, groups, plan)
+        ordered: Future[None] | None = None
         if ambiguous:
-            _ordered_means(conn, agg, ambiguous, plan.params)
+            # on the server while the rest is copied
+            if self._pool is None:
+                _ordered_means(conn, agg, ambiguous, plan.params)
+            else:
+                ordered = self._pool.submit(_ordered_means, conn, agg, ambiguous, plan.params)
+        _fill(agg, groups, plan)
         index = agg.group_index
         for key, runs in deps.items():
             found = index.get(key)
@@ -494,6 +505,9 @@ class PendingAggregates:
             if (g := index.get((codebase, suite))) is not None
         )
         agg.debian_versions = debian
+        if ordered is not None:
+            ordered.result()
+        self.close()
         return agg
 
     def close(self) -> None:
