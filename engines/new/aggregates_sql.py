@@ -61,6 +61,10 @@ SCAN_SETTINGS_SQL = (
     EXACT_FLOATS_SQL,
     "SET LOCAL hash_mem_multiplier = 8",
     "SET LOCAL jit = off",
+    # A scan of a big table may otherwise join one already under way (ours on the
+    # other connection, or anyone's) and start mid-table: the groups' float sums
+    # (decay weights) would then add up in a different order from run to run.
+    "SET LOCAL synchronize_seqscans = off",
 )
 SNAPSHOT_SETTINGS_SQL = (*SCAN_SETTINGS_SQL, "SET LOCAL max_parallel_workers_per_gather = 0")
 
