@@ -980,4 +980,21 @@ def dataset_to_yaml(dataset: Dataset, *, description: str | None = None) -> str:
         if table_data is None:
             continue
         doc[key] = list(table_data)
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(doc, Dumper=_ScenarioDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _ScenarioDumper(yaml.SafeDumper):
+    """SafeDumper that double-quotes strings holding Unicode line breaks.
+
+    PyYAML may write NEL, LINE SEPARATOR or PARAGRAPH SEPARATOR raw in a
+    single-quoted scalar, which reads back folded into a space; in double
+    quotes they are escaped and survive.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ScenarioDumper.add_representer(str, _represent_str)

@@ -252,3 +252,19 @@ def test_gzip_lines_are_streamed(tmp_path: Path) -> None:
         rows = [json.loads(line) for line in handle]
     assert rows[0]["start_time"] == "2025-05-01T00:00:00.000000"
     assert rows[0]["finish_time"] == "2025-05-01T00:00:01.500000"
+
+
+@pytest.mark.parametrize("text", ["\x85", "a\u2028b", "c\u2029", "d\ne"])
+def test_yaml_scenarios_keep_unicode_line_breaks(tmp_path: Path, text: str) -> None:
+    run = Run("r0", "00", "lintian-fixes", "success", None, None, None, None, text, None)
+    ds = Dataset(
+        as_of=datetime(2025, 6, 1),
+        codebases=(Codebase("00", None, None),),
+        candidates=(),
+        policies=(),
+        runs=(run,),
+        debian_versions=None,
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(dataset_to_yaml(ds), encoding="utf-8")
+    assert load_snapshot(path).runs[0].context == text
