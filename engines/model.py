@@ -287,10 +287,7 @@ class Dataset:
     def debian_versions_by_source(self) -> Mapping[str, tuple[str, ...]] | None:
         if self.debian_versions is None:
             return None
-        versions: dict[str, list[str]] = defaultdict(list)
-        for row in self.debian_versions:
-            versions[row.source].append(row.version)
-        return {source: tuple(v) for source, v in versions.items()}
+        return versions_by_source(self.debian_versions)
 
     def counts(self) -> dict[str, int | None]:
         return {
@@ -396,6 +393,14 @@ class Schedule:
 
     def errors(self) -> list[Decision]:
         return [d for d in self.decisions if d.error is not None]
+
+
+def versions_by_source(rows: Iterable[DebianVersion]) -> dict[str, tuple[str, ...]]:
+    """``all_debian_versions`` grouped by source package, in row order."""
+    versions: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        versions[row.source].append(row.version)
+    return {source: tuple(v) for source, v in versions.items()}
 
 
 def sorted_queue(items: Iterable[QueueItem]) -> list[QueueItem]:

@@ -729,6 +729,15 @@ def _directory_header(path: Path) -> tuple[Path, datetime, Provenance, set[str]]
     return folder, as_of, provenance, absent
 
 
+def load_debian_versions(path: str | os.PathLike[str]) -> list[DebianVersion] | None:
+    """A snapshot directory's ``all_debian_versions`` rows alone; ``None`` when it has none."""
+    folder, _, _, _ = _directory_header(Path(path))
+    file = _find_table_file(folder, "all_debian_versions")
+    if file is None:
+        return None
+    return _decode_table("all_debian_versions", file, _debian_version)
+
+
 def snapshot_as_of(path: str | os.PathLike[str]) -> datetime:
     """A snapshot directory's ``as_of``, read from its manifest alone (no table is decoded)."""
     return _directory_header(Path(path))[1]

@@ -198,12 +198,13 @@ def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: 
     columnar = schedule_snapshot(engine, folder)
     reference = engine.schedule(dataset)
     assert [
-        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket)
+        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket, d.reasons)
         for d in columnar.decisions
     ] == [
-        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket)
+        (d.key, d.success_probability, d.estimated_duration_us, d.offset, d.bucket, d.reasons)
         for d in reference.decisions
     ]
+    assert [d.factors for d in columnar.decisions] == [d.factors for d in reference.decisions]
     assert [(q.id, q.key, q.priority) for q in columnar.queue] == [
         (q.id, q.key, q.priority) for q in reference.queue
     ]
@@ -241,3 +242,31 @@ def test_a_parquet_run_table_with_a_null_campaign_is_a_clear_input_error(tmp_pat
     with pytest.raises(InputError) as caught:
         schedule_snapshot(create_engine("parity"), folder)
     assert "run.parquet" in str(caught.value) and "row 1: column suite is NULL" in str(caught.value)
+
+
+def test_the_verdict_worker_answers_as_the_engine_would(tmp_path: Path) -> None:
+    import orjson
+
+    from engines.new.dependencies import DependencyResolver
+    from engines.new.success import details_verdict
+    from engines.new.verdict_worker import VerdictWorker, relation_verdicts
+    from harness.snapshot import write_snapshot
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
+    resolver = DependencyResolver({}, dataset.debian_versions_by_source)
+    verdicts = relation_verdicts(folder / "run.parquet", folder)
+    assert verdicts  # the quirks exercise install-deps failures
+    for text, verdict in verdicts.items():
+        assert verdict == details_verdict(resolver, orjson.loads(text))
+    assert VerdictWorker(folder / "run.parquet", folder).verdicts() == verdicts
+
+
+def test_a_failing_verdict_worker_only_costs_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engines.new.verdict_worker import VerdictWorker
+
+    worker = VerdictWorker(tmp_path / "missing.parquet", tmp_path)
+    assert worker.verdicts() is None
+    assert "verdict worker failed" in caplog.text

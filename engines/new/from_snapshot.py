@@ -4,8 +4,10 @@
 runs costs more than the whole schedule. The new engine only needs columns:
 here the Parquet run table is read with pyarrow into
 :class:`~engines.new.aggregates.RunColumns` and aggregated in a second
-thread while the small tables are loaded as usual.
-Snapshots whose run table is JSON Lines (small ones) are loaded normally.
+thread while the small tables are loaded as usual, and a worker process
+works out the install-deps verdicts on the other core
+(:mod:`engines.new.verdict_worker`). Snapshots whose run table is JSON
+Lines (small ones) are loaded normally.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from engines.model import Schedule, datetime_to_us
 from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
 from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine, gc_paused
+from engines.new.verdict_worker import VerdictWorker
 from harness.errors import InputError
 from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of
 
@@ -37,16 +40,23 @@ def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) ->
         return engine.schedule(load_snapshot(path))
     started = time.perf_counter()
     as_of_us = datetime_to_us(snapshot_as_of(path))
-    with gc_paused():
-        # Arrow reads the Parquet file and numpy sorts it mostly without the GIL:
-        # both overlap with decoding the other tables, which is pure Python.
-        with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
-            aggregating = pool.submit(_aggregate_runs, runs_file, engine.config, as_of_us)
-            dataset = load_snapshot(path, runs=False)
-            agg, context_runs = aggregating.result()
-        agg.debian_versions = dataset.debian_versions_by_source
-        context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))
-        return engine.schedule_aggregated(dataset, agg, started=started)
+    # The install-deps verdicts are worked out in another process meanwhile.
+    worker = VerdictWorker(runs_file, path)
+    try:
+        with gc_paused():
+            # Arrow reads the Parquet file and numpy sorts it mostly without the GIL:
+            # both overlap with decoding the other tables, which is pure Python.
+            with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
+                aggregating = pool.submit(_aggregate_runs, runs_file, engine.config, as_of_us)
+                dataset = load_snapshot(path, runs=False)
+                agg, context_runs = aggregating.result()
+            agg.debian_versions = dataset.debian_versions_by_source
+            context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))
+            return engine.schedule_aggregated(
+                dataset, agg, started=started, verdicts=worker.verdicts()
+            )
+    finally:
+        worker.stop()
 
 
 def _aggregate_runs(

@@ -139,6 +139,8 @@ class EngineInputs:
     #: The candidate with an empty change set per (codebase, campaign): the legacy's re-read.
     plain_candidates: Mapping[tuple[str, str], Candidate]
     aggregates: Aggregates
+    #: Install-deps verdicts computed elsewhere (a worker process), by failure_details text.
+    verdicts: Mapping[str, tuple[bool, str | None]] | None = None
     #: Publish bonus per policy name, filled as candidates are decided.
     bonus_cache: dict[str | None, tuple[float, str, str | None, bool]] = field(default_factory=dict)
 
@@ -210,7 +212,14 @@ class SchedulingEngine:
             agg = aggregates_from_dataset(dataset, self.config, contexts)
         return self.schedule_aggregated(dataset, agg, started=started)
 
-    def schedule_aggregated(self, dataset: Dataset, agg: Aggregates, *, started: float) -> Schedule:
+    def schedule_aggregated(
+        self,
+        dataset: Dataset,
+        agg: Aggregates,
+        *,
+        started: float,
+        verdicts: Mapping[str, tuple[bool, str | None]] | None = None,
+    ) -> Schedule:
         """Decide ``dataset``'s candidates once the aggregates are known (any source)."""
         aggregated = time.perf_counter()
         inputs = EngineInputs(
@@ -223,6 +232,7 @@ class SchedulingEngine:
             ),
             plain_candidates=plain_candidate_index(dataset.candidates),
             aggregates=agg,
+            verdicts=verdicts,
         )
         return self.schedule_inputs(
             inputs,
@@ -284,7 +294,7 @@ class SchedulingEngine:
         resolver = DependencyResolver(
             self.config.campaign_dependencies, agg.debian_versions, config_file=self.config.source
         )
-        success = SuccessProbabilityEstimator(self.config, resolver)
+        success = SuccessProbabilityEstimator(self.config, resolver, inputs.verdicts)
         duration = DurationEstimator(self.config)
         candidates: Sequence[Candidate] = inputs.candidates
         if self.config.campaign_dependencies:

@@ -18,6 +18,7 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -50,8 +51,28 @@ class _DepsOutcome(NamedTuple):
 _NO_DEPS = _DepsOutcome(0, 0.0, 0.0, False, None)
 
 
+def details_verdict(resolver: DependencyResolver, details: Any) -> tuple[bool, str | None]:
+    """(satisfied now, what the legacy would raise) for one decoded failure_details."""
+    if not details:
+        return False, None
+    if not isinstance(details, dict):
+        return False, (
+            f"AttributeError: failure_details is a {type(details).__name__}, not an object"
+        )
+    relations = details.get("relations")
+    if not relations:
+        return False, None
+    return resolver.verdict(relations)
+
+
 class SuccessProbabilityEstimator:
-    def __init__(self, config: EngineConfig, resolver: DependencyResolver) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        resolver: DependencyResolver,
+        verdicts: Mapping[str, tuple[bool, str | None]] | None = None,
+    ) -> None:
+        """``verdicts``: relation verdicts already known, by failure_details text."""
         self.settings = config.success_estimation
         self.resolver = resolver
         s = self.settings
@@ -78,6 +99,8 @@ class SuccessProbabilityEstimator:
             f"in the last {s.historical_data_window_days} days"
         )
         self._verdicts: dict[str | bytes, tuple[bool, str | None]] = {}
+        if verdicts:
+            self._verdicts.update(verdicts)
 
     def estimate(self, agg: Aggregates, group: int | None, context: str | None) -> SuccessEstimate:
         s = self.settings
@@ -178,22 +201,10 @@ class SuccessProbabilityEstimator:
             cached = self._verdicts.get(key)
             if cached is not None:
                 return cached
-        result = self._evaluate_details(run.failure_details)
+        result = details_verdict(self.resolver, run.failure_details)
         if key is not None:
             self._verdicts[key] = result
         return result
-
-    def _evaluate_details(self, details: Any) -> tuple[bool, str | None]:
-        if not details:
-            return False, None
-        if not isinstance(details, dict):
-            return False, (
-                f"AttributeError: failure_details is a {type(details).__name__}, not an object"
-            )
-        relations = details.get("relations")
-        if not relations:
-            return False, None
-        return self.resolver.verdict(relations)
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
@@ -211,7 +222,7 @@ class SuccessProbabilityEstimator:
             else:
                 verdict = verdicts.get(text)
                 if verdict is None:
-                    verdict = verdicts[text] = self._evaluate_details(orjson.loads(text))
+                    verdict = verdicts[text] = details_verdict(self.resolver, orjson.loads(text))
                 satisfied_now, failure = verdict
             if failure and legacy_failure is None:
                 legacy_failure = failure
