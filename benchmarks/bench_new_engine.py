@@ -318,6 +318,33 @@ def live_part(args: argparse.Namespace, dataset: Dataset, dsn: str) -> None:
     )
 
 
+_END_TO_END = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from engines.new import create_engine
+from engines.new.from_snapshot import schedule_snapshot
+engine = create_engine({profile!r})
+started = time.perf_counter()
+schedule = schedule_snapshot(engine, {snapshot!r})
+print(json.dumps([time.perf_counter() - started, schedule.timings]))
+"""
+
+
+def snapshot_end_to_end(snapshot_dir: Path, profile: str) -> tuple[float, dict[str, float]]:
+    """One ``schedule_snapshot`` timed inside a fresh interpreter (imports excluded)."""
+    import json
+    import subprocess
+
+    code = _END_TO_END.format(
+        root=str(Path(__file__).resolve().parent.parent),
+        profile=profile,
+        snapshot=str(snapshot_dir),
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, timings = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(seconds), timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=100_000)
@@ -334,7 +361,6 @@ def main() -> None:
     parser.add_argument("--no-legacy-memory", action="store_true")
     args = parser.parse_args()
 
-    from engines.new.from_snapshot import schedule_snapshot
     from harness.snapshot import load_snapshot, write_snapshot
 
     print(
@@ -366,29 +392,21 @@ def main() -> None:
 
     parity = create_engine("parity")
     default = create_engine("default")
+    # Each end-to-end run in a fresh process, as a user's command would be: this
+    # process holds the whole dataset (gigabytes of run tuples) and warm caches.
     snap_s = snap_default_s = float("inf")
-    for attempt in range(1, args.repeat + 1):
-        snap, seconds = timed(
-            f"new:parity end to end from the snapshot, run {attempt} "
-            "(read + aggregate the Parquet runs while the other tables load, then decide)",
-            schedule_snapshot,
-            parity,
-            snapshot_dir,
-        )
-        snap_s = min(snap_s, seconds)
-        print(
-            f"  phases: {', '.join(f'{k} {v:.2f} s' for k, v in snap.timings.items())} "
-            "(aggregate_seconds includes reading the snapshot)"
-        )
-        del snap
-    for attempt in range(1, args.repeat + 1):
-        _, seconds = timed(
-            f"new:default end to end from the snapshot, run {attempt}",
-            schedule_snapshot,
-            default,
-            snapshot_dir,
-        )
-        snap_default_s = min(snap_default_s, seconds)
+    for profile in ("parity", "default"):
+        for attempt in range(1, args.repeat + 1):
+            seconds, timings = snapshot_end_to_end(snapshot_dir, profile)
+            print(
+                f"new:{profile} end to end from the snapshot, fresh process, run {attempt}: "
+                f"{seconds:.2f} s ({', '.join(f'{k} {v:.2f} s' for k, v in timings.items())}; "
+                "aggregate_seconds includes reading the snapshot)"
+            )
+            if profile == "parity":
+                snap_s = min(snap_s, seconds)
+            else:
+                snap_default_s = min(snap_default_s, seconds)
     print(f"  best of {args.repeat}: parity {snap_s:.2f} s, default {snap_default_s:.2f} s")
     print(
         f"  target: ≤ 5 s → parity {'OK' if snap_s <= 5 else 'MISSED'}, default {'OK' if snap_default_s <= 5 else 'MISSED'}"
