@@ -21,13 +21,11 @@ aggregates while Python builds the candidates.
 from __future__ import annotations
 
 import contextlib
-import gc
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +40,7 @@ from engines.new.aggregates import (
     mean_if_unambiguous,
 )
 from engines.new.config import EngineConfig
+from harness.run_table import bulk_allocation
 
 #: With the default 4 MB, grouping 2,000,000 runs into 100,000 groups spills to
 #: disk (or is planned as a sort); for this read-only transaction only.
@@ -549,27 +548,6 @@ def _ordered_means(
             agg._means[agg.group_index[(codebase, suite)]] = legacy_mean_us(seconds, count)
 
 
-@contextmanager
-def without_cyclic_gc() -> Iterator[None]:
-    """Python's cycle collector paused while rows become objects by the 100,000.
-
-    Those objects hold no cycles, yet each collection would walk all of them
-    again as the heap grows (turning the rows into objects took up to twice
-    as long), and the first one after loading would walk the million or so
-    just built. So, as ``harness.run_table`` does, what survives is moved to
-    the permanent generation (``gc.freeze``) before the collector resumes:
-    reference counting still frees it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.enable()
-
-
 def start_aggregates(
     conn: Any, config: EngineConfig, as_of: datetime, dsn: str | None = None
 ) -> PendingAggregates:
@@ -597,7 +575,7 @@ def aggregates_from_database(
     groups' own sums) and is accepted for the callers that pass it.
     """
     del candidate_groups
-    with without_cyclic_gc():
+    with bulk_allocation(freeze=True):
         pending = start_aggregates(conn, config, as_of, dsn)
         try:
             return pending.result()

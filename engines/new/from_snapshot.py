@@ -22,9 +22,10 @@ import pyarrow as pa
 from engines.model import Schedule, datetime_to_us
 from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
 from engines.new.config import EngineConfig
-from engines.new.scoring import SchedulingEngine, gc_paused
+from engines.new.scoring import SchedulingEngine
 from engines.new.verdict_worker import VerdictWorker
 from harness.errors import InputError
+from harness.run_table import bulk_allocation
 from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of
 
 
@@ -43,7 +44,7 @@ def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) ->
     # The install-deps verdicts are worked out in another process meanwhile.
     worker = VerdictWorker(runs_file, path)
     try:
-        with gc_paused():
+        with bulk_allocation(freeze=True):
             # Arrow reads the Parquet file and numpy sorts it mostly without the GIL:
             # both overlap with decoding the other tables, which is pure Python.
             with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:

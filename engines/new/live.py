@@ -130,10 +130,11 @@ def schedule_from_database(
     """
     import time
 
-    from engines.new.aggregates_sql import start_aggregates, without_cyclic_gc
+    from engines.new.aggregates_sql import start_aggregates
+    from harness.run_table import bulk_allocation
 
     started = time.perf_counter()
-    with read_only_connection(dsn) as conn, without_cyclic_gc():
+    with read_only_connection(dsn) as conn, bulk_allocation(freeze=True):
         if as_of is None:
             as_of = transaction_start(conn)
         pending = start_aggregates(conn, engine.config, as_of, dsn=dsn)

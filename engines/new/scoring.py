@@ -11,12 +11,10 @@ decides it and its reasons say what the legacy would have done.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -40,6 +38,7 @@ from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueOverflow, QueueSimulator
+from harness.run_table import bulk_allocation
 
 log = logging.getLogger("engines.new")
 
@@ -48,28 +47,6 @@ LEGACY_PUBLISH_MODES = frozenset({"skip", "build-only", "push", "propose", "atte
 #: A worth at or below zero would make the offset meaningless (the legacy asserts);
 #: such a candidate is priced as if its worth were this small.
 WORTH_FLOOR = 1e-6
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for one run.
-
-    A run allocates hundreds of thousands of acyclic objects while the
-    dataset holds millions more; every generation-2 collection would rescan
-    them all, which doubled the run time at 100,000 candidates. Objects still
-    alive at the end are moved to the permanent generation (``gc.freeze``):
-    reference counting still frees them.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # What survives the run (the schedule) is long-lived and acyclic: freezing it
-        # spares the next collections a rescan of millions of objects.
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 class CandidateScore(NamedTuple):
@@ -179,12 +156,12 @@ class SchedulingEngine:
 
     def schedule(self, dataset: Dataset) -> Schedule:
         """Decide every candidate row of ``dataset`` (live datasets: aggregates from SQL)."""
-        with gc_paused():
+        with bulk_allocation(freeze=True):
             return self._schedule(dataset)
 
     def schedule_with_runs(self, dataset: Dataset, runs: RunColumns) -> Schedule:
         """Like :meth:`schedule`, with the run table given as columns (``dataset.runs`` unused)."""
-        with gc_paused():
+        with bulk_allocation(freeze=True):
             return self._schedule(dataset, runs)
 
     def _schedule(self, dataset: Dataset, runs: RunColumns | None = None) -> Schedule:
