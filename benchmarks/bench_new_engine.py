@@ -408,6 +408,8 @@ def main() -> None:
             else:
                 snap_default_s = min(snap_default_s, seconds)
     print(f"  best of {args.repeat}: parity {snap_s:.2f} s, default {snap_default_s:.2f} s")
+    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  peak memory of one end-to-end process (max RSS): {children_rss:.0f} MiB")
     print(
         f"  target: ≤ 5 s → parity {'OK' if snap_s <= 5 else 'MISSED'}, default {'OK' if snap_default_s <= 5 else 'MISSED'}"
     )
