@@ -270,3 +270,30 @@ def test_a_failing_verdict_worker_only_costs_time(
     worker = VerdictWorker(tmp_path / "missing.parquet", tmp_path)
     assert worker.verdicts() is None
     assert "verdict worker failed" in caplog.text
+
+
+def test_run_columns_read_the_same_from_plain_or_dictionary_chunks(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engines.new.aggregates import RunColumns
+    from harness.snapshot import write_snapshot
+
+    folder = write_snapshot(
+        load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
+    )
+    table = pq.read_table(folder / "run.parquet")
+    third = max(table.num_rows // 3, 1)
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=third))  # several chunks
+    assert chunked.column("codebase").num_chunks > 1
+    pq.write_table(chunked, folder / "chunked.parquet", row_group_size=third)
+    expected = RunColumns.from_runs(load_snapshot(VECTORS / "quirks").runs)
+    for columns in (
+        RunColumns.from_arrow(chunked),
+        RunColumns.read_parquet(folder / "chunked.parquet"),
+    ):
+        for name in ("codebase", "suite", "result_code", "instigated_context", "context"):
+            mine, theirs = getattr(columns, name), getattr(expected, name)
+            assert [mine.names[c] if c >= 0 else None for c in mine.codes.tolist()] == [
+                theirs.names[c] if c >= 0 else None for c in theirs.codes.tolist()
+            ]

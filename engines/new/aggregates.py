@@ -263,7 +263,13 @@ class CodedStrings:
 
     @classmethod
     def from_arrow(cls, column: pa.Array | pa.ChunkedArray) -> CodedStrings:
-        """From a string or dictionary column (chunks must share one dictionary)."""
+        """From a string or dictionary column, in one chunk or many."""
+        if isinstance(column, pa.ChunkedArray):
+            if pa.types.is_dictionary(column.type):
+                # chunks read from Parquet row groups each have their own dictionary
+                column = pa.table({"c": column}).unify_dictionaries().column("c")
+            else:
+                column = column.combine_chunks()
         if not pa.types.is_dictionary(column.type):
             column = column.dictionary_encode()
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
@@ -358,7 +364,6 @@ class RunColumns:
         ]
         if missing:
             raise ValueError(f"the run table has no column(s) {', '.join(missing)}")
-        table = table.unify_dictionaries()
         details = table.column("failure_details")
 
         def decode(rows: list[int]) -> tuple[list[Any], list[str | None]]:
