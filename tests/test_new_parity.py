@@ -297,3 +297,23 @@ def test_run_columns_read_the_same_from_plain_or_dictionary_chunks(tmp_path: Pat
             assert [mine.names[c] if c >= 0 else None for c in mine.codes.tolist()] == [
                 theirs.names[c] if c >= 0 else None for c in theirs.codes.tolist()
             ]
+
+
+def test_schedule_source_hands_a_snapshot_directory_to_the_new_engine(tmp_path: Path) -> None:
+    from dataclasses import replace
+    from datetime import datetime
+
+    from harness.snapshot import write_snapshot
+    from harness.sources import schedule_source
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
+    engine = create_engine("parity")
+    later = datetime(2031, 1, 1)
+    columnar = schedule_source(engine, str(folder), as_of=later)
+    assert columnar.settings["aggregates_from"] == "dataset"
+    reference = engine.schedule(replace(dataset, as_of=later))
+    assert columnar.as_of == later
+    assert [(d.key, d.offset, d.reasons) for d in columnar.decisions] == [
+        (d.key, d.offset, d.reasons) for d in reference.decisions
+    ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,18 +31,22 @@ from harness.run_table import bulk_allocation
 from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of
 
 
-def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) -> Schedule:
+def schedule_snapshot(
+    engine: SchedulingEngine, path: str | os.PathLike[str], *, as_of: datetime | None = None
+) -> Schedule:
     """Decide a snapshot's candidates; a Parquet run table is aggregated while the rest loads.
 
-    The schedule's ``aggregate_seconds`` is then the wall time until the
-    aggregates were ready, reading included (the two overlap).
+    ``as_of`` replaces the snapshot's recorded moment. The schedule's
+    ``aggregate_seconds`` is the wall time until the aggregates were ready,
+    reading included (the two overlap).
     """
     path = Path(path)
     runs_file = run_table_file(path) if path.is_dir() else None
     if runs_file is None or runs_file.suffix != ".parquet":
-        return engine.schedule(load_snapshot(path))
+        dataset = load_snapshot(path)
+        return engine.schedule(dataset if as_of is None else replace(dataset, as_of=as_of))
     started = time.perf_counter()
-    as_of_us = datetime_to_us(snapshot_as_of(path))
+    as_of_us = datetime_to_us(as_of or snapshot_as_of(path))
     # The install-deps verdicts are worked out in another process meanwhile.
     worker = VerdictWorker(runs_file, path)
     try:
@@ -50,6 +56,8 @@ def schedule_snapshot(engine: SchedulingEngine, path: str | os.PathLike[str]) ->
             with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
                 aggregating = pool.submit(_aggregate_runs, runs_file, engine.config, as_of_us)
                 dataset = load_snapshot(path, runs=False)
+                if as_of is not None:
+                    dataset = replace(dataset, as_of=as_of)
                 agg, context_runs = aggregating.result()
             agg.debian_versions = dataset.debian_versions_by_source
             context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from engines.model import (
@@ -158,6 +160,14 @@ class SchedulingEngine:
         """Decide every candidate row of ``dataset`` (live datasets: aggregates from SQL)."""
         with bulk_allocation(freeze=True):
             return self._schedule(dataset)
+
+    def schedule_snapshot(
+        self, path: str | os.PathLike[str], *, as_of: datetime | None = None
+    ) -> Schedule:
+        """Decide a snapshot directory's candidates, reading its run table as columns."""
+        from engines.new.from_snapshot import schedule_snapshot
+
+        return schedule_snapshot(self, path, as_of=as_of)
 
     def schedule_with_runs(self, dataset: Dataset, runs: RunColumns) -> Schedule:
         """Like :meth:`schedule`, with the run table given as columns (``dataset.runs`` unused)."""

@@ -8,7 +8,7 @@ from engines.base import get_engine
 from engines.model import Schedule
 from harness.commands import source_filters
 from harness.schedule_json import write_schedule
-from harness.sources import open_source
+from harness.sources import schedule_source
 
 
 def format_queue_head(schedule: Schedule, limit: int) -> str:
@@ -89,10 +89,9 @@ def command(
     engine = get_engine(engine_spec)
     from harness.commands.record import parse_as_of
 
-    dataset = open_source(
-        source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+    schedule = schedule_source(
+        engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
     )
-    schedule = engine.schedule(dataset)
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))
         click.echo(summary_line(schedule))
