@@ -32,10 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from engines.legacy.pg_interval import IntervalSum
+from engines.model import US_PER_DAY
 from engines.new.aggregates import (
     Aggregates,
     DepsRun,
+    LazyAverages,
+    grouped_medians,
     legacy_mean_us,
     mean_if_unambiguous,
 )
@@ -355,32 +357,16 @@ def _fill_averages(agg: Aggregates, groups: _Groups) -> None:
                 sums[0] += count
                 sums[1] += span
                 sums[2] += day
-    agg.codebase_avg_us = _Averages(by_codebase)
-    agg.campaign_avg_us = _Averages(by_campaign)
+    agg.codebase_avg_us = _averages(by_codebase)
+    agg.campaign_avg_us = _averages(by_campaign)
 
 
-class _Averages(Mapping[str, "int | None"]):
-    """Name → AVG in µs, converted on first look-up (few candidates need one)."""
+def _averages(sums: dict[str, list[int]]) -> LazyAverages:
+    def fields(name: str) -> tuple[int, int, int]:
+        count, span, days = sums[name]  # KeyError: no runs at all
+        return days, span - days * US_PER_DAY, count
 
-    def __init__(self, sums: dict[str, list[int]]) -> None:
-        self._sums = sums
-        self._done: dict[str, int | None] = {}
-
-    def __getitem__(self, name: str) -> int | None:
-        try:
-            return self._done[name]
-        except KeyError:
-            count, span, days = self._sums[name]  # KeyError: no runs at all
-            total = IntervalSum()
-            total.count, total.days, total.time = count, days, span - days * 86_400_000_000
-            value = self._done[name] = total.average_us()
-            return value
-
-    def __iter__(self) -> Any:
-        return iter(self._sums)
-
-    def __len__(self) -> int:
-        return len(self._sums)
+    return LazyAverages(sums, fields)
 
 
 def _fill_medians(agg: Aggregates, groups: _Groups) -> None:
@@ -392,38 +378,15 @@ def _fill_medians(agg: Aggregates, groups: _Groups) -> None:
     )
     n = len(blobs)
     gid = np.repeat(np.arange(n, dtype=np.int64), counts)
-    agg.median_us, agg.median_n = _medians(gid, values, counts)
+    agg.median_us, agg.median_n = grouped_medians(gid, values, counts)
     names: dict[str, int] = {}
     cb_of_group = np.fromiter(
         (names.setdefault(codebase, len(names)) for codebase, _ in groups.keys), np.int64, n
     )
     cb_counts = np.bincount(cb_of_group, weights=counts, minlength=len(names)).astype(np.int64)
-    medians, cb_n = _medians(cb_of_group[gid], values, cb_counts)
+    medians, cb_n = grouped_medians(cb_of_group[gid], values, cb_counts)
     agg.codebase_median_us = {name: medians[i] for name, i in names.items() if cb_n[i]}
     agg.codebase_median_n = {name: cb_n[i] for name, i in names.items() if cb_n[i]}
-
-
-def _medians(
-    group: np.ndarray, values: np.ndarray, counts: np.ndarray
-) -> tuple[list[int | None], list[int]]:
-    """sorted(values of g)[counts[g] // 2] per group g (``None`` for none)."""
-    if len(values) == 0:
-        return [None] * len(counts), counts.tolist()
-    low = int(values.min())
-    value_bits = (int(values.max()) - low).bit_length()
-    if value_bits + len(counts).bit_length() <= 62:
-        # one plain sort of (group, value) packed into an int64: several times
-        # faster than np.lexsort
-        packed = (group << value_bits) | (values - low)
-        packed.sort()
-        ordered = (packed & ((1 << value_bits) - 1)) + low
-    else:
-        ordered = values[np.lexsort((values, group))]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    picked = ordered[np.minimum(starts + counts // 2, len(values) - 1)]
-    return [
-        int(v) if c else None for v, c in zip(picked.tolist(), counts.tolist(), strict=True)
-    ], counts.tolist()
 
 
 class PendingAggregates:
