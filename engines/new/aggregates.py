@@ -276,7 +276,7 @@ class CodedStrings:
         if not chunks:
             return cls(np.zeros(0, dtype=np.int64), [])
         parts = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]
-        codes = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        codes = np.concatenate(parts).astype(np.int64)
         return cls(codes, chunks[0].dictionary.to_pylist())
 
     def lookup(self, table: Mapping[str, int]) -> np.ndarray:

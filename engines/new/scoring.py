@@ -31,8 +31,6 @@ from engines.model import (
 )
 from engines.new.aggregates import (
     Aggregates,
-    RunColumns,
-    aggregates_from_columns,
     aggregates_from_dataset,
 )
 from engines.new.config import EngineConfig
@@ -169,12 +167,7 @@ class SchedulingEngine:
 
         return schedule_snapshot(self, path, as_of=as_of)
 
-    def schedule_with_runs(self, dataset: Dataset, runs: RunColumns) -> Schedule:
-        """Like :meth:`schedule`, with the run table given as columns (``dataset.runs`` unused)."""
-        with bulk_allocation(freeze=True):
-            return self._schedule(dataset, runs)
-
-    def _schedule(self, dataset: Dataset, runs: RunColumns | None = None) -> Schedule:
+    def _schedule(self, dataset: Dataset) -> Schedule:
         started = time.perf_counter()
         candidates = dataset.joined_candidates
         contexts = _candidate_contexts(dataset.candidates)
@@ -191,10 +184,6 @@ class SchedulingEngine:
                     candidate_groups=[(c.codebase, c.suite) for c in candidates],
                     dsn=dataset.live_dsn,
                 )
-        elif runs is not None:
-            agg = aggregates_from_columns(
-                runs, self.config, dataset.as_of_us, contexts, dataset.debian_versions_by_source
-            )
         else:
             agg = aggregates_from_dataset(dataset, self.config, contexts)
         return self.schedule_aggregated(dataset, agg, started=started)

@@ -185,26 +185,19 @@ class SuccessProbabilityEstimator:
             probability, total, won, multiplier, deps.satisfied_runs, reason, deps.legacy_failure
         )
 
-    def _details_verdict(self, run: DepsRun) -> tuple[bool, str | None]:
-        """(satisfied now, what the legacy would raise) for one run's failure_details.
+    def _decoded_verdict(self, details: Any) -> tuple[bool, str | None]:
+        """The verdict on failure_details held decoded (Run tuples), cached by its JSON.
 
-        Cached by the details' JSON text (as stored, or re-encoded): real
-        relations repeat a lot, and a hit skips decoding them at all.
+        Real relations repeat a lot: a cache hit skips walking them again.
         """
-        key: str | bytes | None = run.text
-        if key is None:
-            try:
-                key = orjson.dumps(run.failure_details_value)
-            except TypeError:
-                key = None
-        if key is not None:
-            cached = self._verdicts.get(key)
-            if cached is not None:
-                return cached
-        result = details_verdict(self.resolver, run.failure_details)
-        if key is not None:
-            self._verdicts[key] = result
-        return result
+        try:
+            key = orjson.dumps(details)
+        except TypeError:  # not JSON-encodable: decided uncached
+            return details_verdict(self.resolver, details)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = details_verdict(self.resolver, details)
+        return verdict
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
@@ -215,10 +208,10 @@ class SuccessProbabilityEstimator:
         count = self.settings.count_satisfied_dependencies_as_success
         verdicts = self._verdicts
         for run in runs:
-            # _details_verdict, inlined for the common case of stored JSON text
+            # cached by the stored JSON text, as read (snapshot Parquet, database)
             text = run.text
             if text is None:
-                satisfied_now, failure = self._details_verdict(run)
+                satisfied_now, failure = self._decoded_verdict(run.failure_details_value)
             else:
                 verdict = verdicts.get(text)
                 if verdict is None:
