@@ -25,6 +25,7 @@ from engines.legacy.pg_interval import average_interval_us
 from engines.model import (
     BUCKET_RANK,
     BUCKETS,
+    US_PER_DAY,
     Candidate,
     Codebase,
     Dataset,
@@ -40,7 +41,6 @@ from engines.queue_sim import QueueSimulator
 
 AS_OF = datetime(2026, 1, 1)
 AS_OF_US = datetime_to_us(AS_OF)
-US_PER_DAY = 86_400_000_000
 MULTIPLIERS = (1.0, 0.5, 0.1)
 
 # ---------------------------------------------------------------- queue
