@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "harness.commands.gate",
     "harness.commands.run",
     "harness.commands.generate",
+    "harness.commands.shadow",
+    "harness.commands.shadow_report",
 )
 
 

@@ -1,0 +1,332 @@
+"""One shadow cycle: snapshot → both engines → comparisons → one history record.
+
+A cycle reads the database once, in one ``READ ONLY, REPEATABLE READ``
+transaction, and both engines decide from that one in-memory snapshot (so
+they see the same data, and neither opens a transaction of its own). The
+legacy's answer is the one kept; the new engine's exception is caught and
+recorded. The comparator (tolerances, waivers) compares the two, and the
+new engine's queue is compared with the queue production holds.
+
+Two seams keep what changes under this module small: :func:`read_snapshot`
+(how a snapshot is read) and :func:`run_engines` (how the engines are
+orchestrated). Enqueue goes through :func:`enqueue_decisions`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from engines.base import Engine, get_engine
+from engines.model import Dataset, Schedule
+from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
+from harness.compare import compare_schedules
+from harness.comparison_model import Comparison, RankMetrics
+from harness.errors import ConfigError, ShadowError
+from harness.live import redact_dsn
+from harness.ranking import rank_metrics
+from harness.service.config import ServiceConfig
+from harness.service.history import HISTORY_VERSION, utc_now
+from harness.service.metrics import ServiceMetrics
+from harness.service.secrets import Scrubber
+from harness.tolerances import Settings, load_settings
+from harness.waivers import Waiver, load_waivers
+
+log = logging.getLogger("harness.service")
+
+
+class CycleAbandoned(Exception):
+    """A stop was asked for: the cycle ends at a phase boundary, writing nothing."""
+
+
+# ---------------------------------------------------------------- seams
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one cycle reads: the dataset and the snapshot's identity."""
+
+    dataset: Dataset
+    snapshot_id: str | None
+
+
+def read_snapshot(dsn: str, campaign: str | None) -> Snapshot:
+    """SEAM (snapshot): the whole database in one READ ONLY, REPEATABLE READ transaction.
+
+    ``live_dsn`` is cleared so that no engine opens a transaction of its own
+    (which would see a later state of the database): both decide from this
+    one snapshot, held in memory.
+    """
+    from harness.live import read_dataset
+
+    dataset = read_dataset(dsn, campaign=campaign)
+    return Snapshot(replace(dataset, live_dsn=None), None)
+
+
+@dataclass(frozen=True)
+class EngineRuns:
+    legacy: Schedule
+    legacy_s: float
+    new: Schedule | None
+    new_s: float
+    new_error: str | None
+
+
+def run_engines(
+    legacy: Engine, new: Engine, dataset: Dataset, metrics: ServiceMetrics
+) -> EngineRuns:
+    """SEAM (engines): the plan's shadow mode; the new engine's failure is caught here."""
+    orchestrator = SchedulingOrchestrator(new, legacy, OrchestrationMode.SHADOW, metrics=metrics)
+    try:
+        result = orchestrator.schedule_candidates(dataset)
+    except Exception as exc:
+        # The orchestrator lets the new engine's exception through (it runs first):
+        # keep the legacy's answer, record the failure.
+        started = time.perf_counter()
+        schedule = legacy.schedule(dataset)
+        elapsed = time.perf_counter() - started
+        metrics.record_run(schedule, elapsed)
+        return EngineRuns(schedule, elapsed, None, 0.0, f"{type(exc).__name__}: {exc}")
+    legacy_s = result.timings.get("legacy_seconds", 0.0)
+    metrics.record_run(result.schedule, legacy_s)
+    error = getattr(result, "shadow_error", None)
+    return EngineRuns(
+        result.schedule,
+        legacy_s,
+        result.shadow_schedule,
+        result.timings.get("new_seconds", 0.0),
+        None if error is None else str(error),
+    )
+
+
+def enqueue_decisions(url: str, schedule: Schedule, dataset: Dataset) -> dict[str, Any]:
+    """SEAM (enqueue): write ``schedule``'s decisions to ``url`` (Redis or a queue table).
+
+    TODO(enqueue): call the enqueue targets' ``open_target(url)`` plan/apply
+    once they land; until then the service refuses ``enqueue.to`` at start.
+    """
+    raise ShadowError("enqueue targets are not available in this build")
+
+
+def enqueue_available() -> bool:
+    return False
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def rank_summary(rank: RankMetrics | None, reference: str) -> dict[str, Any] | None:
+    if rank is None:
+        return None
+    return {
+        "kendall_tau_b": rank.kendall_tau_b,
+        "spearman": rank.spearman,
+        "rbo": rank.rbo,
+        "common": rank.common,
+        f"only_{reference}": rank.only_a,
+        "only_new": rank.only_b,
+        "moved": rank.moved,
+        "top_k": {str(t.k): t.overlap for t in rank.top_k},
+    }
+
+
+def comparison_summary(comparison: Comparison) -> dict[str, Any]:
+    """The record's ``divergences``, ``fields``, ``campaigns`` and ``rank``."""
+    counts = comparison.counts
+    fields = {s.field: s.divergent for s in comparison.fields if s.divergent}
+    fields.update({k: v for k, v in comparison.structure_divergences.items() if v})
+    if counts.missing or counts.extra:
+        fields["presence"] = counts.missing + counts.extra
+    if counts.error_mismatches:
+        fields["error"] = counts.error_mismatches
+    return {
+        "divergences": {
+            "real": comparison.real,
+            "noise": comparison.noise,
+            "waived": comparison.waived,
+            "missing": counts.missing,
+            "extra": counts.extra,
+            "error_mismatches": counts.error_mismatches,
+            "verdict": comparison.verdict,
+        },
+        "fields": fields,
+        "campaigns": {
+            c.campaign: {"divergent": c.divergent, "real": c.real, "candidates": c.candidates}
+            for c in comparison.campaigns
+            if c.divergent
+        },
+        "rank": rank_summary(comparison.ranking, "legacy"),
+    }
+
+
+def resident_bytes() -> int | None:
+    """The process's resident set size now (Linux), ``None`` elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def release_memory() -> None:
+    """Give a cycle's garbage back: a cycle holds ~1 GB at 100,000 candidates,
+    and glibc keeps freed arenas unless asked to return them."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+# ---------------------------------------------------------------- the cycle
+
+
+class ShadowCycle:
+    """Runs cycles; built once (engines, comparator settings), run many times."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        metrics: ServiceMetrics,
+        scrubber: Scrubber,
+        *,
+        reader: Callable[[str, str | None], Snapshot] = read_snapshot,
+    ) -> None:
+        assert config.dsn is not None
+        self.config = config
+        self.dsn = config.dsn
+        self.source = redact_dsn(config.dsn)
+        self.metrics = metrics
+        self.scrub = scrubber
+        self.reader = reader
+        self.legacy = get_engine(config.legacy_engine)
+        self.new = get_engine(config.new_engine)
+        if hasattr(self.new, "metrics"):
+            self.new.metrics = metrics
+        self.settings: Settings = load_settings(config.tolerances)
+        self.waivers: tuple[Waiver, ...] = load_waivers(config.waivers) if config.waivers else ()
+        if config.enqueue_to is not None and not enqueue_available():
+            raise ConfigError(
+                "enqueue.to: enqueue targets are not available in this build "
+                "(leave enqueue.to unset)"
+            )
+
+    def run(self, number: int, should_stop: Callable[[], bool]) -> dict[str, Any]:
+        """One cycle's record; never raises but :class:`CycleAbandoned` (and
+        ``BaseException``s such as an immediate stop)."""
+        record: dict[str, Any] = {
+            "version": HISTORY_VERSION,
+            "cycle": number,
+            "started_at": utc_now(),
+            "status": "ok",
+            "source": self.source,
+        }
+        durations: dict[str, float] = {}
+        record["durations"] = durations
+        current = ["start"]
+        started = time.perf_counter()
+
+        @contextmanager
+        def phase(name: str) -> Iterator[None]:
+            if should_stop():
+                raise CycleAbandoned(name)
+            current[0] = name
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                durations[f"{name}_s"] = round(time.perf_counter() - t0, 4)
+            self.metrics.beat()
+
+        try:
+            self._work(record, phase)
+        except CycleAbandoned as stop:
+            record.update(status="abandoned", phase=str(stop), error="stop requested")
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            reason = text[0] if text else ""
+            record.update(
+                status="failed",
+                phase=current[0],
+                error=self.scrub(
+                    f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+                ),
+            )
+            log.warning(
+                "cycle %d failed in %s: %s",
+                number,
+                current[0],
+                record["error"],
+                extra={"cycle": number, "phase": current[0]},
+            )
+        durations["total"] = round(time.perf_counter() - started, 4)
+        record["finished_at"] = utc_now()
+        release_memory()
+        record["rss_bytes"] = resident_bytes()
+        return record
+
+    def _work(self, record: dict[str, Any], phase: Callable[[str], Any]) -> None:
+        with phase("read"):
+            snapshot = self.reader(self.dsn, self.config.campaign)
+        dataset = snapshot.dataset
+        record["as_of"] = dataset.as_of.isoformat()
+        record["snapshot_id"] = snapshot.snapshot_id
+        record["candidates"] = len(dataset.candidates)
+
+        with phase("engines"):
+            runs = run_engines(self.legacy, self.new, dataset, self.metrics)
+        record["durations"]["legacy_s"] = round(runs.legacy_s, 4)
+        record["durations"]["new_s"] = round(runs.new_s, 4)
+        record["new_error"] = None if runs.new_error is None else self.scrub(runs.new_error)
+        record["decision_errors"] = {
+            "legacy": sum(1 for d in runs.legacy.decisions if d.error is not None),
+            "new": None
+            if runs.new is None
+            else sum(1 for d in runs.new.decisions if d.error is not None),
+        }
+        if runs.new_error is not None:
+            log.warning("cycle %d: the new engine failed: %s", record["cycle"], record["new_error"])
+
+        if runs.new is not None:
+            new = runs.new
+            with phase("compare"):
+                comparison = compare_schedules(
+                    runs.legacy,
+                    new,
+                    settings=self.settings,
+                    waivers=self.waivers,
+                    source_a=self.source,
+                    source_b=self.source,
+                    today=date.today(),
+                )
+                record.update(comparison_summary(comparison))
+                del comparison
+            with phase("production"):
+                ranking = self.settings.ranking
+                production = rank_summary(
+                    rank_metrics(
+                        dataset.queue, new.queue, p=ranking.rbo_p, top_k=ranking.top_k, movers=0
+                    ),
+                    "production",
+                )
+                assert production is not None
+                production["production_queue"] = len(dataset.queue)
+                production["new_queue"] = len(new.queue)
+                record["production"] = production
+
+        if self.config.enqueue_to is not None:
+            chosen = runs.legacy if self.config.enqueue_engine == "legacy" else runs.new
+            if chosen is None:
+                record["enqueue"] = {"skipped": "the new engine failed this cycle"}
+            else:
+                with phase("enqueue"):
+                    record["enqueue"] = enqueue_decisions(self.config.enqueue_to, chosen, dataset)

@@ -1,0 +1,65 @@
+"""Keep passwords out of everything the service writes: logs, history, report, metrics.
+
+The service knows its secrets (the passwords in its DSN and enqueue URL);
+any text that came from elsewhere (an exception message, a driver's error)
+goes through a :class:`Scrubber` before it is logged or recorded: the known
+passwords are replaced, and so is any ``scheme://user:password@`` or
+``password=…`` the text happens to carry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
+
+MASK = "***"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|\S+)", re.I)
+
+
+def password_of(url: str | None) -> str | None:
+    """The password part of a URL (decoded), if any."""
+    if not url:
+        return None
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+class Scrubber:
+    """Callable: ``text`` with every known and every URL-shaped password masked."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        found: set[str] = set()
+        for secret in secrets:
+            if secret:
+                found.add(secret)
+        # longest first, so a password containing another is masked whole
+        self.secrets = tuple(sorted(found, key=len, reverse=True))
+
+    @classmethod
+    def for_urls(cls, *urls: str | None) -> Scrubber:
+        secrets: list[str | None] = []
+        for url in urls:
+            password = password_of(url)
+            if password:
+                secrets += [password, _raw_password(url)]
+        return cls(secrets)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+        return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+
+
+def _raw_password(url: str | None) -> str | None:
+    """The password as written in the URL (percent-encoded)."""
+    if not url:
+        return None
+    netloc = urlsplit(url).netloc
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2] or None
