@@ -62,7 +62,7 @@ class ServiceConfig:
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
     retention_max_age_s: float | None = 90 * 86400.0
-    retention_max_records: int | None = 100_000
+    retention_max_records: int | None = 50_000
     backoff_initial_s: float = 5.0
     backoff_max_s: float = 300.0
     enqueue_to: str | None = None
