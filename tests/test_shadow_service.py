@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from conftest import PG_CTL
 
 from harness.cli import main
 from harness.pgschema import create_janitor_schema
@@ -29,7 +30,6 @@ from harness.service.config import ServiceConfig, validate
 from harness.service.history import read_history
 from harness.service.runner import ShadowService
 from harness.sources import open_source
-from conftest import PG_CTL
 
 pytestmark = pytest.mark.postgres
 
