@@ -389,7 +389,7 @@ def test_database_restarted_between_cycles(
     starts = [r["started_at"] for r in failed]
     assert len(starts) >= 2
     report = (state / "report.html").read_text()
-    assert report.count('class="failed"') >= len(failed)
+    assert report.count('<path class="failed"') >= len(failed)
 
 
 def test_database_restarted_inside_a_cycle(

@@ -133,7 +133,8 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def _repair_tail(fd: int) -> None:
-    """Cut off an incomplete last line (a write cut short) so the next record starts clean."""
+    """Make the file end with a newline before the next record: a last line cut
+    short is cut off; a whole record that lost only its newline is kept."""
     size = os.fstat(fd).st_size
     if not size or os.pread(fd, 1, size - 1) == b"\n":
         return
@@ -142,10 +143,15 @@ def _repair_tail(fd: int) -> None:
         start = max(0, end - 65536)
         newline = os.pread(fd, end - start, start).rfind(b"\n")
         if newline >= 0:
-            os.ftruncate(fd, start + newline + 1)
-            return
+            end = start + newline + 1
+            break
         end = start
-    os.ftruncate(fd, 0)
+    try:
+        orjson.loads(os.pread(fd, size - end, end))
+    except orjson.JSONDecodeError:
+        os.ftruncate(fd, end)
+    else:
+        os.write(fd, b"\n")
 
 
 def _parse_time(text: str) -> datetime | None:
