@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -57,8 +57,10 @@ class Snapshot:
     snapshot_id: str | None
 
 
-def read_snapshot(dsn: str, campaign: str | None) -> Snapshot:
-    """SEAM (snapshot): the whole database in one READ ONLY, REPEATABLE READ transaction.
+@contextmanager
+def open_snapshot(dsn: str, campaign: str | None) -> Iterator[Snapshot]:
+    """SEAM (snapshot): the database as one READ ONLY, REPEATABLE READ transaction
+    sees it, for the length of the block (the engines run inside it).
 
     ``live_dsn`` is cleared so that no engine opens a transaction of its own
     (which would see a later state of the database): both decide from this
@@ -67,7 +69,11 @@ def read_snapshot(dsn: str, campaign: str | None) -> Snapshot:
     from harness.live import read_dataset
 
     dataset = read_dataset(dsn, campaign=campaign)
-    return Snapshot(replace(dataset, live_dsn=None), None)
+    yield Snapshot(replace(dataset, live_dsn=None), None)
+
+
+#: How a cycle opens its snapshot (tests give their own).
+SnapshotOpener = Callable[[str, str | None], AbstractContextManager[Snapshot]]
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ class ShadowCycle:
         metrics: ServiceMetrics,
         scrubber: Scrubber,
         *,
-        reader: Callable[[str, str | None], Snapshot] = read_snapshot,
+        opener: SnapshotOpener = open_snapshot,
     ) -> None:
         assert config.dsn is not None
         self.config = config
@@ -207,7 +213,7 @@ class ShadowCycle:
         self.source = redact_dsn(config.dsn)
         self.metrics = metrics
         self.scrub = scrubber
-        self.reader = reader
+        self.opener = opener
         self.legacy = get_engine(config.legacy_engine)
         self.new = get_engine(config.new_engine)
         if hasattr(self.new, "metrics"):
@@ -275,15 +281,18 @@ class ShadowCycle:
         return record
 
     def _work(self, record: dict[str, Any], phase: Callable[[str], Any]) -> None:
-        with phase("read"):
-            snapshot = self.reader(self.dsn, self.config.campaign)
-        dataset = snapshot.dataset
-        record["as_of"] = dataset.as_of.isoformat()
-        record["snapshot_id"] = snapshot.snapshot_id
-        record["candidates"] = len(dataset.candidates)
-
-        with phase("engines"):
-            runs = run_engines(self.legacy, self.new, dataset, self.metrics)
+        # the snapshot is held while the engines run (an engine may read it
+        # itself), and released before the rest, which works on memory only
+        with ExitStack() as held:
+            with phase("read"):
+                snapshot = held.enter_context(self.opener(self.dsn, self.config.campaign))
+            dataset = snapshot.dataset
+            record["as_of"] = dataset.as_of.isoformat()
+            record["snapshot_id"] = snapshot.snapshot_id
+            record["candidates"] = len(dataset.candidates)
+            with phase("engines"):
+                runs = run_engines(self.legacy, self.new, dataset, self.metrics)
+            del snapshot
         record["durations"]["legacy_s"] = round(runs.legacy_s, 4)
         record["durations"]["new_s"] = round(runs.new_s, 4)
         record["new_error"] = None if runs.new_error is None else self.scrub(runs.new_error)

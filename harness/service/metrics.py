@@ -40,8 +40,8 @@ class ServiceMetrics(SchedulingMetrics):
         self.failed_cycles = Counter(
             "failed_cycles", "Cycles that could not complete.", namespace=ns, registry=r
         )
-        self.new_engine_failures = Counter(
-            "new_engine_failures",
+        self.new_engine_failed_cycles = Counter(
+            "new_engine_failed_cycles",
             "Cycles where the new engine raised (caught; the legacy's answer kept).",
             namespace=ns,
             registry=r,
@@ -129,7 +129,7 @@ class ServiceMetrics(SchedulingMetrics):
         self.last_success.set(time.time())
         self.candidates.set(int(record.get("candidates") or 0))
         if record.get("new_error"):
-            self.new_engine_failures.inc()
+            self.new_engine_failed_cycles.inc()
         divergences = record.get("divergences") or {}
         for name in ("real", "noise", "waived"):
             self.divergent_candidates.labels(name).set(int(divergences.get(name, 0)))

@@ -26,7 +26,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -35,7 +34,7 @@ import orjson
 from harness.errors import ConfigError, ShadowError
 from harness.live import redact_dsn
 from harness.service.config import ServiceConfig
-from harness.service.cycle import ShadowCycle, Snapshot, read_snapshot
+from harness.service.cycle import ShadowCycle, SnapshotOpener, open_snapshot
 from harness.service.history import append_record, atomic_write, last_cycle, prune, read_history
 from harness.service.metrics import ServiceMetrics
 from harness.service.secrets import Scrubber
@@ -55,11 +54,11 @@ class ShadowService:
         self,
         config: ServiceConfig,
         *,
-        reader: Callable[[str, str | None], Snapshot] = read_snapshot,
+        opener: SnapshotOpener = open_snapshot,
         once: bool = False,
     ) -> None:
         self.config = config
-        self.reader = reader
+        self.opener = opener
         self.once = once
         self.stop = threading.Event()
         self.signals = 0
@@ -92,7 +91,7 @@ class ShadowService:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
-        cycle = ShadowCycle(self.config, self.metrics, self.scrub, reader=self.reader)
+        cycle = ShadowCycle(self.config, self.metrics, self.scrub, opener=self.opener)
         if self.config.metrics_port is not None:
             try:
                 self._server = self.metrics.serve(
