@@ -29,7 +29,7 @@ from engines.model import Dataset, Schedule
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
 from harness.compare import compare_schedules
 from harness.comparison_model import Comparison, RankMetrics
-from harness.errors import ConfigError, ShadowError
+from harness.errors import ConfigError
 from harness.live import redact_dsn
 from harness.ranking import rank_metrics
 from harness.service.config import ServiceConfig
@@ -112,17 +112,34 @@ def run_engines(
     )
 
 
-def enqueue_decisions(url: str, schedule: Schedule, dataset: Dataset) -> dict[str, Any]:
-    """SEAM (enqueue): write ``schedule``'s decisions to ``url`` (Redis or a queue table).
+def enqueue_decisions(
+    url: str, schedule: Schedule, should_stop: Callable[[], bool]
+) -> dict[str, Any]:
+    """SEAM (enqueue): write ``schedule``'s queue entries to ``url`` (Redis or a
+    queue table) through the enqueue targets, in batches each wholly written or
+    not at all; a stop asked for is honoured between batches. The target is
+    opened for this cycle only, so a queue that went away is simply reopened
+    by the next cycle."""
+    from harness.enqueue import open_target
 
-    TODO(enqueue): call the enqueue targets' ``open_target(url)`` plan/apply
-    once they land; until then the service refuses ``enqueue.to`` at start.
-    """
-    raise ShadowError("enqueue targets are not available in this build")
+    with open_target(url) as target:
+        plan = target.plan(schedule)
+        result = target.apply(plan, should_stop=should_stop)
+    return {
+        "target": target.url,
+        "engine": schedule.engine,
+        "entries": len(plan.entries),
+        "batches": result.batches,
+        "stopped": result.stopped,
+        **result.counts.to_json(),
+    }
 
 
 def enqueue_available() -> bool:
-    return False
+    """Whether this build has the enqueue targets (``harness.enqueue``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("harness.enqueue") is not None
 
 
 # ---------------------------------------------------------------- summaries
@@ -254,7 +271,7 @@ class ShadowCycle:
             self.metrics.beat()
 
         try:
-            self._work(record, phase)
+            self._work(record, phase, should_stop)
         except CycleAbandoned as stop:
             record.update(status="abandoned", phase=str(stop), error="stop requested")
         except Exception as exc:
@@ -280,7 +297,12 @@ class ShadowCycle:
         record["rss_bytes"] = resident_bytes()
         return record
 
-    def _work(self, record: dict[str, Any], phase: Callable[[str], Any]) -> None:
+    def _work(
+        self,
+        record: dict[str, Any],
+        phase: Callable[[str], Any],
+        should_stop: Callable[[], bool],
+    ) -> None:
         # the snapshot is held while the engines run (an engine may read it
         # itself), and released before the rest, which works on memory only
         with ExitStack() as held:
@@ -338,4 +360,6 @@ class ShadowCycle:
                 record["enqueue"] = {"skipped": "the new engine failed this cycle"}
             else:
                 with phase("enqueue"):
-                    record["enqueue"] = enqueue_decisions(self.config.enqueue_to, chosen, dataset)
+                    record["enqueue"] = enqueue_decisions(
+                        self.config.enqueue_to, chosen, should_stop
+                    )
