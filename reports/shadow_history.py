@@ -37,6 +37,7 @@ from reports.svg import (
     _f,
     _heading,
     _legend,
+    _legend_width,
     esc,
     fmt_number,
     linear_ticks,
@@ -54,8 +55,10 @@ PALETTE = (
     "#4b5563",
     "#65a30d",
 )
-FAILED_COLOUR = "#ef4444"
+FAILED_COLOUR = "#f87171"
 ABANDONED_COLOUR = "#9ca3af"
+#: As in the comparison report: real red, waived amber, noise slate.
+STATUS_COLOURS = {"real": "#b91c1c", "waived": "#b45309", "noise": "#52648c"}
 #: Lines per chart: the series with the largest peaks; the rest are summed as "other".
 MAX_SERIES = 8
 #: Up to this many cycles each point is drawn (with a tooltip); beyond, lines only.
@@ -81,6 +84,7 @@ TIME_STEPS = (
 class Series:
     label: str
     values: tuple[float | None, ...]
+    colour: str | None = None
 
 
 def _time(text: object) -> float | None:
@@ -109,6 +113,24 @@ def _time_label(span: float) -> Any:
     return label
 
 
+def _legend_rows(title: str, cats: list[Category]) -> list[list[Category]]:
+    """``[cats]`` itself when the legend fits beside the title, else rows that
+    fit the width, to go under it."""
+    width = sum(_legend_width([c]) for c in cats)
+    if MARGIN_LEFT + 8 * len(title) + 24 + width <= WIDTH - MARGIN_RIGHT:
+        return [cats]
+    rows: list[list[Category]] = [[]]
+    used = 0.0
+    for cat in cats:
+        w = _legend_width([cat])
+        if rows[-1] and used + w > WIDTH - MARGIN_LEFT - MARGIN_RIGHT:
+            rows.append([])
+            used = 0.0
+        rows[-1].append(cat)
+        used += w
+    return rows
+
+
 def time_chart(
     times: Sequence[float],
     series: Sequence[Series],
@@ -124,17 +146,16 @@ def time_chart(
     """Lines over time, one per series (``None`` breaks a line); failed cycles
     as red vertical lines, abandoned ones grey. Points carry ``class="mark"``
     (up to :data:`MAX_MARKED_POINTS` cycles), failure lines ``class="failed"``."""
-    cats = [Category(s.label, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
-    legend_rows = 1 if sum(6.5 * len(c.label) + 24 for c in cats) < WIDTH - 260 else 2
-    top = MARGIN_TOP + (18 if legend_rows > 1 else 0)
+    cats = [Category(s.label, s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
+    rows = _legend_rows(title, cats)
+    top = MARGIN_TOP + 18 * len(rows) if rows[0] is not cats else MARGIN_TOP
     c = _Canvas(ident, title, f"{desc} {len(times)} cycles.".strip(), WIDTH, HEIGHT)
     _heading(c, title)
-    if legend_rows == 1:
+    if rows[0] is cats:
         _legend(c, cats, WIDTH - MARGIN_RIGHT)
     else:
-        half = (len(cats) + 1) // 2
-        _legend(c, cats[:half], WIDTH - MARGIN_RIGHT, y=22)
-        _legend(c, cats[half:], WIDTH - MARGIN_RIGHT, y=40)
+        for k, row in enumerate(rows):
+            _legend(c, row, WIDTH - MARGIN_RIGHT, y=42 + 18 * k)
     every = [t for t in times] + [t for t, _ in failed] + list(abandoned)
     values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     if not every:
@@ -169,7 +190,7 @@ def time_chart(
         x = _f(xs(t))
         c.add(
             f'<path class="failed" d="M{x} {_f(y0)}V{_f(y1)}" stroke="{FAILED_COLOUR}" '
-            f'stroke-width="1.5" stroke-opacity="0.7"><title>failed: {esc(why)}</title></path>'
+            f'stroke-width="3" stroke-opacity="0.6"><title>failed: {esc(why)}</title></path>'
         )
     for t in abandoned:
         x = _f(xs(t))
@@ -276,12 +297,20 @@ def build_history_view(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         v = _get(r, *path)
         return None if v is None else float(v)
 
+    rank_series = [
+        Series("τ legacy", tuple(num(r, "rank", "kendall_tau_b") for r in ok)),
+        Series("RBO legacy", tuple(num(r, "rank", "rbo") for r in ok)),
+        Series("τ production", tuple(num(r, "production", "kendall_tau_b") for r in ok)),
+        Series("RBO production", tuple(num(r, "production", "rbo") for r in ok)),
+    ]
+    lowest = min((v for x in rank_series for v in x.values if v is not None), default=0.0)
+    rank_floor = min(0.0, math.floor(lowest * 2) / 2)  # τ can be negative: down to -1
     charts = [
         time_chart(
             ok_times,
             [
-                Series(name, tuple(num(r, "divergences", name) for r in ok))
-                for name in ("real", "waived", "noise")
+                Series(name, tuple(num(r, "divergences", name) for r in ok), colour)
+                for name, colour in STATUS_COLOURS.items()
             ],
             ident="divergent",
             title="Divergent candidates (legacy vs new)",
@@ -308,16 +337,11 @@ def build_history_view(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ),
         time_chart(
             ok_times,
-            [
-                Series("τ legacy", tuple(num(r, "rank", "kendall_tau_b") for r in ok)),
-                Series("RBO legacy", tuple(num(r, "rank", "rbo") for r in ok)),
-                Series("τ production", tuple(num(r, "production", "kendall_tau_b") for r in ok)),
-                Series("RBO production", tuple(num(r, "production", "rbo") for r in ok)),
-            ],
+            rank_series,
             ident="rank",
             title="Rank agreement of the new engine's queue",
             y_label="Kendall τ-b / RBO",
-            y_range=(-1.0, 1.0),
+            y_range=(rank_floor, 1.0),
             **marks,
         ),
         time_chart(
