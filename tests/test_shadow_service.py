@@ -482,3 +482,19 @@ def test_sigterm_mid_cycle_stops_cleanly(janitor_db: str, tmp_path: Path, signal
         assert all(r["status"] == "ok" for r in records)  # the cut cycle left nothing
     assert not (state / "heartbeat.json").exists()
     assert not list(state.glob(".*.partial"))
+
+
+def test_once_against_an_unreachable_database_records_the_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    dsn = f"postgresql://janitor:pw-hidden@127.0.0.1:{_free_port()}/janitor?connect_timeout=2"
+    assert main(["shadow", dsn, "--state-dir", str(state), "--once"]) == 3
+    (record,) = _records(state)
+    assert record["status"] == "failed" and record["phase"] == "read"
+    assert "SourceError: cannot connect" in record["error"]
+    assert record["source"] == dsn.replace(":pw-hidden", "")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pw-hidden" not in err
+    for path in state.iterdir():
+        assert b"pw-hidden" not in path.read_bytes(), path
