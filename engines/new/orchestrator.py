@@ -55,6 +55,10 @@ class CandidateFailure:
     def scope(self) -> str:
         return "run" if self.key is None else "candidate"
 
+    @property
+    def where(self) -> str:
+        return "whole run" if self.key is None else self.key.label()
+
 
 @dataclass(frozen=True)
 class OrchestrationResult:
@@ -200,26 +204,16 @@ class SchedulingOrchestrator:
             n = sum(1 for f in failures if f.scope == scope)
             if n and self.metrics is not None:
                 self.metrics.new_engine_failures.labels(self.new_engine.name, mode, scope).inc(n)
-        whole = next((f for f in failures if f.key is None), None)
-        if whole is not None:
-            log.warning(
-                "%s: the new engine %s raised on the whole run: %s",
-                mode,
-                self.new_engine.name,
-                whole.error,
-                extra={"mode": mode, "scope": "run", "error": whole.error},
-            )
-        per_candidate = [f for f in failures if f.key is not None]
-        if per_candidate:
-            log.warning(
-                "%s: the new engine %s failed on %d candidate(s), first %s: %s",
-                mode,
-                self.new_engine.name,
-                len(per_candidate),
-                per_candidate[0].key.label() if per_candidate[0].key else "",
-                per_candidate[0].error,
-                extra={"mode": mode, "scope": "candidate", "failures": len(per_candidate)},
-            )
+        first = failures[0]
+        log.warning(
+            "%s: the new engine %s failed %d time(s), first (%s): %s",
+            mode,
+            self.new_engine.name,
+            len(failures),
+            first.where,
+            first.error,
+            extra={"mode": mode, "scope": first.scope, "failures": len(failures)},
+        )
 
     # -------------------------------------------------------------- shadow
 

@@ -158,7 +158,9 @@ def command(
         raise click.UsageError(f"{', '.join(misplaced)}: only with --mode shadow")
     comparator = None
     if mode == OrchestrationMode.SHADOW.value:
+        from harness.live import redact_dsn
         from harness.shadow import HarnessComparator
+        from harness.sources import is_dsn
 
         settings, waivers = load_config(tolerances_path, waivers_path)
         comparator = HarnessComparator(
@@ -167,7 +169,7 @@ def command(
             noise=noise,
             seed=1 if seed is None else seed,
             budget=budget,
-            source=source,
+            source=redact_dsn(source) if is_dsn(source) else source,
         )
     if log_json:
         from engines.new.logs import configure_json_logging
@@ -233,8 +235,7 @@ def shadow_text(result: OrchestrationResult) -> str:
     if not result.sampled:
         lines.append("shadow: the new engine did not run (not sampled this run)")
     for failure in result.failures[:5]:
-        where = "whole run" if failure.key is None else failure.key.label()
-        lines.append(f"shadow: the new engine failed ({where}): {failure.error}")
+        lines.append(f"shadow: the new engine failed ({failure.where}): {failure.error}")
     if result.comparison_error is not None:
         lines.append(f"shadow: the comparison failed: {result.comparison_error}")
     if result.comparison is not None:
