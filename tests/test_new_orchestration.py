@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from paths import VECTORS
 from prometheus_client.parser import text_string_to_metric_families
 
 from engines.base import get_engine
@@ -21,8 +22,6 @@ from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator, 
 from engines.new.scoring import SchedulingEngine
 from harness.cli import main
 from harness.snapshot import load_snapshot
-
-VECTORS = Path("/work/shared/vectors")
 
 
 class BrokenOn(SchedulingEngine):
