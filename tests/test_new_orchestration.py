@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from paths import VECTORS
 from prometheus_client.parser import text_string_to_metric_families
 
 from engines.base import get_engine
@@ -22,7 +23,6 @@ from engines.new.scoring import SchedulingEngine
 from harness.cli import main
 from harness.snapshot import load_snapshot
 
-VECTORS = Path("/work/shared/vectors")
 WAIVERS = Path(__file__).resolve().parents[1] / "scenarios" / "waivers" / "legacy-errors.yaml"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import VECTORS
 from prometheus_client.parser import text_string_to_metric_families
 from support_engines import make_decision, make_schedule
 
@@ -30,7 +31,7 @@ from harness.shadow import HarnessComparator
 from harness.snapshot import load_snapshot
 from harness.waivers import load_waivers
 
-SMALL = Path("/work/shared/vectors/small")
+SMALL = VECTORS / "small"
 WAIVERS = Path(__file__).resolve().parents[1] / "scenarios" / "waivers" / "legacy-errors.yaml"
 
 
