@@ -27,7 +27,6 @@ from engines.new.orchestrator import (
     SchedulingOrchestrator,
 )
 from harness.commands import source_filters
-from harness.commands.compare import load_config
 from harness.commands.schedule import format_queue_head, summary_line
 from harness.errors import ShadowError
 from harness.schedule_json import write_schedule
@@ -158,6 +157,7 @@ def command(
         raise click.UsageError(f"{', '.join(misplaced)}: only with --mode shadow")
     comparator = None
     if mode == OrchestrationMode.SHADOW.value:
+        from harness.commands.compare import load_config
         from harness.live import redact_dsn
         from harness.shadow import HarnessComparator
         from harness.sources import is_dsn
