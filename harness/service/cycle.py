@@ -21,13 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
 from typing import Any
 
 from engines.base import Engine, get_engine
 from engines.model import Dataset, Schedule
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
-from harness.compare import compare_schedules
 from harness.comparison_model import Comparison, RankMetrics
 from harness.errors import ConfigError
 from harness.live import redact_dsn
@@ -36,6 +34,7 @@ from harness.service.config import ServiceConfig
 from harness.service.history import HISTORY_VERSION, utc_now
 from harness.service.metrics import ServiceMetrics
 from harness.service.secrets import Scrubber
+from harness.shadow import HarnessComparator
 from harness.tolerances import Settings, load_settings
 from harness.waivers import Waiver, load_waivers
 
@@ -78,37 +77,40 @@ SnapshotOpener = Callable[[str, str | None], AbstractContextManager[Snapshot]]
 
 @dataclass(frozen=True)
 class EngineRuns:
+    """Both engines' outcome: the legacy's schedule always; the new engine's,
+    its failure, and the comparator's verdict when it got that far."""
+
     legacy: Schedule
-    legacy_s: float
     new: Schedule | None
-    new_s: float
     new_error: str | None
+    comparison: Comparison | None
+    comparison_error: str | None
+    timings: dict[str, float]
 
 
 def run_engines(
-    legacy: Engine, new: Engine, dataset: Dataset, metrics: ServiceMetrics
+    legacy: Engine,
+    new: Engine,
+    dataset: Dataset,
+    metrics: ServiceMetrics,
+    comparator: HarnessComparator,
 ) -> EngineRuns:
-    """SEAM (engines): the plan's shadow mode; the new engine's failure is caught here."""
-    orchestrator = SchedulingOrchestrator(new, legacy, OrchestrationMode.SHADOW, metrics=metrics)
-    try:
-        result = orchestrator.schedule_candidates(dataset)
-    except Exception as exc:
-        # The orchestrator lets the new engine's exception through (it runs first):
-        # keep the legacy's answer, record the failure.
-        started = time.perf_counter()
-        schedule = legacy.schedule(dataset)
-        elapsed = time.perf_counter() - started
-        metrics.record_run(schedule, elapsed)
-        return EngineRuns(schedule, elapsed, None, 0.0, f"{type(exc).__name__}: {exc}")
-    legacy_s = result.timings.get("legacy_seconds", 0.0)
-    metrics.record_run(result.schedule, legacy_s)
-    error = getattr(result, "shadow_error", None)
+    """SEAM (engines): the plan's shadow mode. The orchestrator keeps the legacy's
+    schedule whatever the new engine does, catches its exceptions and compares
+    the two with the harness's comparator."""
+    orchestrator = SchedulingOrchestrator(
+        new, legacy, OrchestrationMode.SHADOW, metrics=metrics, comparator=comparator
+    )
+    result = orchestrator.schedule_candidates(dataset)
+    metrics.record_run(result.schedule, result.timings.get("legacy_seconds", 0.0))
+    run_failure = next((f.error for f in result.failures if f.key is None), None)
     return EngineRuns(
-        result.schedule,
-        legacy_s,
-        result.shadow_schedule,
-        result.timings.get("new_seconds", 0.0),
-        None if error is None else str(error),
+        legacy=result.schedule,
+        new=result.shadow_schedule,
+        new_error=run_failure,
+        comparison=result.comparison,
+        comparison_error=result.comparison_error,
+        timings=dict(result.timings),
     )
 
 
@@ -236,7 +238,10 @@ class ShadowCycle:
         if hasattr(self.new, "metrics"):
             self.new.metrics = metrics
         self.settings: Settings = load_settings(config.tolerances)
-        self.waivers: tuple[Waiver, ...] = load_waivers(config.waivers) if config.waivers else ()
+        waivers: tuple[Waiver, ...] = load_waivers(config.waivers) if config.waivers else ()
+        self.comparator = HarnessComparator(
+            settings=self.settings, waivers=waivers, source=self.source
+        )
         if config.enqueue_to is not None and not enqueue_available():
             raise ConfigError(
                 "enqueue.to: enqueue targets are not available in this build "
@@ -313,10 +318,12 @@ class ShadowCycle:
             record["snapshot_id"] = snapshot.snapshot_id
             record["candidates"] = len(dataset.candidates)
             with phase("engines"):
-                runs = run_engines(self.legacy, self.new, dataset, self.metrics)
+                runs = run_engines(self.legacy, self.new, dataset, self.metrics, self.comparator)
             del snapshot
-        record["durations"]["legacy_s"] = round(runs.legacy_s, 4)
-        record["durations"]["new_s"] = round(runs.new_s, 4)
+        durations = record["durations"]
+        for name in ("legacy", "new", "compare"):
+            if f"{name}_seconds" in runs.timings:
+                durations[f"{name}_s"] = round(runs.timings[f"{name}_seconds"], 4)
         record["new_error"] = None if runs.new_error is None else self.scrub(runs.new_error)
         record["decision_errors"] = {
             "legacy": sum(1 for d in runs.legacy.decisions if d.error is not None),
@@ -324,23 +331,13 @@ class ShadowCycle:
             if runs.new is None
             else sum(1 for d in runs.new.decisions if d.error is not None),
         }
-        if runs.new_error is not None:
-            log.warning("cycle %d: the new engine failed: %s", record["cycle"], record["new_error"])
+        if runs.comparison is not None:
+            record.update(comparison_summary(runs.comparison))
+        if runs.comparison_error is not None:
+            record["comparison_error"] = self.scrub(runs.comparison_error)
 
         if runs.new is not None:
             new = runs.new
-            with phase("compare"):
-                comparison = compare_schedules(
-                    runs.legacy,
-                    new,
-                    settings=self.settings,
-                    waivers=self.waivers,
-                    source_a=self.source,
-                    source_b=self.source,
-                    today=date.today(),
-                )
-                record.update(comparison_summary(comparison))
-                del comparison
             with phase("production"):
                 ranking = self.settings.ranking
                 production = rank_summary(

@@ -24,9 +24,13 @@ that far):
 ``source``/``as_of``/``snapshot_id``
     the database (without password), the snapshot's transaction time and
     its exported snapshot id when the reader gives one;
-``candidates``, ``durations`` (seconds per phase and ``total``),
+``candidates``, ``durations`` (seconds per phase: ``read_s``, ``engines_s``
+    — of which ``legacy_s``, ``new_s``, ``compare_s`` —, ``production_s``,
+    ``enqueue_s``, and ``total``),
 ``new_error`` (the new engine's exception, caught), ``decision_errors``
     (per engine, candidates it raised on);
+``comparison_error``
+    the comparator's exception, if it raised (the cycle still counts);
 ``divergences``
     the comparator's candidate counts: ``real``, ``noise``, ``waived``,
     ``missing``, ``extra``, ``error_mismatches``, and its ``verdict``;
