@@ -20,6 +20,7 @@ after cycle 2 and after the last. Target: the last within 10% of cycle 2's.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -103,6 +104,11 @@ def main() -> None:
             print(f"  {name[:-2]:<11} {d.get(name, 0.0):7.2f} s")
         ok = "meets" if d["total"] <= CYCLE_TARGET_S else "MISSES"
         print(f"  cycle total {d['total']:7.2f} s ({ok} the {CYCLE_TARGET_S:.0f} s target)")
+        print(
+            f"  service CPU {d['cpu']:7.2f} s; load average now "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg())
+            + f" on {os.cpu_count()} CPUs (wall times grow with it)"
+        )
         print(
             f"  {record['candidates']:,} candidates, {record['divergences']['real']:,} real "
             f"divergences, tau {record['rank']['kendall_tau_b']:.4f}, "

@@ -262,6 +262,7 @@ class ShadowCycle:
         record["durations"] = durations
         current = ["start"]
         started = time.perf_counter()
+        cpu = time.process_time()
 
         @contextmanager
         def phase(name: str) -> Iterator[None]:
@@ -297,6 +298,7 @@ class ShadowCycle:
                 extra={"cycle": number, "phase": current[0]},
             )
         durations["total"] = round(time.perf_counter() - started, 4)
+        durations["cpu"] = round(time.process_time() - cpu, 4)
         record["finished_at"] = utc_now()
         release_memory()
         record["rss_bytes"] = resident_bytes()

@@ -26,7 +26,8 @@ that far):
     its exported snapshot id when the reader gives one;
 ``candidates``, ``durations`` (seconds per phase: ``read_s``, ``engines_s``
     — of which ``legacy_s``, ``new_s``, ``compare_s`` —, ``production_s``,
-    ``enqueue_s``, and ``total``),
+    ``enqueue_s``, ``total``, and ``cpu``: the service's own CPU seconds,
+    which a loaded machine does not inflate),
 ``new_error`` (the new engine's exception, caught), ``decision_errors``
     (per engine, candidates it raised on);
 ``comparison_error``
