@@ -20,10 +20,12 @@ after cycle 2 and after the last. Target: the last within 10% of cycle 2's.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +76,18 @@ def _fill(dsn: str, candidates: int, runs_per_candidate: float) -> None:
     print(f"  restored (and queued a quarter) in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def _run(dsn: str, state: Path, cycles: int) -> list[dict[str, Any]]:
+def _service(dsn: str, state: Path, cycles: int) -> None:
     config = validate(ServiceConfig(dsn=dsn, state_dir=state, interval_s=0.001, max_cycles=cycles))
     ShadowService(config).run()
-    return list(read_history(config.history_path).records)
+
+
+def _run(dsn: str, state: Path, cycles: int) -> list[dict[str, Any]]:
+    """The service in a fresh interpreter, as a user starts it (this process
+    holds the generator's data; its memory says nothing about the service's)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(_service, dsn, state, cycles).result()
+    return list(read_history(state / "history.jsonl").records)
 
 
 def main() -> None:
