@@ -498,3 +498,35 @@ def test_once_against_an_unreachable_database_records_the_failure(
     assert "Traceback" not in err and "pw-hidden" not in err
     for path in state.iterdir():
         assert b"pw-hidden" not in path.read_bytes(), path
+
+
+def test_sigterm_between_cycles_stops_at_once(janitor_db: str, tmp_path: Path) -> None:
+    _populate(janitor_db)
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "harness.cli", "shadow", janitor_db),
+            *("--state-dir", str(state), "--interval", "1h"),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait(lambda: (state / "heartbeat.json").exists() and _heartbeat(state) == "sleeping")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        assert time.monotonic() - sent < 10  # not an hour
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0
+    assert [r["status"] for r in _records(state)] == ["ok"]
+
+
+def _heartbeat(state: Path) -> str | None:
+    try:
+        return str(orjson.loads((state / "heartbeat.json").read_bytes())["state"])
+    except (OSError, orjson.JSONDecodeError):
+        return None
