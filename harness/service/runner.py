@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -132,7 +133,9 @@ class ShadowService:
         except StopNow:
             log.info("second signal: stopped at once")
         finally:
-            self._teardown()
+            # a signal during the teardown: the process ends anyway, quietly
+            with contextlib.suppress(StopNow):
+                self._teardown()
         if self.once and self.last_status == "failed":
             return EXIT_CYCLE_FAILED
         return EXIT_OK
