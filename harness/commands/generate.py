@@ -8,14 +8,7 @@ import click
 
 from harness.commands.record import parse_as_of
 from harness.errors import InputError
-from harness.snapshot import dataset_to_yaml, write_snapshot
-from scenarios.generator import (
-    DEFAULT_AS_OF,
-    GeneratorSettings,
-    generate,
-    truth_path_for,
-    write_truth,
-)
+from scenarios.settings import DEFAULT_AS_OF, GeneratorSettings
 
 #: Above this many runs a YAML scenario stops being something a person edits.
 YAML_MAX_RUNS = 50_000
@@ -138,6 +131,9 @@ def command(
         zero_value_fraction=zero_value_fraction,
     )
     settings.validate()
+    from harness.snapshot import dataset_to_yaml, write_snapshot
+    from scenarios.generator import generate, truth_path_for, write_truth
+
     target = Path(out)
     if fmt == "yaml":
         estimated = round(settings.runs_per_candidate * settings.candidate_count)

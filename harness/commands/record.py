@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
+from harness.commands import SOURCE
 from harness.errors import InputError, SourceError
-from harness.live import read_dataset
-from harness.snapshot import dataset_to_yaml, write_snapshot
-from harness.sources import is_dsn
 
 
 def parse_as_of(value: str | None) -> datetime | None:
@@ -29,7 +27,7 @@ def parse_as_of(value: str | None) -> datetime | None:
 
 
 @click.command("record")
-@click.argument("dsn")
+@click.argument("dsn", type=SOURCE)
 @click.argument("out", type=click.Path())
 @click.option("--campaign", help="Only this campaign's candidates (and the runs they need).")
 @click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
@@ -64,6 +62,10 @@ def command(
     says where it came from (without the password), when, and with which
     filters.
     """
+    from harness.live import read_dataset
+    from harness.snapshot import dataset_to_yaml, write_snapshot
+    from harness.sources import is_dsn
+
     if not is_dsn(dsn):
         raise SourceError(f"{dsn}: expected a postgresql:// DSN")
     dataset = read_dataset(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from engines.base import get_engine
-from engines.model import Schedule
-from harness.commands import source_filters
-from harness.schedule_json import write_schedule
-from harness.sources import schedule_source
+from harness.commands import SOURCE, source_filters
+
+if TYPE_CHECKING:  # the command imports what it uses when it runs (fast --help)
+    from engines.model import Schedule
 
 
 def format_queue_head(schedule: Schedule, limit: int) -> str:
@@ -51,7 +52,7 @@ def summary_line(schedule: Schedule) -> str:
 
 
 @click.command("schedule")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option(
     "--engine",
     "engine_spec",
@@ -86,8 +87,12 @@ def command(
     SOURCE is a snapshot directory, a YAML scenario, a bundled scenario name
     or a postgresql:// DSN (read only).
     """
-    engine = get_engine(engine_spec)
+    from engines.base import get_engine
     from harness.commands.record import parse_as_of
+    from harness.schedule_json import write_schedule
+    from harness.sources import schedule_source
+
+    engine = get_engine(engine_spec)
 
     schedule = schedule_source(
         engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
