@@ -37,6 +37,9 @@ from harness.errors import (
 
 __all__ = ["COMMANDS", "EXIT_CRASH", "EXIT_DIVERGED", "EXIT_OK", "EXIT_USAGE", "cli", "main"]
 
+#: click >= 8.2 raises it for a group called without a command (older ones print help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 #: Setting it to anything but ``""``/``0`` is the same as ``--debug``.
 DEBUG_ENV = "JANITOR_SHADOW_DEBUG"
 
@@ -257,10 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
-        from harness.crash import redact_secrets
-
-        exc.message = redact_secrets(exc.message)
-        exc.show()
+        if isinstance(exc, _NO_ARGS_IS_HELP):  # `janitor-shadow gate`: the help, then 2
+            exc.show()
+            return EXIT_USAGE
+        # one line like every other bad input (click would print usage and a hint too)
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        _error(f"error: {' '.join(exc.format_message().split())}{hint}")
         return EXIT_USAGE
     except BrokenPipeError:
         _quiet_broken_pipe()

@@ -102,6 +102,9 @@ class Progress:
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
+        from harness.crash import redact_secrets
+
+        label = redact_secrets(label)
         self.done += 1
         started = time.perf_counter()
         if self.enabled:

@@ -31,7 +31,9 @@ _SECRETS = (
     (re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@]*(@)"), r"\1***\2"),
     # URL query or libpq key=value: password=..., quoted or not
     (
-        re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)", re.IGNORECASE),
+        re.compile(
+            r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*?(?=:?(?:\s|&|$)))", re.IGNORECASE
+        ),
         r"\1***",
     ),
 )

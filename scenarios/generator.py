@@ -45,6 +45,7 @@ from engines.model import (
     Run,
     datetime_to_us,
 )
+from harness.atomic import atomic_file
 from harness.errors import InputError
 from harness.run_table import bulk_allocation
 from scenarios.campaigns import (
@@ -1028,7 +1029,7 @@ def write_truth(truth: Truth, path: str | os.PathLike[str]) -> Path:
         "settings": dict(truth.settings),
     }
     with (
-        open(target, "wb") as raw,
+        atomic_file(target) as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as sink,
     ):
         sink.write(orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n")

@@ -54,3 +54,17 @@ def connection_url_problem(url: str) -> str | None:
 
 
 SOURCE = SourceArgument()
+
+
+def output_path(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output file's directory is checked before the work, not after it."""
+    if value is None or value == "-":
+        return value
+    import os
+
+    parent = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"{value}: the directory {parent} does not exist")
+    if os.path.isdir(value):
+        raise click.BadParameter(f"{value} is a directory")
+    return value

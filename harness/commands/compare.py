@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from harness.commands import SOURCE
+from harness.commands import SOURCE, output_path
 from harness.console import Progress
 from harness.errors import EXIT_DIVERGED, EXIT_OK, EngineCrash, InputError, ShadowError
 
@@ -71,16 +71,22 @@ def output_options(func: F) -> F:
             "--report",
             "report_path",
             type=click.Path(dir_okay=False),
+            callback=output_path,
             help="Write the HTML report.",
         ),
         click.option(
             "--json",
             "json_path",
             type=click.Path(dir_okay=False),
+            callback=output_path,
             help="Write the JSON summary (reports/summary.schema.json; '-': stdout).",
         ),
         click.option(
-            "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML."
+            "--junit",
+            "junit_path",
+            type=click.Path(dir_okay=False),
+            callback=output_path,
+            help="Write JUnit XML.",
         ),
     ]
     for option in reversed(options):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import SOURCE, source_filters
+from harness.commands import SOURCE, output_path, source_filters
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -135,6 +135,7 @@ def check(
     "baseline_path",
     required=True,
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Where to store the baseline schedule JSON (replaced if it exists).",
 )
 @source_filters

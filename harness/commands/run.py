@@ -13,7 +13,7 @@ import time
 
 import click
 
-from harness.commands import SOURCE, source_filters
+from harness.commands import SOURCE, output_path, source_filters
 from harness.errors import ShadowError
 
 #: The orchestrator's modes (engines.new.orchestrator.OrchestrationMode's values;
@@ -67,6 +67,7 @@ def _gateway(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     "--json",
     "json_path",
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the returned schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")

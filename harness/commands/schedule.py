@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import SOURCE, source_filters
+from harness.commands import SOURCE, output_path, source_filters
 
 if TYPE_CHECKING:  # the command imports what it uses when it runs (fast --help)
     from engines.model import Schedule
@@ -65,6 +65,7 @@ def summary_line(schedule: Schedule) -> str:
     "--json",
     "json_path",
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the whole schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
@@ -89,19 +90,25 @@ def command(
     """
     from engines.base import get_engine
     from harness.commands.record import parse_as_of
+    from harness.console import Progress
     from harness.schedule_json import write_schedule
     from harness.sources import schedule_source
 
     engine = get_engine(engine_spec)
 
-    schedule = schedule_source(
-        engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
-    )
+    progress = Progress(2 if json_path and json_path != "-" else 1)
+    with progress.step(f"scheduling {source} with {engine_spec}"):
+        schedule = schedule_source(
+            engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+        )
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))
         click.echo(summary_line(schedule))
         for note in schedule.notes:
             click.echo(f"note: {note}")
-    if json_path:
+    if json_path == "-":
         write_schedule(schedule, json_path)
+    elif json_path:
+        with progress.step(f"writing {json_path}"):
+            write_schedule(schedule, json_path)
     return 0
