@@ -64,7 +64,7 @@ def output_path(_ctx: click.Context, param: click.Parameter, value: str | None) 
 
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
-        raise click.BadParameter(f"{value}: the directory {parent} does not exist")
+        raise click.BadParameter(f"cannot write {value}: the directory {parent} does not exist")
     if os.path.isdir(value):
-        raise click.BadParameter(f"{value} is a directory")
+        raise click.BadParameter(f"cannot write {value}: it is a directory")
     return value
