@@ -37,6 +37,9 @@ from harness.errors import (
 
 __all__ = ["COMMANDS", "EXIT_CRASH", "EXIT_DIVERGED", "EXIT_OK", "EXIT_USAGE", "cli", "main"]
 
+#: stdout closed before the output was written (``| head``): 128 + SIGPIPE, as the shell says.
+EXIT_BROKEN_PIPE = 141
+
 #: click >= 8.2 raises it for a group called without a command (older ones print help).
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -250,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     console.configure_logging()
     try:
         with _sigterm_as_interrupt():
-            result = cli.main(args=args, prog_name="janitor-shadow", standalone_mode=False)
+            # not cli.main(): it turns a closed stdout into exit 1, the code for "diverged"
+            with cli.make_context("janitor-shadow", args) as ctx:
+                result = cli.invoke(ctx)
     except ShadowError as exc:
         _error(f"error: {exc}")
         return EXIT_USAGE
@@ -271,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         _quiet_broken_pipe()
-        return EXIT_OK
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         return _report_crash(exc, args)
     return result if isinstance(result, int) else EXIT_OK

@@ -205,3 +205,20 @@ def test_logs_are_iso_utc(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(
         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING janitor-shadow-test: hello$", err, re.M
     )
+
+
+def test_stdout_closed_early_is_not_a_divergence() -> None:
+    """``janitor-shadow schedule … | head -1``: click alone would exit 1 ("diverged")."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "schedule", "default", "--head", "800"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == b""
