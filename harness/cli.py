@@ -252,10 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     console.reset()
     console.configure_logging()
     try:
-        with _sigterm_as_interrupt():
-            # not cli.main(): it turns a closed stdout into exit 1, the code for "diverged"
-            with cli.make_context("janitor-shadow", args) as ctx:
-                result = cli.invoke(ctx)
+        # not cli.main(): it turns a closed stdout into exit 1, the code for "diverged"
+        with _sigterm_as_interrupt(), cli.make_context("janitor-shadow", args) as ctx:
+            result = cli.invoke(ctx)
     except ShadowError as exc:
         _error(f"error: {exc}")
         return EXIT_USAGE

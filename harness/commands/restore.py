@@ -33,7 +33,7 @@ def command(snapshot: str, dsn: str, create_schema: bool) -> int:
     with progress.step(f"reading {snapshot}"):
         dataset = open_source(snapshot)
     with progress.step("loading into the database"):
-        report = restore_dataset(dataset, dsn, create_schema=create_schema)
+        report = restore_dataset(dataset, dsn, create_schema=create_schema, snapshot=snapshot)
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
     created = " (schema created)" if report.created_schema else ""
     click.echo(f"restored {snapshot}{created}: {counts}")
