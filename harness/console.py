@@ -48,11 +48,16 @@ class UtcFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it), passwords masked."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(UtcFormatter())
+
+    def format(self, record: logging.LogRecord) -> str:
+        from harness.crash import redact_secrets
+
+        return redact_secrets(super().format(record))
 
     @property
     def stream(self) -> TextIO:

@@ -201,7 +201,9 @@ def test_logs_are_iso_utc(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["-v", "schedule", "default", "--head", "1"]) == 0
     logging.getLogger("janitor-shadow-test").warning("hello")
+    logging.getLogger("janitor-shadow-test").warning("to postgresql://u:sekrit@h/db")
     err = capsys.readouterr().err
+    assert "sekrit" not in err and "postgresql://u:***@h/db" in err
     assert re.search(
         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING janitor-shadow-test: hello$", err, re.M
     )
