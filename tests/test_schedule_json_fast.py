@@ -1,5 +1,7 @@
-"""The fast schedule writer (orjson) and the readable reference
-(:func:`schedule_to_json` + the standard library) write the same document."""
+"""The schedule writer's shortcuts agree with the general path: orjson writes
+what the standard library's ``json`` wrote before (parsed, the same
+document), and the factors passed through untouched are what the general
+conversion would have made of them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
-from harness.schedule_json import read_schedule, schedule_bytes, schedule_to_json, write_schedule
+from harness.schedule_json import (
+    _fast_jsonable,
+    _jsonable,
+    read_schedule,
+    schedule_bytes,
+    schedule_to_json,
+    write_schedule,
+)
 
 texts = st.text(max_size=12)
 maybe_text = st.none() | texts
@@ -96,6 +105,13 @@ def reference(schedule: Schedule) -> Any:
 @given(schedules)
 def test_fast_writer_writes_the_reference_document(schedule: Schedule) -> None:
     assert json.loads(schedule_bytes(schedule)) == reference(schedule)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(texts, factor_values, max_size=6) | factor_values)
+def test_factors_passed_through_are_what_the_general_conversion_makes(value: Any) -> None:
+    fast = json.dumps(_fast_jsonable(value), allow_nan=False)
+    assert json.loads(fast) == json.loads(json.dumps(_jsonable(value), allow_nan=False))
 
 
 def test_integers_orjson_cannot_hold_take_the_reference_path(tmp_path: Path) -> None:
