@@ -63,6 +63,21 @@ def test_start_up_imports_nothing_heavy(argv: list[str] | None) -> None:
     assert done.returncode == 0, done.stderr.splitlines()[-1]
 
 
+def test_no_command_module_imports_anything_heavy() -> None:
+    """A usage error of any command (which loads that command's module) stays fast:
+    the modules import what they use inside the command."""
+    done = _python(
+        "import sys\n"
+        "from harness.cli import COMMANDS, main\n"
+        "for name in COMMANDS:\n"
+        "    main([name, '--frobnicate'])\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(heavy, file=sys.stderr)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    assert done.returncode == 0, done.stderr.splitlines()[-1]
+
+
 def test_every_command_is_listed_with_its_own_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     listed = capsys.readouterr().out.split("Commands:")[1]
