@@ -79,7 +79,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "gate": LazyCommand(
         "harness.commands.gate",
-        "CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2).",
+        "CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2/3).",
     ),
     "run": LazyCommand(
         "harness.commands.run",

@@ -58,7 +58,7 @@ class _DefaultToCheck(click.Group):
 
 @click.group("gate", cls=_DefaultToCheck)
 def command() -> None:
-    """CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2).
+    """CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2/3).
 
     \b
     janitor-shadow gate SOURCE --engine E --baseline F.json [options]
