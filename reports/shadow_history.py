@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.service.history import atomic_write
+from harness.atomic import write_atomic
 from reports.html import compact, environment
 from reports.svg import (
     AXIS_COLOUR,
@@ -391,4 +391,4 @@ def render_history(records: Sequence[Mapping[str, Any]]) -> str:
 
 def write_history_report(records: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Write the report atomically (temporary file, then rename)."""
-    atomic_write(Path(path), render_history(records).encode("utf-8"))
+    write_atomic(path, render_history(records))

@@ -96,7 +96,7 @@ def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
     assert [r["cycle"] for r in read_history(path).records] == [8, 9, 10]
     assert prune(path, max_age_s=None, max_records=2, now=now) == 1
     assert [r["cycle"] for r in read_history(path).records] == [9, 10]
-    assert not list(tmp_path.glob(".*.partial"))
+    assert not list(tmp_path.glob(".*.janitor-shadow-tmp"))
 
 
 def test_report_marks_failures_and_escapes_untrusted_names() -> None:

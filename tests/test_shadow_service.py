@@ -481,7 +481,7 @@ def test_sigterm_mid_cycle_stops_cleanly(janitor_db: str, tmp_path: Path, signal
     else:
         assert all(r["status"] == "ok" for r in records)  # the cut cycle left nothing
     assert not (state / "heartbeat.json").exists()
-    assert not list(state.glob(".*.partial"))
+    assert not list(state.glob(".*.janitor-shadow-tmp"))
 
 
 def test_once_against_an_unreachable_database_records_the_failure(

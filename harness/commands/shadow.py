@@ -14,17 +14,14 @@ from pathlib import Path
 
 import click
 
-from harness.errors import ConfigError
-from harness.service.config import (
-    ENQUEUE_ENGINES,
-    load_config,
-    override,
-    parse_duration,
-    validate,
-)
+#: ``enqueue.engine``'s choices (harness.service.config holds the same; imported late).
+ENQUEUE_ENGINES = ("legacy", "new")
 
 
 def _duration(flag: str, value: str | None) -> float | None:
+    from harness.errors import ConfigError
+    from harness.service.config import parse_duration
+
     if value is None:
         return None
     seconds = parse_duration(value, flag)
@@ -34,19 +31,30 @@ def _duration(flag: str, value: str | None) -> float | None:
 
 
 def configure_logging(json_lines: bool) -> None:
-    """The service's and the engines' logs on stderr (JSON lines with ``--log-json``)."""
-    handler = logging.StreamHandler(sys.stderr)
+    """The service's and the engines' logs on stderr: INFO by default (a service
+    says what each cycle did), ``-q`` quieter, ``-v`` more; JSON lines with
+    ``--log-json``; passwords masked either way."""
+    from harness import console
+    from harness.crash import redact_secrets
+
+    class Handler(logging.StreamHandler):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact_secrets(super().format(record))
+
+    handler = Handler(sys.stderr)
     if json_lines:
         from engines.new.logs import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(console.UtcFormatter())
+    verbosity = console.VERBOSITY.level
+    level = logging.INFO if verbosity == 0 else console.log_level(verbosity)
     for name in ("harness.service", "engines.new"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+        logger.setLevel(level)
+        logger.propagate = False  # one line per record, not a second one from the root
 
 
 @click.command("shadow")
@@ -113,6 +121,7 @@ def command(
     per cycle; the report (STATE/report.html) charts it; metrics are served
     with --metrics-port.
     """
+    from harness.service.config import load_config, override, validate
     from harness.service.runner import ShadowService
 
     config = override(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from harness.service.history import read_history
-
 
 @click.command("shadow-report")
 @click.argument("history", type=click.Path(dir_okay=False))
@@ -21,6 +19,7 @@ from harness.service.history import read_history
 )
 def command(history: str, report_path: str, last: int | None) -> int:
     """Render the shadow service's HISTORY (history.jsonl) as an HTML report."""
+    from harness.service.history import read_history
     from reports.shadow_history import write_history_report
 
     records = read_history(history, last=last)

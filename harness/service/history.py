@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +65,7 @@ from typing import Any
 
 import orjson
 
+from harness.atomic import atomic_file
 from harness.errors import InputError
 
 log = logging.getLogger("harness.service")
@@ -194,28 +194,13 @@ def prune(
     dropped = len(records) - len(kept)
     if dropped == 0 and history.skipped == 0:
         return 0
-    atomic_write(
-        path,
-        b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in kept),
-    )
+    with atomic_file(path) as out:  # a reader sees the old history or the new one
+        for record in kept:
+            out.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        out.flush()
+        os.fsync(out.fileno())  # weeks of history: worth a sync, unlike a report
     return dropped
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, ``fsync``, rename over
-    ``path``: a reader (or a crash) sees the old content or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -32,11 +32,12 @@ from typing import Any
 
 import orjson
 
+from harness.atomic import write_atomic
 from harness.errors import ConfigError, ShadowError
 from harness.live import redact_dsn
 from harness.service.config import ServiceConfig
 from harness.service.cycle import ShadowCycle, SnapshotOpener, open_snapshot
-from harness.service.history import append_record, atomic_write, last_cycle, prune, read_history
+from harness.service.history import append_record, last_cycle, prune, read_history
 from harness.service.metrics import ServiceMetrics
 from harness.service.secrets import Scrubber
 
@@ -226,7 +227,7 @@ class ShadowService:
             "cycle": cycle,
             "next_in_s": round(wait, 3),
         }
-        atomic_write(self.config.state_dir / "heartbeat.json", orjson.dumps(beat) + b"\n")
+        write_atomic(self.config.state_dir / "heartbeat.json", orjson.dumps(beat) + b"\n")
 
     def _prune(self, *, force: bool = False) -> None:
         """Apply retention at start, when the record count passes the limit, and

@@ -9,13 +9,10 @@ passwords are replaced, and so is any ``scheme://user:password@`` or
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 MASK = "***"
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|\S+)", re.I)
 
 
 def password_of(url: str | None) -> str | None:
@@ -50,10 +47,11 @@ class Scrubber:
         return cls(secrets)
 
     def __call__(self, text: str) -> str:
+        from harness.crash import redact_secrets
+
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
-        return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+        return redact_secrets(text)
 
 
 def _raw_password(url: str | None) -> str | None:
