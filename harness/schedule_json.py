@@ -19,6 +19,7 @@ from typing import Any
 
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
 from harness.errors import InputError
+from harness.safe_files import load_json
 
 SCHEMA_NAME = "janitor-shadow/schedule"
 SCHEMA_VERSION = 1
@@ -178,12 +179,7 @@ def _queue_item_from_json(row: Mapping[str, Any]) -> QueueItem:
 def read_schedule(path: str | os.PathLike[str]) -> Schedule:
     """Read a schedule JSON file written by :func:`write_schedule`."""
     file = str(path)
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=file) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}", file=file) from exc
+    doc = load_json(path, lambda message: InputError(message, file=file))
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
         raise InputError(f"not a {SCHEMA_NAME} file", file=file, field="schema")
     if doc.get("schema_version") != SCHEMA_VERSION:

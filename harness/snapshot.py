@@ -57,6 +57,7 @@ from engines.model import (
 )
 from harness.errors import InputError
 from harness.run_table import bulk_allocation, read_runs, write_runs
+from harness.safe_files import load_json, load_yaml
 
 FORMAT_NAME = "janitor-shadow-snapshot"
 FORMAT_VERSION = 1
@@ -670,12 +671,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}", file=str(path)) from exc
+    return load_json(path, lambda message: InputError(message, file=str(path)), limit=16 << 20)
 
 
 def _find_table_file(folder: Path, table: str) -> Path | None:
@@ -782,12 +778,7 @@ YAML_OTHER_KEYS = {"format", "version", "as_of", "description", "provenance", "e
 
 def _read_yaml(path: Path) -> _Tables:
     file = str(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=file) from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML: {exc}", file=file) from exc
+    document = load_yaml(path, lambda message: InputError(message, file=file))
     if not isinstance(document, dict):
         raise InputError("expected a mapping at the top level", file=file)
     unknown = set(document) - set(YAML_TABLES) - YAML_OTHER_KEYS
