@@ -94,8 +94,53 @@ def write_runs(runs: Sequence[Run], path: Path) -> int:
     return len(runs)
 
 
-def read_runs(path: Path) -> list[Run]:
-    """Read a run table written by :func:`write_runs`, checking its schema and NULLs."""
+def check_time_order(
+    start: np.ndarray,
+    start_null: np.ndarray,
+    finish: np.ndarray,
+    finish_null: np.ndarray,
+    file: str,
+) -> None:
+    """Refuse a run that finishes before it starts (the schema's ``finish_time >= start_time``).
+
+    Integer microseconds with NULL masks, as the new engine holds them; one
+    vectorised comparison, a few milliseconds for two million runs.
+    """
+    bad = np.flatnonzero((finish < start) & ~start_null & ~finish_null)
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(
+            f"finish_time is before start_time ({int(start[row] - finish[row])} µs earlier; the "
+            "schema requires finish_time >= start_time)",
+            file=file,
+            record=row + 1,
+            field="finish_time",
+        )
+
+
+def check_unique_ids(ids: pa.ChunkedArray, file: str) -> None:
+    """Refuse a repeated run id (the primary key). Costs about a second per million runs,
+    so it is asked only of files no manifest vouches for."""
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return
+    seen: dict[str, int] = {}
+    for row, ident in enumerate(ids.to_pylist()):
+        first = seen.setdefault(ident, row)
+        if first != row:
+            raise InputError(
+                f"duplicate run id {ident!r} (also record {first + 1}; the schema makes it unique)",
+                file=file,
+                record=row + 1,
+                field="id",
+            )
+
+
+def read_runs(path: Path, *, check_ids: bool = True) -> list[Run]:
+    """Read a run table written by :func:`write_runs`, checking its schema, NULLs and times.
+
+    ``check_ids=False`` skips the uniqueness check of run ids, for a file
+    whose manifest vouches for it (written from a table with that primary key).
+    """
     file = str(path)
     try:
         problem = _schema_problem(pq.read_schema(path), file)
@@ -111,6 +156,12 @@ def read_runs(path: Path) -> list[Run]:
         if column.null_count:
             first = column.is_null().to_pylist().index(True)
             raise InputError("expected a string, got null", file=file, record=first + 1, field=name)
+    times = [table.column(name).cast(pa.int64()) for name in ("start_time", "finish_time")]
+    nulls = [column.is_null().to_numpy(zero_copy_only=False) for column in times]
+    values = [column.fill_null(0).to_numpy() for column in times]
+    check_time_order(values[0], nulls[0], values[1], nulls[1], file)
+    if check_ids:
+        check_unique_ids(table.column("id"), file)
     with bulk_allocation():
         columns = [_python_values(table.column(name)) for name in SCHEMA.names]
         details = table.column("failure_details")

@@ -254,7 +254,7 @@ def test_row_order_naming_no_candidate_is_still_reported(tmp_path: Path) -> None
 
     dataset = Dataset(
         as_of=datetime(2025, 6, 1),
-        codebases=(),
+        codebases=(Codebase("a", None, 1),),
         candidates=(Candidate(1, "a", "s", "cmd"),),
         policies=(),
         runs=(),
