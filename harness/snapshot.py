@@ -30,8 +30,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
-from itertools import compress, repeat
-from operator import attrgetter, itemgetter, or_
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_not, itemgetter
 from pathlib import Path
 from types import MemberDescriptorType, NoneType
 from typing import IO, Any, TypeVar
@@ -1053,16 +1054,25 @@ def _build_dataset(raw: _Tables, origin: str) -> Dataset:
                 )
             seen.add(c.key)
     row_order = t["candidate_row_order"]
-    if row_order is not None and not keys.issuperset(row_order):
-        for index, key in enumerate(row_order, start=1):
-            if key not in keys:
-                raise InputError(
-                    f"names no candidate: {key.label()}",
-                    file=origin,
-                    record=f"candidate_row_order {index}",
-                )
     if row_order is not None:
-        _check_row_order_joins(raw, row_order, candidates, origin)
+        # The recorded row order is the legacy query's rows: only candidates its inner joins keep.
+        unjoinable = _unjoinable_keys(raw, candidates)
+        allowed = keys - unjoinable if unjoinable else keys
+        if not allowed.issuperset(row_order):
+            for index, key in enumerate(row_order, start=1):
+                if key not in keys:
+                    raise InputError(
+                        f"names no candidate: {key.label()}",
+                        file=origin,
+                        record=f"candidate_row_order {index}",
+                    )
+                if key not in allowed:
+                    raise InputError(
+                        f"names {key.label()}, which the legacy's candidate query cannot return "
+                        "(its codebase or publish policy is NULL or missing)",
+                        file=origin,
+                        record=f"candidate_row_order {index}",
+                    )
     return Dataset(
         as_of=raw.as_of,
         codebases=tuple(t["codebase"] or ()),
@@ -1079,6 +1089,9 @@ def _build_dataset(raw: _Tables, origin: str) -> Dataset:
 
 
 # ------------------------------------------------- what the schema forbids
+
+
+_NOT_NONE = partial(is_not, None)
 
 
 def _first_duplicate(values: list[Any]) -> tuple[int, int] | None:
@@ -1110,7 +1123,7 @@ def _in_range(
     raw: _Tables, table: str, values: list[Any], field: str, bounds: tuple[int, int], note: str = ""
 ) -> None:
     low, high = bounds
-    present = [v for v in values if v is not None]
+    present = list(filter(_NOT_NONE, values))
     if present and (min(present) < low or max(present) > high):
         index = next(i for i, v in enumerate(values) if v is not None and not low <= v <= high)
         raise InputError(
@@ -1151,7 +1164,7 @@ def _check_schema(raw: _Tables) -> None:
     values = list(map(attrgetter("value"), candidates))
     value_bounds = (1, INT4[1]) if raw.schema_checks else INT4
     _in_range(raw, "candidate", values, "value", value_bounds, " (the schema: value > 0)")
-    chances = [c for c in map(attrgetter("success_chance"), candidates) if c is not None]
+    chances = filter(_NOT_NONE, map(attrgetter("success_chance"), candidates))
     if not all(map(math.isfinite, chances)):
         index = next(
             i
@@ -1202,37 +1215,18 @@ def _references(
     )
 
 
-def _check_row_order_joins(
-    raw: _Tables, row_order: list[CandidateKey], candidates: list[Candidate], origin: str
-) -> None:
-    """The recorded row order is the legacy query's rows: only candidates its inner joins keep."""
-    codebases = set(map(attrgetter("name"), raw.tables["codebase"] or ()))
+def _unjoinable_keys(raw: _Tables, candidates: list[Candidate]) -> set[tuple[Any, ...]]:
+    """Keys of the candidates the legacy's inner joins drop (NULL or unknown policy or codebase)."""
     policies = set(map(attrgetter("name"), raw.tables["named_publish_policy"] or ()))
-    cb_column = list(map(attrgetter("codebase"), candidates))
     policy_column = list(map(attrgetter("publish_policy"), candidates))
-    odd = (set(cb_column) - codebases, set(policy_column) - policies)  # usually {None} policies
-    if not odd[0] and not odd[1]:
-        return
-    unjoinable = set(
-        compress(
-            map(attrgetter("codebase", "suite", "change_set"), candidates),
-            map(
-                or_,
-                map(odd[0].__contains__, cb_column),
-                map(odd[1].__contains__, policy_column),
-            ),
-        )
+    odd_policies = set(policy_column) - policies  # usually {None}, or nothing
+    selected: Iterable[Candidate] = (
+        compress(candidates, map(odd_policies.__contains__, policy_column)) if odd_policies else ()
     )
-    if unjoinable.isdisjoint(row_order):
-        return
-    for index, row_key in enumerate(row_order, start=1):
-        if row_key in unjoinable:
-            raise InputError(
-                f"names {CandidateKey(*row_key).label()}, which the legacy's candidate query cannot return "
-                "(its codebase or publish policy is NULL or missing)",
-                file=raw.labels.get("candidate_row_order", origin),
-                record=index,
-            )
+    if not raw.schema_checks:  # otherwise every candidate's codebase exists
+        codebases = set(map(attrgetter("name"), raw.tables["codebase"] or ()))
+        selected = chain(selected, (c for c in candidates if c.codebase not in codebases))
+    return set(map(attrgetter("codebase", "suite", "change_set"), selected))
 
 
 # ---------------------------------------------------------------- writing
