@@ -283,7 +283,7 @@ def test_finish_before_start_in_parquet_is_refused_by_both_readers(tmp_path: Pat
 
     dataset = small_dataset()
     runs = list(dataset.runs)
-    runs[3] = runs[3]._replace(finish_us=runs[3].start_us - 1)
+    runs[3] = runs[3]._replace(finish_us=START + 2)
     snap = write_snapshot(replace(dataset, runs=tuple(runs)), tmp_path / "snap", columnar_runs=True)
     message = refused_dir(snap)
     assert "run.parquet, record 4, field 'finish_time': finish_time is before start_time" in message
