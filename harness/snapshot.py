@@ -700,7 +700,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
                     yield number, orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise InputError(f"invalid JSON: {exc}", file=str(path), record=number) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read: {exc}", file=str(path)) from exc
 
 
@@ -895,6 +895,12 @@ def verify_table_file(header: _Header, table: str, file: Path) -> None:
         )
 
 
+def _vouched(header: _Header, table: str) -> bool:
+    """Whether the manifest holds a sha256 of the file as stored (then verified)."""
+    entry = header.entries.get(table)
+    return entry is not None and entry.get("sha256") is not None
+
+
 def _check_row_count(header: _Header, table: str, file: Path, count: int) -> None:
     entry = header.entries.get(table)
     if entry is not None and entry["rows"] != count:
@@ -908,7 +914,7 @@ def _check_row_count(header: _Header, table: str, file: Path, count: int) -> Non
 def verify_run_table(path: str | os.PathLike[str], file: Path) -> bool:
     """For a caller that reads a directory's run table itself (``load_snapshot(runs=False)``):
     check it against the manifest (sha256, row count). Returns whether a manifest
-    vouches for the file (then its run ids are the recorded table's, unique)."""
+    vouches for the file by its sha256 (see :func:`harness.run_table.check_unvouched`)."""
     header = _directory_header(Path(path))
     verify_table_file(header, "run", file)
     entry = header.entries.get("run")
@@ -920,7 +926,7 @@ def verify_run_table(path: str | os.PathLike[str], file: Path) -> bool:
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"cannot read Parquet: {exc}", file=str(file)) from exc
         _check_row_count(header, "run", file, rows)
-    return True
+    return _vouched(header, "run")
 
 
 def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
@@ -939,7 +945,7 @@ def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
         labels[table] = str(file)
         verify_table_file(header, table, file)
         if file.suffix == ".parquet":
-            tables[table] = read_runs(file, check_ids=table not in header.entries)
+            tables[table] = read_runs(file, vouched=_vouched(header, table))
         else:
             with bulk_allocation():
                 tables[table] = _decode_table(table, file, decoders[table])

@@ -28,7 +28,7 @@ from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine
 from engines.new.verdict_worker import VerdictWorker
 from harness.errors import InputError
-from harness.run_table import bulk_allocation, check_time_order, check_unique_ids
+from harness.run_table import bulk_allocation, check_time_order, check_unvouched
 from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 
 
@@ -77,14 +77,13 @@ def _aggregate_runs(
     The checks are those ``load_snapshot`` makes of a run table; hashing
     the file mostly releases the GIL, so it overlaps with the small tables' decoding.
     """
+    file = str(runs_file)
     vouched = verify_run_table(snapshot, runs_file)
     try:
+        if not vouched:
+            check_unvouched(pq.read_table(runs_file), file)
         columns = RunColumns.read_parquet(runs_file)
-        ids = None if vouched else pq.read_table(runs_file, columns=["id"]).column("id")
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise InputError(f"cannot read Parquet: {exc}", file=str(runs_file)) from exc
-    file = str(runs_file)
+        raise InputError(f"cannot read Parquet: {exc}", file=file) from exc
     check_time_order(columns.start, columns.start_null, columns.finish, columns.finish_null, file)
-    if ids is not None:
-        check_unique_ids(ids, file)
     return aggregate_run_columns(columns, config, as_of_us)
