@@ -145,6 +145,17 @@ def check_unvouched(table: pa.Table, file: str) -> None:
         raise InputError(f"invalid data: {exc}", file=file) from exc
     if "id" in table.column_names:
         check_unique_ids(table.column("id"), file)
+    if "failure_details" in table.column_names:
+        details = table.column("failure_details")
+        valid = np.flatnonzero(details.is_valid().to_numpy(zero_copy_only=False))
+        texts = details.take(pa.array(valid, pa.int64())).to_pylist()
+        for row, text in zip(valid.tolist(), texts, strict=True):
+            try:
+                orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(
+                    f"invalid JSON: {exc}", file=file, record=row + 1, field="failure_details"
+                ) from exc
 
 
 def read_runs(path: Path, *, vouched: bool = False) -> list[Run]:

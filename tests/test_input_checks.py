@@ -300,3 +300,31 @@ def test_duplicate_run_ids_in_an_unvouched_parquet_table(tmp_path: Path) -> None
     manifest["tables"].pop("run")
     (snap / "snapshot.json").write_text(json.dumps(manifest))
     assert "run.parquet, record 7, field 'id': duplicate run id 'r1'" in refused_dir(snap)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[" * 20_000])
+def test_bad_failure_details_json_in_an_unvouched_parquet_table(tmp_path: Path, text: str) -> None:
+    import pyarrow as pa
+
+    snap = snapshot(tmp_path, columnar_runs=True)
+    table = pq.read_table(snap / "run.parquet")
+    details = table.column("failure_details").to_pylist()
+    details[2] = text
+    index = table.column_names.index("failure_details")
+    table = table.set_column(index, "failure_details", pa.array(details, pa.string()))
+    pq.write_table(table, snap / "run.parquet")
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest["tables"]["run"].pop("sha256")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+    assert "run.parquet, record 3, field 'failure_details': invalid JSON" in refused_dir(snap)
+
+
+def test_deeply_nested_failure_details_in_json_lines(tmp_path: Path) -> None:
+    snap = snapshot(tmp_path, compress=False)
+    lines = (snap / "run.jsonl").read_text().splitlines()
+    lines[1] = lines[1].replace('"failure_details":null', '"failure_details":' + "[" * 20_000)
+    (snap / "run.jsonl").write_text("\n".join(lines) + "\n")
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest.pop("tables")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+    assert "run.jsonl, record 2: invalid JSON: depth limit exceeded" in refused_dir(snap)
