@@ -1187,17 +1187,15 @@ def _check_schema(raw: _Tables) -> None:
         _references(raw, candidates, "publish_policy", set(policy_names), "named_publish_policy")
         _references(raw, candidates, "codebase", set(names), "codebase")
     runs = t["run"]
-    if runs is not None and not raw.labels.get("run", "").endswith(
-        ".parquet"
-    ):  # Parquet: read_runs
-        _unique(raw, "run", list(map(itemgetter(0), runs)), "run id", "id")
+    if runs is not None and not raw.labels.get("run", "").endswith(".parquet"):
+        _unique(raw, "run", list(map(itemgetter(0), runs)), "run id", "id")  # Parquet: read_runs
     queue: list[QueueItem] = t["queue"] or []
     _in_range(raw, "queue", list(map(attrgetter("id"), queue)), "id", INT4)
     _unique(raw, "queue", list(map(attrgetter("id"), queue)), "queue id", "id")
     _unique(raw, "queue", [q.key for q in queue], "queue entry", "change_set")
-    _in_range(
-        raw, "queue", list(map(attrgetter("priority"), queue)), "priority", INT8, "an integer"
-    )
+    _in_range(raw, "queue", list(map(attrgetter("priority"), queue)), "priority", INT8)
+    durations = list(map(attrgetter("estimated_duration_us"), queue))
+    _in_range(raw, "queue", durations, "estimated_duration_us", INT8)
 
 
 def _references(
