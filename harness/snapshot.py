@@ -1157,9 +1157,7 @@ def _check_schema(raw: _Tables) -> None:
     codebases: list[Codebase] = t["codebase"] or []
     names = list(map(attrgetter("name"), codebases))
     _unique(raw, "codebase", names, "codebase name", "name")
-    _in_range(
-        raw, "codebase", list(map(attrgetter("value"), codebases)), "value", INT4, "an integer"
-    )
+    _in_range(raw, "codebase", list(map(attrgetter("value"), codebases)), "value", INT4)
     policies: list[NamedPublishPolicy] = t["named_publish_policy"] or []
     policy_names = list(map(attrgetter("name"), policies))
     _unique(raw, "named_publish_policy", policy_names, "policy name", "name")
