@@ -1004,10 +1004,10 @@ def _read_yaml(path: Path) -> _Tables:
         if not isinstance(rows, list):
             raise InputError(f"expected a list, got {type(rows).__name__}", file=file, field=key)
         tables[table] = _decode_all(enumerate(rows, start=1), decoders[table], f"{file}: {key}")
-    prov = document.get("provenance") or {}
+    prov = _mapping(document.get("provenance"), file, "provenance")
     provenance = Provenance(
         source=str(prov.get("source", f"scenario {path.name}")),
-        recorded_at=prov.get("recorded_at"),
+        recorded_at=_optional_text(prov.get("recorded_at"), file, "provenance.recorded_at"),
         details={"description": document.get("description")} if document.get("description") else {},
     )
     checks = document.get("schema_checks", True)
