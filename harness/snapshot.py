@@ -29,7 +29,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_not, itemgetter
@@ -814,6 +814,8 @@ def _directory_header(path: Path) -> _Header:
 
 
 def _optional_text(value: Any, file: str, field: str) -> str | None:
+    if isinstance(value, date):  # YAML reads an unquoted date or timestamp as one
+        return value.isoformat()
     if value is not None and not isinstance(value, str):
         raise InputError(f"expected a string, got {value!r:.60}", file=file, field=field)
     return value
