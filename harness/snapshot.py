@@ -536,6 +536,8 @@ def _whole_records(path: Path) -> list[Any] | None:
 
 def _decode_table(table: str, path: Path, decode: Callable[[_Row], T]) -> list[T]:
     """A JSON Lines table's records: the fast path if it applies, else record by record."""
+    if path.suffix == ".gz" and path.stat().st_size == 0:  # gzip.decompress(b"") is b""
+        raise InputError("empty file: not even a gzip header (truncated?)", file=str(path))
     fast = _FAST_TABLES.get(table)
     if fast is not None:
         records = _whole_records(path)

@@ -328,3 +328,12 @@ def test_deeply_nested_failure_details_in_json_lines(tmp_path: Path) -> None:
     manifest.pop("tables")
     (snap / "snapshot.json").write_text(json.dumps(manifest))
     assert "run.jsonl, record 2: invalid JSON: depth limit exceeded" in refused_dir(snap)
+
+
+def test_an_empty_gzip_table_without_a_manifest_is_named(tmp_path: Path) -> None:
+    snap = snapshot(tmp_path)
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest.pop("tables")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+    (snap / "candidate.jsonl.gz").write_bytes(b"")
+    assert "candidate.jsonl.gz: empty file: not even a gzip header" in refused_dir(snap)
