@@ -751,7 +751,8 @@ def _table_entries(manifest: Mapping[str, Any], file: str) -> dict[str, Mapping[
         )
         if (
             not isinstance(entry, dict)
-            or entry.get("file") not in names
+            or not isinstance(entry.get("file"), str)
+            or entry["file"] not in names
             or type(entry.get("rows")) is not int
             or entry["rows"] < 0
         ):
