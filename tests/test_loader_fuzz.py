@@ -307,3 +307,32 @@ def test_baseline_fuzz(data: st.DataObject, baseline_document: Any, tmp_path: Pa
     else:
         path.write_bytes(mangle(json.dumps(baseline_document).encode(), data))
     loads_or_one_line(read_baseline, path)
+
+
+# ------------------------------------------- what loads, the engines decide
+
+ENGINE_SPECS = ("legacy", "new:parity", "new:default")
+
+
+@FUZZ
+@given(data=st.data())
+def test_accepted_scenarios_are_decided_by_every_engine(
+    data: st.DataObject, tmp_path: Path
+) -> None:
+    """A scenario the loader accepts holds nothing an engine may crash on."""
+    from engines.base import get_engine
+
+    _, document = YAML_DOCUMENTS["scenario"]
+    for _ in range(data.draw(st.integers(1, 3))):
+        document = mutate(document, data)
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    try:
+        dataset = load_snapshot(path)
+    except ShadowError:
+        return
+    for spec in ENGINE_SPECS:
+        try:
+            get_engine(spec).schedule(dataset)
+        except ShadowError as exc:
+            assert "\n" not in str(exc)
