@@ -515,6 +515,37 @@ _FAST_TABLES: dict[str, _FastTable] = {
 }
 
 
+def _inflation_limit(compressed: int) -> int:
+    """How large a gzip table may inflate: recorded tables inflate about ten-fold; a
+    gzip bomb of a kilobyte would fill gigabytes of memory."""
+    return 100 * compressed + (64 << 20)
+
+
+def _inflated_too_far(limit: int, file: str) -> InputError:
+    return InputError(
+        f"inflates to more than {limit:,} bytes, 100 times its size (a gzip bomb?): refused",
+        file=file,
+    )
+
+
+def _gunzip(data: bytes, file: str) -> bytes:
+    """``gzip.decompress``, every member, refusing to inflate beyond :func:`_inflation_limit`."""
+    limit = _inflation_limit(len(data))
+    parts: list[bytes] = []
+    total = 0
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        part = inflater.decompress(data, limit - total + 1)
+        total += len(part)
+        if total > limit:
+            raise _inflated_too_far(limit, file)
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        parts.append(part)
+        data = inflater.unused_data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _whole_records(path: Path) -> list[Any] | None:
     """Every record of a (gzipped) JSON Lines file, read in one go; ``None`` on any problem.
 
@@ -525,7 +556,7 @@ def _whole_records(path: Path) -> list[Any] | None:
     try:
         data = path.read_bytes()
         if path.suffix == ".gz":
-            data = gzip.decompress(data)
+            data = _gunzip(data, str(path))
         lines = data.split(b"\n")
         if not lines[-1]:
             lines.pop()
@@ -692,10 +723,17 @@ def _decode_all(
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    opener: Callable[..., IO[bytes]] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    compressed = path.suffix == ".gz"
+    opener: Callable[..., IO[bytes]] = gzip.open if compressed else open  # type: ignore[assignment]
     try:
+        limit = _inflation_limit(path.stat().st_size) if compressed else -1
         with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            total = number = 0
+            while line := handle.readline(limit - total + 1 if compressed else -1):
+                number += 1
+                total += len(line)
+                if compressed and total > limit:
+                    raise _inflated_too_far(limit, str(path))
                 if not line.strip():
                     continue
                 try:

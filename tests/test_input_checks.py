@@ -337,3 +337,19 @@ def test_an_empty_gzip_table_without_a_manifest_is_named(tmp_path: Path) -> None
     (snap / "snapshot.json").write_text(json.dumps(manifest))
     (snap / "candidate.jsonl.gz").write_bytes(b"")
     assert "candidate.jsonl.gz: empty file: not even a gzip header" in refused_dir(snap)
+
+
+def test_a_gzip_bomb_table_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    import zlib
+
+    snap = snapshot(tmp_path)
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest.pop("tables")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    bomb = b"".join(squeezer.compress(block) for _ in range(2048)) + squeezer.flush()  # 2 GiB
+    assert len(bomb) < 3 << 20
+    (snap / "codebase.jsonl.gz").write_bytes(bomb)
+    message = refused_dir(snap)
+    assert "codebase.jsonl.gz: inflates to more than" in message and "gzip bomb" in message
