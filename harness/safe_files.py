@@ -8,6 +8,7 @@ full machine or a hang:
 
 * **size**: a file larger than its bound is refused before it is parsed;
 * **encoding**: text must be UTF-8 (the offending byte's offset is named);
+* **values**: at most :data:`MAX_NODES` (PyYAML's nodes are large);
 * **nesting**: at most :data:`MAX_DEPTH` levels (20,000 nested ``[`` would
   otherwise end in a RecursionError of thousands of lines);
 * **aliases**: PyYAML shares an aliased node instead of copying it, so an
@@ -44,6 +45,9 @@ MAX_YAML_BYTES = 64 * 1024 * 1024
 MAX_JSON_BYTES = 1024 * 1024 * 1024
 MAX_DEPTH = 100
 MAX_ALIAS_NODES = 200_000
+#: PyYAML holds about 700 bytes per node while it builds a document: half a
+#: million nodes (a scenario of some 45,000 runs) peak near 400 MB.
+MAX_NODES = 500_000
 
 ErrorFactory = Callable[[str], ShadowError]
 
@@ -54,6 +58,7 @@ class _LimitedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
         self._alias_nodes = 0
         #: id(node) → how many nodes it stands for with every alias under it expanded.
         self._sizes: dict[int, int] = {}
@@ -71,6 +76,15 @@ class _LimitedLoader(yaml.SafeLoader):
                     mark,
                 )
             return node
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise ComposerError(
+                None,
+                None,
+                f"more than {MAX_NODES:,} values: too large for a YAML file "
+                "(record a snapshot directory instead)",
+                self.peek_event().start_mark,
+            )
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise ComposerError(

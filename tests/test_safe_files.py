@@ -121,3 +121,10 @@ def test_deep_json_is_one_line(tmp_path: Path) -> None:
     snapshot.mkdir()
     (snapshot / "snapshot.json").write_text("[" * 20_000)
     assert "invalid JSON" in one_line_error(load_snapshot, snapshot)
+
+
+def test_node_count_bound(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("description: [" + "1, " * (safe_files.MAX_NODES + 10) + "1]\n")
+    message = one_line_error(load_snapshot, path)
+    assert "more than 500,000 values: too large for a YAML file" in message
