@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engines.model import Run
+from engines.model import Run, datetime_to_us
 from harness.errors import InputError
 
 SCHEMA = pa.schema(
@@ -46,6 +47,8 @@ REQUIRED = ("id", "codebase", "suite", "result_code")
 #: Columns with few distinct values (codebases, campaigns, result codes, contexts).
 REPEATING = ("codebase", "suite", "result_code", "instigated_context", "context")
 BATCH_ROWS = 200_000
+#: What Python's datetime can hold, in µs since 1970 (a Parquet timestamp can hold more).
+MIN_US, MAX_US = datetime_to_us(datetime.min), datetime_to_us(datetime.max)
 
 
 @contextmanager
@@ -106,6 +109,19 @@ def check_time_order(
     Integer microseconds with NULL masks, as the new engine holds them; one
     vectorised comparison, a few milliseconds for two million runs.
     """
+    for name, values, nulls in (
+        ("start_time", start, start_null),
+        ("finish_time", finish, finish_null),
+    ):
+        outside = np.flatnonzero(((values < MIN_US) | (values > MAX_US)) & ~nulls)
+        if len(outside):
+            raise InputError(
+                f"expected a timestamp from year 1 to 9999, got {int(values[outside[0]])} µs "
+                "since 1970",
+                file=file,
+                record=int(outside[0]) + 1,
+                field=name,
+            )
     bad = np.flatnonzero((finish < start) & ~start_null & ~finish_null)
     if len(bad):
         row = int(bad[0])

@@ -353,3 +353,21 @@ def test_a_gzip_bomb_table_is_refused_without_inflating_it(tmp_path: Path) -> No
     (snap / "codebase.jsonl.gz").write_bytes(bomb)
     message = refused_dir(snap)
     assert "codebase.jsonl.gz: inflates to more than" in message and "gzip bomb" in message
+
+
+def test_parquet_timestamps_beyond_year_9999_are_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    snap = snapshot(tmp_path, columnar_runs=True)
+    table = pq.read_table(snap / "run.parquet")
+    finish = table.column("finish_time").cast(pa.int64()).to_pylist()
+    finish[4] = 2**62
+    index = table.column_names.index("finish_time")
+    column = pa.array(finish, pa.int64()).cast(pa.timestamp("us"))
+    pq.write_table(table.set_column(index, "finish_time", column), snap / "run.parquet")
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest["tables"].pop("run")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+    assert "run.parquet, record 5, field 'finish_time': expected a timestamp from year 1" in (
+        refused_dir(snap)
+    )
