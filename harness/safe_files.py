@@ -72,7 +72,7 @@ class _LimitedLoader(yaml.SafeLoader):
                 raise ComposerError(
                     None,
                     None,
-                    f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?)",
+                    f"aliases expand to more than {MAX_ALIAS_NODES:,} values (an alias bomb?)",
                     mark,
                 )
             return node
