@@ -245,6 +245,8 @@ def test_config_file_keys_and_flags(tmp_path: Path, capsys: pytest.CaptureFixtur
         ("report: {every_cycle: 'yes'}\n", "key 'report.every_cycle'"),
         ("dsn: 42\n", "key 'dsn'"),
         ("[1, 2]\n", "expected a mapping"),
+        ("interval: 5m\ninterval: 6m\n", "duplicate key 'interval'"),
+        ("interval: [5m\n", "invalid YAML: line"),
     ):
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)

@@ -17,9 +17,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import ConfigError
+from harness.safe_files import load_yaml
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -192,16 +191,7 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     if path is None:
         return config
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{file}: invalid YAML{where}") from None
+    doc = load_yaml(path, lambda message: ConfigError(f"{file}: {message}"), limit=1024 * 1024)
     if doc is None:
         return config
     if not isinstance(doc, Mapping):
