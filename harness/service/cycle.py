@@ -15,6 +15,7 @@ orchestrated). Enqueue goes through :func:`enqueue_decisions`.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
 import time
@@ -61,10 +62,19 @@ def open_snapshot(dsn: str, campaign: str | None) -> Iterator[Snapshot]:
     """SEAM (snapshot): the database as one READ ONLY, REPEATABLE READ transaction
     sees it, for the length of the block (the engines run inside it).
 
-    ``live_dsn`` is cleared so that no engine opens a transaction of its own
-    (which would see a later state of the database): both decide from this
-    one snapshot, held in memory.
+    With the command sessions of :mod:`harness.sources` (``open_input``) the
+    snapshot is exported and held: the dataset holds every run (the legacy
+    decides from memory) and an engine that asks the database itself (the
+    new engine's aggregates) joins that snapshot, so both decide from exactly
+    the same rows. Without them, the whole database is read in one
+    transaction and ``live_dsn`` cleared, so that no engine opens a
+    transaction of its own (which would see a later state of the database).
     """
+    open_input = getattr(importlib.import_module("harness.sources"), "open_input", None)
+    if open_input is not None:
+        with open_input(dsn, campaign=campaign) as source:
+            yield Snapshot(source.dataset(), getattr(source.session, "snapshot", None))
+        return
     from harness.live import read_dataset
 
     dataset = read_dataset(dsn, campaign=campaign)
