@@ -29,6 +29,7 @@ from harness.restore import restore_dataset
 from harness.service.config import ServiceConfig, validate
 from harness.service.history import read_history
 from harness.service.runner import ShadowService
+from harness import sources
 from harness.sources import open_source
 
 pytestmark = pytest.mark.postgres
@@ -107,6 +108,8 @@ def test_cycles_over_a_changing_database_grow_the_history_and_report(
     # the database changed between cycles, and each record saw its own snapshot
     assert [r["candidates"] for r in records] == [800, 795, 790]
     assert len({r["as_of"] for r in records}) == 3
+    if hasattr(sources, "open_input"):  # command sessions: the exported snapshot is named
+        assert all(isinstance(r["snapshot_id"], str) for r in records)
     first = records[0]
     # legacy vs new:default: the plan's engine diverges on purpose
     assert first["divergences"]["real"] > 0
