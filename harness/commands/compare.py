@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 import click
 
 from engines.base import Engine, get_engine
-from engines.model import Dataset, Schedule
+from engines.model import Schedule
+from harness.commands import AS_OF_HELP
+from harness.commands.record import parse_as_of
 from harness.compare import compare_schedules
 from harness.comparison_model import Comparison
 from harness.errors import InputError, ShadowError
 from harness.noise import NoiseProfile, measure_noise, noise_runs
-from harness.sources import open_source
+from harness.sources import Input, open_input
 from harness.tolerances import Settings, load_settings
 from harness.waivers import Waiver, describe, load_waivers
 
@@ -84,6 +86,7 @@ def output_options(func: F) -> F:
             type=click.IntRange(min=0),
             help="Real divergences allowed before exit code 1.",
         ),
+        click.option("--as-of", "as_of", help=AS_OF_HELP),
         click.option("--campaign", help="Only this campaign (live databases)."),
         click.option(
             "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
@@ -121,10 +124,10 @@ def resolve_engine(spec: str) -> Engine:
     return get_engine(spec)
 
 
-def run_engine(engine: Engine, dataset: Dataset) -> Schedule:
+def run_engine(engine: Engine, source: Input) -> Schedule:
     """Run an engine; an engine that crashes is bad input for the comparison, not a traceback."""
     try:
-        return engine.schedule(dataset)
+        return source.schedule(engine)
     except ShadowError:
         raise
     except Exception as exc:
@@ -136,9 +139,10 @@ class EngineFailed(ShadowError):
 
 
 def measure(
-    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
+    engine: Engine, source: Input, reference: Schedule, seed: int, settings: Settings
 ) -> NoiseProfile:
-    runs = noise_runs(engine, dataset, seed=seed)
+    """The reference engine against itself, on the same input (and snapshot)."""
+    runs = noise_runs(engine, source.dataset_for(engine), seed=seed)
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
 
 
@@ -233,6 +237,7 @@ def command(
     noise: bool,
     seed: int,
     budget: int,
+    as_of: str | None,
     campaign: str | None,
     codebases: tuple[str, ...],
     report_path: str | None,
@@ -250,17 +255,19 @@ def command(
     """
     settings, waivers = load_config(tolerances_path, waivers_path)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
+    moment = parse_as_of(as_of)
     progress = Progress(5 if noise else 4)
-    with progress.step(f"reading {source}"):
-        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    with progress.step(f"running A ({engine_a})"):
-        schedule_a = run_engine(a, dataset)
-    with progress.step(f"running B ({engine_b})"):
-        schedule_b = run_engine(b, dataset)
-    profile = None
-    if noise:
-        with progress.step(f"noise baseline ({engine_a} against itself)"):
-            profile = measure(a, dataset, schedule_a, seed, settings)
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        with progress.step(f"reading {source}"):
+            opened.prepare(a, b)
+        with progress.step(f"running A ({engine_a})"):
+            schedule_a = run_engine(a, opened)
+        with progress.step(f"running B ({engine_b})"):
+            schedule_b = run_engine(b, opened)
+        profile = None
+        if noise:
+            with progress.step(f"noise baseline ({engine_a} against itself)"):
+                profile = measure(a, opened, schedule_a, seed, settings)
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,

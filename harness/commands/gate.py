@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from engines.model import Schedule
-from harness.commands import source_filters
+from harness.commands import as_of_option, source_filters
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -29,10 +29,11 @@ from harness.commands.compare import (
     write_outputs,
     writing,
 )
+from harness.commands.record import parse_as_of
 from harness.compare import compare_schedules
 from harness.errors import InputError, ShadowError
 from harness.schedule_json import read_schedule, write_schedule
-from harness.sources import open_source
+from harness.sources import open_input
 
 
 def read_baseline(path: str) -> Schedule:
@@ -87,6 +88,7 @@ def check(
     noise: bool,
     seed: int,
     budget: int,
+    as_of: str | None,
     campaign: str | None,
     codebases: tuple[str, ...],
     report_path: str | None,
@@ -97,15 +99,17 @@ def check(
     settings, waivers = load_config(tolerances_path, waivers_path)
     baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
+    moment = parse_as_of(as_of)
     progress = Progress(4 if noise else 3)
-    with progress.step(f"reading {source}"):
-        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    with progress.step(f"running {engine_spec}"):
-        fresh = run_engine(engine, dataset)
-    profile = None
-    if noise:
-        with progress.step(f"noise baseline ({engine_spec} against itself)"):
-            profile = measure(engine, dataset, fresh, seed, settings)
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        with progress.step(f"reading {source}"):
+            opened.prepare(engine)
+        with progress.step(f"running {engine_spec}"):
+            fresh = run_engine(engine, opened)
+        profile = None
+        if noise:
+            with progress.step(f"noise baseline ({engine_spec} against itself)"):
+                profile = measure(engine, opened, fresh, seed, settings)
     comparison = compare_schedules(
         baseline,
         fresh,
@@ -133,17 +137,21 @@ def check(
     help="Where to store the baseline schedule JSON (replaced if it exists).",
 )
 @source_filters
+@as_of_option
 def accept(
     source: str,
     engine_spec: str,
     baseline_path: str,
     campaign: str | None,
     codebases: tuple[str, ...],
+    as_of: str | None = None,
 ) -> int:
     """Store ENGINE's current schedule on SOURCE as the new baseline."""
     engine = resolve_engine(engine_spec)
-    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    schedule = run_engine(engine, dataset)
+    with open_input(
+        source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+    ) as opened:
+        schedule = run_engine(engine, opened)
     previous = None
     if Path(baseline_path).exists():
         previous = compare_schedules(read_baseline(baseline_path), schedule, source_a=baseline_path)

@@ -16,11 +16,12 @@ import click
 from engines.base import get_engine
 from engines.new.metrics import SchedulingMetrics
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
-from harness.commands import source_filters
+from harness.commands import as_of_option, source_filters
+from harness.commands.record import parse_as_of
 from harness.commands.schedule import format_queue_head, summary_line
 from harness.errors import ShadowError
 from harness.schedule_json import write_schedule
-from harness.sources import open_source
+from harness.sources import open_input
 
 
 @click.command("run")
@@ -63,6 +64,7 @@ from harness.sources import open_source
 @click.option("--linger", default=0.0, show_default=True, help="Seconds to keep serving metrics.")
 @click.option("--pushgateway", help="Push the metrics to this Prometheus Pushgateway (host:port).")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
+@as_of_option
 def command(
     source: str,
     mode: str,
@@ -76,6 +78,7 @@ def command(
     linger: float,
     pushgateway: str | None,
     log_json: bool,
+    as_of: str | None = None,
 ) -> int:
     """Schedule SOURCE with the new engine in MODE and print the head of the resulting queue."""
     if log_json:
@@ -92,10 +95,14 @@ def command(
     if hasattr(engine, "metrics"):
         engine.metrics = metrics
     legacy = get_engine(legacy_spec)
-    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    result = SchedulingOrchestrator(engine, legacy, mode, metrics=metrics).schedule_candidates(
-        dataset
-    )
+    moment = parse_as_of(as_of)
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        # Both engines on one snapshot; the full dataset only if one of them needs it.
+        engines = (engine,) if mode == "new" else (engine, legacy)
+        dataset = opened.dataset_for(*engines)
+        result = SchedulingOrchestrator(engine, legacy, mode, metrics=metrics).schedule_candidates(
+            dataset
+        )
     schedule = result.schedule
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))

@@ -6,7 +6,7 @@ import click
 
 from engines.base import get_engine
 from engines.model import Schedule
-from harness.commands import source_filters
+from harness.commands import as_of_option, source_filters
 from harness.schedule_json import write_schedule
 from harness.sources import schedule_source
 
@@ -67,11 +67,7 @@ def summary_line(schedule: Schedule) -> str:
     help="Write the whole schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
-@click.option(
-    "--as-of",
-    "as_of",
-    help="Schedule as if now were this naive-UTC time (default: the source's own moment).",
-)
+@as_of_option
 def command(
     source: str,
     engine_spec: str,
