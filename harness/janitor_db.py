@@ -127,18 +127,29 @@ def _where(conditions: list[sql.Composable]) -> sql.Composable:
     return sql.Composed([sql.SQL(" WHERE "), sql.SQL(" AND ").join(conditions)])
 
 
+def _filters(
+    campaign: str | None,
+    codebases: Sequence[str] | None,
+    suite: str = "suite",
+    codebase: str = "codebase",
+) -> tuple[list[sql.Composable], list[Any]]:
+    """The campaign and codebase filters on the given columns, and their parameters."""
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    if campaign is not None:
+        conditions.append(sql.SQL("{} = %s").format(sql.SQL(suite)))
+        params.append(campaign)
+    if codebases is not None:
+        conditions.append(sql.SQL("{} = ANY(%s::text[])").format(sql.SQL(codebase)))
+        params.append(list(codebases))
+    return conditions, params
+
+
 def candidate_query(
     campaign: str | None = None, codebases: Sequence[str] | None = None
 ) -> tuple[sql.SQL | sql.Composed, list[Any]]:
     """The candidate query with the legacy's optional filters, and its parameters."""
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if campaign is not None:
-        conditions.append(sql.SQL("candidate.suite = %s"))
-        params.append(campaign)
-    if codebases is not None:
-        conditions.append(sql.SQL("codebase.name = ANY(%s::text[])"))
-        params.append(list(codebases))
+    conditions, params = _filters(campaign, codebases, "candidate.suite", "codebase.name")
     if not conditions:
         return sql.SQL(CANDIDATE_QUERY), params
     return sql.Composed([sql.SQL(CANDIDATE_QUERY), _where(conditions)]), params
@@ -338,14 +349,7 @@ def read_candidates(
     campaign: str | None = None,
     codebases: Sequence[str] | None = None,
 ) -> list[Candidate]:
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if campaign is not None:
-        conditions.append(sql.SQL("suite = %s"))
-        params.append(campaign)
-    if codebases is not None:
-        conditions.append(sql.SQL("codebase = ANY(%s::text[])"))
-        params.append(list(codebases))
+    conditions, params = _filters(campaign, codebases)
     query = sql.Composed(
         [
             sql.SQL(f"SELECT {CANDIDATE_COLUMNS} FROM candidate"),
@@ -413,14 +417,7 @@ def _sample(
     seed: int,
 ) -> list[str]:
     """``size`` candidate codebases drawn with ``seed`` (sorted: reproducible)."""
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if campaign is not None:
-        conditions.append(sql.SQL("suite = %s"))
-        params.append(campaign)
-    if codebases is not None:
-        conditions.append(sql.SQL("codebase = ANY(%s::text[])"))
-        params.append(list(codebases))
+    conditions, params = _filters(campaign, codebases)
     query = sql.Composed([sql.SQL("SELECT DISTINCT codebase FROM candidate"), _where(conditions)])
     names = sorted(r[0] for r in conn.execute(query, params))
     return sorted(random.Random(seed).sample(names, min(size, len(names))))

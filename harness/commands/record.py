@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from harness.errors import InputError, SourceError
-from harness.live import read_dataset
+from harness.janitor_db import read_dataset
 from harness.snapshot import dataset_to_yaml, write_snapshot
 from harness.sources import is_dsn
 
