@@ -298,3 +298,36 @@ def test_no_password_in_provenance_or_errors(janitor_db: str) -> None:
             pass
     assert "s3cret" not in str(caught.value)
     assert "cannot join the command's snapshot" in str(caught.value)
+
+
+def test_engines_declare_what_they_read() -> None:
+    from engines.base import ReadsDatabase, ReadsSnapshot, get_engine
+
+    new, memory, sql = (get_engine(n) for n in ("new:parity", "legacy", "legacy:sql"))
+    assert isinstance(new, ReadsDatabase) and isinstance(new, ReadsSnapshot)
+    assert not isinstance(memory, ReadsDatabase) and not isinstance(memory, ReadsSnapshot)
+    assert isinstance(sql, ReadsDatabase) and not isinstance(sql, ReadsSnapshot)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "full_reads"),
+    [("legacy", "new:parity", True), ("legacy:sql", "new:parity", False)],
+)
+def test_compare_reads_the_runs_only_for_an_engine_that_needs_them(
+    janitor_db: str, a: str, b: str, full_reads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.janitor_db import JanitorSession
+
+    restore_dataset(load_snapshot(VECTORS / "small"), janitor_db)
+    reads: list[bool] = []
+    original = JanitorSession._read
+
+    def counting(self: JanitorSession, *, runs: bool) -> Any:
+        reads.append(runs)
+        return original(self, runs=runs)
+
+    monkeypatch.setattr(JanitorSession, "_read", counting)
+    argv = ["compare", janitor_db, "--a", a, "--b", b, "--waivers", WAIVERS, "--as-of", AS_OF]
+    assert main(argv) == 0
+    # one read of the tables in all, with every run only when an engine needs them
+    assert reads == ([True] if full_reads else [False])
