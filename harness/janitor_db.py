@@ -515,10 +515,11 @@ class JanitorSession:
         return self._dataset
 
     def rows(self) -> Dataset:
-        """Everything but the runs (engines that ask the database for aggregates)."""
+        """Everything but the runs and the Debian versions, for engines that ask the
+        database for what they need of those (read once)."""
         if self._rows is None:
             if self._dataset is not None:
-                self._rows = replace(self._dataset, runs=())
+                self._rows = replace(self._dataset, runs=(), debian_versions=None)
             else:
                 self._rows = self._read(runs=False)
         return self._rows
@@ -532,8 +533,9 @@ class JanitorSession:
             self._checked = True
         campaign, codebases = self.campaign, self.codebases
         notes = list(self.notes)
-        versions = read_debian_versions(conn)
-        if versions is None:
+        # The engines that read the database ask it for the versions they need.
+        versions = read_debian_versions(conn) if runs else None
+        if not table_exists(conn, "all_debian_versions"):
             notes.append("no all_debian_versions table: dependency checks cannot be answered")
         details = self.details()
         if notes:
