@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from engines.base import Engine, get_engine
-from engines.model import Schedule
+from engines.model import Dataset, Schedule
 from harness.commands import AS_OF_HELP
 from harness.commands.record import parse_as_of
 from harness.compare import compare_schedules
@@ -139,10 +139,10 @@ class EngineFailed(ShadowError):
 
 
 def measure(
-    engine: Engine, source: Input, reference: Schedule, seed: int, settings: Settings
+    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
 ) -> NoiseProfile:
-    """The reference engine against itself, on the same input (and snapshot)."""
-    runs = noise_runs(engine, source.dataset_for(engine), seed=seed)
+    """The reference engine against itself (a live ``dataset``: on its snapshot)."""
+    runs = noise_runs(engine, dataset, seed=seed)
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
 
 
@@ -267,7 +267,7 @@ def command(
         profile = None
         if noise:
             with progress.step(f"noise baseline ({engine_a} against itself)"):
-                profile = measure(a, opened, schedule_a, seed, settings)
+                profile = measure(a, opened.dataset_for(a), schedule_a, seed, settings)
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,

@@ -109,7 +109,7 @@ def check(
         profile = None
         if noise:
             with progress.step(f"noise baseline ({engine_spec} against itself)"):
-                profile = measure(engine, opened, fresh, seed, settings)
+                profile = measure(engine, opened.dataset_for(engine), fresh, seed, settings)
     comparison = compare_schedules(
         baseline,
         fresh,
