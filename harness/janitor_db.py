@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.composite import CompositeInfo, register_composite
 
 from engines.model import (
     Candidate,
@@ -232,6 +233,15 @@ def policy_entries(value: Any) -> tuple[PolicyEntry, ...] | None:
         )
         for e in value
     )
+
+
+def register_policy_type(conn: psycopg.Connection) -> CompositeInfo:
+    """Load ``branch_publish_policy`` composites as named tuples (extra columns are fine)."""
+    info = CompositeInfo.fetch(conn, "branch_publish_policy")
+    if info is None:
+        raise SourceError("the database has no type branch_publish_policy: not a Janitor schema")
+    register_composite(info, conn)
+    return info
 
 
 # -------------------------------------------------------------- connections

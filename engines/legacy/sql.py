@@ -26,7 +26,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.composite import CompositeInfo, register_composite
 
 from engines.legacy.core import (
     DEBVERSION_OPERATORS,
@@ -43,6 +42,7 @@ from harness.janitor_db import (
     candidate_query,
     joined_connection,
     policy_entries,
+    register_policy_type,
 )
 
 __all__ = ["CANDIDATE_QUERY", "SqlData", "candidate_query", "legacy_error", "policy_entries"]
@@ -71,14 +71,6 @@ AVG_BY_CAMPAIGN_QUERY = (
     "WHERE failure_transient is not True AND suite = %s"
 )
 DEP_QUERY = "SELECT 1 FROM all_debian_versions WHERE source = %s"
-
-
-def register_policy_type(conn: psycopg.Connection) -> None:
-    """Load ``branch_publish_policy`` composites as named tuples (extra columns are fine)."""
-    info = CompositeInfo.fetch(conn, "branch_publish_policy")
-    if info is None:
-        raise SourceError("the database has no type branch_publish_policy: not a Janitor schema")
-    register_composite(info, conn)
 
 
 # asyncpg's exception names where they are not psycopg's name plus "Error".
