@@ -22,7 +22,9 @@ and its wall time (start-up included) is printed against the issue's target:
 
 The comparisons run with stderr on a pseudo-terminal, so their own progress
 lines (reading, A, B, noise, comparing) give the phases; "outputs" is what
-is left (writing the report files, start-up).
+is left (writing the report files, start-up). The client's CPU time is
+printed beside each wall time: on a busy machine it says what the command
+itself cost (the server's share is not in it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import pty
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,6 +67,7 @@ def run(label: str, argv: Sequence[str], *, phases: bool = False) -> float:
     master = slave = None
     if phases:
         master, slave = pty.openpty()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave if phases else subprocess.PIPE
@@ -85,6 +89,8 @@ def run(label: str, argv: Sequence[str], *, phases: bool = False) -> float:
         err = b"".join(chunks)
     out, err2 = proc.communicate()
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     err += err2 or b""
     target = TARGETS.get(label)
     verdict = (
@@ -92,7 +98,10 @@ def run(label: str, argv: Sequence[str], *, phases: bool = False) -> float:
         if target is None
         else f"  target ≤ {target:g} s: {'met' if elapsed <= target else 'MISSED'}"
     )
-    print(f"{label:52s} {elapsed:8.2f} s  exit {proc.returncode}{verdict}", flush=True)
+    print(
+        f"{label:52s} {elapsed:8.2f} s (client CPU {cpu:6.2f} s)  exit {proc.returncode}{verdict}",
+        flush=True,
+    )
     if proc.returncode not in (0, 1):
         print(err.decode(errors="replace")[-2000:], file=sys.stderr)
     if phases:
