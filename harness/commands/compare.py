@@ -65,7 +65,7 @@ def output_options(func: F) -> F:
             help="Real divergences allowed before exit code 1.",
         ),
         click.option("--as-of", "as_of", help=AS_OF_HELP),
-        click.option("--campaign", help="Only this campaign (live databases)."),
+        click.option("--campaign", help="Only this campaign's candidates."),
         click.option(
             "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
         ),
@@ -90,6 +90,12 @@ def output_options(func: F) -> F:
             callback=output_path,
             help="Write JUnit XML.",
         ),
+        click.option(
+            "--allow-empty",
+            is_flag=True,
+            help="Compare even when SOURCE (after the filters) has no candidate; "
+            "without it that is bad input (exit 2), never a vacuous pass.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -105,6 +111,25 @@ def load_config(
     settings = load_settings(tolerances_path)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
+
+
+def require_candidates(
+    dataset: Dataset,
+    source: str,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    allow_empty: bool,
+) -> None:
+    """Zero candidates would PASS any comparison: an empty database or a misspelled
+    --campaign must not look like success in CI."""
+    if dataset.candidates or allow_empty:
+        return
+    from harness.sources import describe_source
+
+    raise InputError(
+        f"nothing to compare: 0 candidates in {describe_source(source, campaign, codebases)} "
+        "(--allow-empty accepts that)"
+    )
 
 
 def resolve_engine(spec: str) -> Engine:
@@ -238,6 +263,7 @@ def command(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    allow_empty: bool,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -261,6 +287,7 @@ def command(
     with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
         with progress.step(f"reading {source}"):
             opened.prepare(a, b)
+        require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
         with progress.step(f"running A ({engine_a})"):
             schedule_a = run_engine(a, opened)
         with progress.step(f"running B ({engine_b})"):

@@ -23,6 +23,7 @@ from harness.commands.compare import (
     load_config,
     measure,
     output_options,
+    require_candidates,
     resolve_engine,
     run_engine,
     verdict_text,
@@ -95,6 +96,7 @@ def check(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    allow_empty: bool,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
     from harness.commands.record import parse_as_of
@@ -109,6 +111,7 @@ def check(
     with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
         with progress.step(f"reading {source}"):
             opened.prepare(engine)
+        require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
         with progress.step(f"running {engine_spec}"):
             fresh = run_engine(engine, opened)
         profile = None
