@@ -1,0 +1,279 @@
+"""What an enqueue writes, and the one protocol both queue targets implement.
+
+The new engine's schedule becomes a list of :class:`EnqueueItem`, in the
+order workers must take them. A target compares them with what it holds
+(:meth:`QueueTarget.plan`: nothing is written) and then writes them
+(:meth:`QueueTarget.apply`) in batches, each batch all or nothing. Both
+targets re-add an item with the Janitor's upsert rule (legacy spec §7), so
+enqueueing the same schedule twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule
+from harness.errors import ShadowError
+
+#: Items per batch: one MULTI/EXEC (Redis) or one transaction (queue table).
+DEFAULT_BATCH_SIZE = 1000
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class EnqueueError(ShadowError):
+    """A queue target that cannot be opened, read or written (never shows a password)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (in the user part or a ``password`` query key)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, hostinfo = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{hostinfo}" if user else hostinfo
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub(message: str, url: str) -> str:
+    """First line of an error message, with the URL's password masked if a library echoed it."""
+    text = message.strip().splitlines()[0] if message.strip() else ""
+    parts = urlsplit(url)
+    secrets = [parts.password, unquote(parts.password)] if parts.password else []
+    secrets += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueItem:
+    """One queue entry as a target stores it; ``priority`` is a bigint, exactly."""
+
+    codebase: str
+    campaign: str
+    change_set: str | None
+    command: str | None
+    bucket: str
+    priority: int
+    context: str | None = None
+    estimated_duration_us: int | None = None
+    refresh: bool = False
+    requester: str | None = None
+    branch_url: str | None = None
+
+    @property
+    def key(self) -> CandidateKey:
+        return CandidateKey(self.codebase, self.campaign, self.change_set)
+
+    def payload(self) -> tuple[Any, ...]:
+        """Everything but the key and the position: what an update may change."""
+        return (
+            self.command,
+            self.context,
+            self.estimated_duration_us,
+            self.refresh,
+            self.requester,
+            self.branch_url,
+        )
+
+    @classmethod
+    def from_queue_item(cls, row: QueueItem) -> EnqueueItem:
+        return cls(
+            codebase=row.codebase,
+            campaign=row.suite,
+            change_set=row.change_set,
+            command=row.command,
+            bucket=row.bucket,
+            priority=row.priority,
+            context=row.context,
+            estimated_duration_us=row.estimated_duration_us,
+            refresh=row.refresh,
+            requester=row.requester,
+            branch_url=row.branch_url,
+        )
+
+
+def overwrites(existing_bucket: str, existing_priority: int, bucket: str, priority: int) -> bool:
+    """The legacy's upsert condition: does a re-add replace the existing entry?
+
+    ``existing.bucket >= new.bucket OR (same bucket AND existing.priority >=
+    new.priority)`` in the enum's order; with equal buckets the first part is
+    already true, so a re-add in the same bucket always overwrites.
+    """
+    old_rank, new_rank = BUCKET_RANK[existing_bucket], BUCKET_RANK[bucket]
+    return old_rank >= new_rank or (old_rank == new_rank and existing_priority >= priority)
+
+
+class Action(Enum):
+    ADD = "add"  # not in the queue: inserted
+    MOVE = "move"  # overwritten with another bucket or priority
+    UPDATE = "update"  # overwritten in place: same bucket and priority, other payload
+    UNCHANGED = "unchanged"  # overwritten with identical values: nothing to write
+    KEEP = "keep"  # the upsert rule keeps the existing entry (a more urgent bucket)
+
+    @property
+    def writes(self) -> bool:
+        return self in (Action.ADD, Action.MOVE, Action.UPDATE)
+
+
+def classify(item: EnqueueItem, existing: EnqueueItem | None) -> Action:
+    """What re-adding ``item`` over ``existing`` does under the upsert rule."""
+    if existing is None:
+        return Action.ADD
+    if not overwrites(existing.bucket, existing.priority, item.bucket, item.priority):
+        return Action.KEEP
+    if (existing.bucket, existing.priority) != (item.bucket, item.priority):
+        return Action.MOVE
+    if existing.payload() != item.payload():
+        return Action.UPDATE
+    return Action.UNCHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    item: EnqueueItem
+    action: Action
+    #: The entry the target holds now (``None``: absent).
+    existing: EnqueueItem | None = None
+
+
+@dataclass(frozen=True)
+class EnqueueCounts:
+    added: int = 0
+    moved: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept: int = 0
+
+    @property
+    def left_alone(self) -> int:
+        return self.unchanged + self.kept
+
+    @property
+    def written(self) -> int:
+        return self.added + self.moved + self.updated
+
+    @classmethod
+    def of(cls, actions: Iterable[Action]) -> EnqueueCounts:
+        tally = dict.fromkeys(Action, 0)
+        for action in actions:
+            tally[action] += 1
+        return cls(
+            added=tally[Action.ADD],
+            moved=tally[Action.MOVE],
+            updated=tally[Action.UPDATE],
+            unchanged=tally[Action.UNCHANGED],
+            kept=tally[Action.KEEP],
+        )
+
+    def __add__(self, other: EnqueueCounts) -> EnqueueCounts:
+        return EnqueueCounts(
+            self.added + other.added,
+            self.moved + other.moved,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.kept + other.kept,
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "moved": self.moved,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "kept": self.kept,
+        }
+
+
+@dataclass(frozen=True)
+class EnqueuePlan:
+    """What applying would do, item by item, in the order the items are written."""
+
+    target: str  # the target's URL, without its password
+    entries: tuple[PlanEntry, ...]
+
+    @property
+    def items(self) -> tuple[EnqueueItem, ...]:
+        return tuple(e.item for e in self.entries)
+
+    @property
+    def counts(self) -> EnqueueCounts:
+        return EnqueueCounts.of(e.action for e in self.entries)
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What :meth:`QueueTarget.apply` did (decided again at write time, atomically)."""
+
+    target: str
+    counts: EnqueueCounts
+    batches: int
+    #: ``should_stop`` answered yes between two batches: the rest was not written.
+    stopped: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class QueueTarget(Protocol):
+    """A queue the new engine's decisions are written to (Redis or the queue table)."""
+
+    #: The URL without its password: safe to print and log.
+    url: str
+
+    def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
+        """Compare the schedule's entries (or these items) with the queue; reads only."""
+        ...
+
+    def apply(
+        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
+    ) -> EnqueueResult:
+        """Write the plan's items in batches, each wholly or not at all.
+
+        The upsert rule is applied again against the queue as it is at write
+        time (the plan may be stale); ``should_stop`` is asked before each
+        batch, so a service stopping never leaves a partial batch.
+        """
+        ...
+
+    def entries(self) -> list[EnqueueItem]:
+        """The whole queue in the order workers take it (bucket, priority, insertion)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def as_items(schedule: Schedule | Sequence[EnqueueItem]) -> list[EnqueueItem]:
+    """A schedule's entries (:func:`items_from_schedule`), or the items as given."""
+    if isinstance(schedule, Schedule):
+        return items_from_schedule(schedule)
+    return list(schedule)
+
+
+def items_from_schedule(schedule: Schedule) -> list[EnqueueItem]:
+    """The queue entries the schedule's decisions produced, in worker order.
+
+    Entries the schedule's queue held before the run (and no decision
+    touched) are not the engine's to write. An entry whose re-add the upsert
+    rule refused is written as the queue holds it, so the target ends up as
+    the schedule says.
+    """
+    decided = {d.key for d in schedule.decisions if d.error is None}
+    return [EnqueueItem.from_queue_item(row) for row in schedule.queue if row.key in decided]

@@ -1,0 +1,366 @@
+"""The new engine's queue in Redis (migration plan §3.1), with the queue table's semantics.
+
+Layout under a key prefix (default ``queue``):
+
+* ``{prefix}:{bucket}`` — one sorted set per bucket, scored by priority;
+* ``{prefix}:items`` — a hash: item id → the entry's payload (JSON);
+* ``{prefix}:seq`` — a counter that numbers entries at their first add, as
+  the table's ``id`` sequence does (an entry keeps its number when re-added).
+
+The item id is the JSON array ``[codebase, campaign, change_set]``, the queue
+table's unique key. A sorted-set member is that id behind a fixed-width
+prefix, ``{priority+2**63:016x}{seq:016x}:``. Why the prefix: priorities are
+bigints, and a score (a double) holds integers exactly only up to 2**53,
+which the legacy's offsets can pass (a tiny success probability times a long
+run); Redis orders equal scores by member bytes, and the prefix makes that
+order the exact priority and then the sequence. The score is ``float(priority)``,
+monotone in the priority, so ``(score, member)`` order is ``(priority, seq)``
+for every bigint, and ties break as the table's id would. A member therefore
+changes when its entry moves; the payload records the current member.
+
+Writes go in batches, each one ``WATCH``/``MULTI``/``EXEC`` transaction: the
+upsert rule is decided on what the batch read, and if anything touched the
+queue in between (a worker took an item) the batch is decided again. Readers
+and workers never see part of a batch, and a server killed mid-batch comes
+back (AOF) with the batch wholly there or wholly absent. Taking the next item
+is one Lua script over the buckets in order, so no two workers get the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+import redis
+from redis.exceptions import WatchError
+
+from engines.model import BUCKETS, CandidateKey, Schedule
+from harness.enqueue.plan import (
+    DEFAULT_BATCH_SIZE,
+    INT64_MAX,
+    INT64_MIN,
+    Action,
+    EnqueueCounts,
+    EnqueueError,
+    EnqueueItem,
+    EnqueuePlan,
+    EnqueueResult,
+    PlanEntry,
+    as_items,
+    classify,
+    redact_url,
+    scrub,
+)
+
+#: Width of a member's sort prefix: 16 hex digits of priority, 16 of sequence, ':'.
+PREFIX_LENGTH = 33
+#: How often a batch is decided again when workers keep changing the queue under it.
+MAX_ATTEMPTS = 50
+
+#: KEYS: the bucket sets in bucket order, then the items hash. Returns the payload or nil.
+_TAKE = """
+local items = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
+  local popped = redis.call('ZPOPMIN', KEYS[i])
+  if popped[1] then
+    local id = string.sub(popped[1], 34)
+    local payload = redis.call('HGET', items, id)
+    redis.call('HDEL', items, id)
+    return payload
+  end
+end
+return false
+"""
+
+#: KEYS as _TAKE; ARGV: the item id, then the bucket names in bucket order.
+_POSITION = """
+local payload = redis.call('HGET', KEYS[#KEYS], ARGV[1])
+if not payload then return false end
+local entry = cjson.decode(payload)
+local position = 0
+for i = 1, #KEYS - 1 do
+  if ARGV[i + 1] == entry['bucket'] then
+    local rank = redis.call('ZRANK', KEYS[i], entry['member'])
+    if not rank then return false end
+    return position + rank
+  end
+  position = position + redis.call('ZCARD', KEYS[i])
+end
+return false
+"""
+
+
+def item_id(key: CandidateKey) -> str:
+    """The stable id of a queue entry: its unique key as a JSON array."""
+    return orjson.dumps([key.codebase, key.campaign, key.change_set]).decode()
+
+
+def member(priority: int, seq: int, ident: str) -> str:
+    return f"{priority - INT64_MIN:016x}{seq:016x}:{ident}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    item: EnqueueItem
+    seq: int
+    member: str
+
+
+def _encode(item: EnqueueItem, seq: int, sort_member: str) -> bytes:
+    return orjson.dumps(
+        {
+            "codebase": item.codebase,
+            "campaign": item.campaign,
+            "change_set": item.change_set,
+            "command": item.command,
+            "bucket": item.bucket,
+            "priority": item.priority,
+            "context": item.context,
+            "estimated_duration_us": item.estimated_duration_us,
+            "refresh": item.refresh,
+            "requester": item.requester,
+            "branch_url": item.branch_url,
+            "seq": seq,
+            "member": sort_member,
+        }
+    )
+
+
+def _decode(raw: str | bytes) -> _Stored:
+    data = orjson.loads(raw)
+    item = EnqueueItem(
+        codebase=data["codebase"],
+        campaign=data["campaign"],
+        change_set=data["change_set"],
+        command=data["command"],
+        bucket=data["bucket"],
+        priority=data["priority"],
+        context=data["context"],
+        estimated_duration_us=data["estimated_duration_us"],
+        refresh=data["refresh"],
+        requester=data["requester"],
+        branch_url=data["branch_url"],
+    )
+    return _Stored(item, data["seq"], data["member"])
+
+
+def _check(item: EnqueueItem) -> None:
+    if item.bucket not in BUCKETS:
+        raise EnqueueError(f"{item.key.label()}: unknown queue bucket {item.bucket!r}")
+    if not INT64_MIN <= item.priority <= INT64_MAX:
+        raise EnqueueError(f"{item.key.label()}: priority {item.priority} is not a bigint")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RedisQueue:
+    """A :class:`~harness.enqueue.plan.QueueTarget` on a Redis server."""
+
+    def __init__(
+        self, url: str, *, batch_size: int = DEFAULT_BATCH_SIZE, key_prefix: str = "queue"
+    ) -> None:
+        if batch_size < 1:
+            raise EnqueueError(f"batch size must be at least 1, not {batch_size}")
+        self.url = redact_url(url)
+        self._secret_url = url
+        self.batch_size = batch_size
+        self.prefix = key_prefix
+        self.bucket_keys = [f"{key_prefix}:{bucket}" for bucket in BUCKETS]
+        self.items_key = f"{key_prefix}:items"
+        self.seq_key = f"{key_prefix}:seq"
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=True)
+            self._client.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise self._error("cannot connect to", exc) from None
+        self._take = self._client.register_script(_TAKE)
+        self._position = self._client.register_script(_POSITION)
+
+    def _error(self, doing: str, exc: BaseException) -> EnqueueError:
+        reason = scrub(str(exc), self._secret_url) or type(exc).__name__
+        return EnqueueError(f"{doing} {self.url}: {reason}")
+
+    def bucket_key(self, bucket: str) -> str:
+        return f"{self.prefix}:{bucket}"
+
+    # ------------------------------------------------------------ reading
+
+    def _stored(self, ids: Sequence[str]) -> dict[str, _Stored]:
+        raw = self._client.hmget(self.items_key, list(ids))
+        return {i: _decode(r) for i, r in zip(ids, raw, strict=True) if r is not None}
+
+    def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
+        items = as_items(schedule)
+        entries: list[PlanEntry] = []
+        seen: dict[str, EnqueueItem] = {}
+        try:
+            for batch in _chunks(items, self.batch_size):
+                ids = [item_id(item.key) for item in batch]
+                stored = self._stored(ids)
+                for ident, item in zip(ids, batch, strict=True):
+                    _check(item)
+                    existing = seen.get(ident) or (s.item if (s := stored.get(ident)) else None)
+                    action = classify(item, existing)
+                    entries.append(PlanEntry(item, action, existing))
+                    if action.writes:
+                        seen[ident] = item
+        except redis.RedisError as exc:
+            raise self._error("cannot read the queue at", exc) from None
+        return EnqueuePlan(self.url, tuple(entries))
+
+    def entries(self) -> list[EnqueueItem]:
+        """The queue in worker order, read in one transaction (a consistent view)."""
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                for key in self.bucket_keys:
+                    pipe.zrange(key, 0, -1)
+                pipe.hgetall(self.items_key)
+                *ranges, payloads = pipe.execute()
+        except redis.RedisError as exc:
+            raise self._error("cannot read the queue at", exc) from None
+        return [_decode(payloads[m[PREFIX_LENGTH:]]).item for members in ranges for m in members]
+
+    def position(self, key: CandidateKey) -> int | None:
+        """0-based place in worker order across all buckets (``None``: not queued)."""
+        try:
+            found = self._position(
+                keys=[*self.bucket_keys, self.items_key], args=[item_id(key), *BUCKETS]
+            )
+        except redis.RedisError as exc:
+            raise self._error("cannot read the queue at", exc) from None
+        return None if found is None else int(found)
+
+    def take(self) -> EnqueueItem | None:
+        """Remove and return the next item in worker order, atomically (a worker's pop)."""
+        try:
+            raw = self._take(keys=[*self.bucket_keys, self.items_key])
+        except redis.RedisError as exc:
+            raise self._error("cannot take from the queue at", exc) from None
+        return None if raw is None else _decode(raw).item
+
+    def __len__(self) -> int:
+        try:
+            return int(self._client.hlen(self.items_key))
+        except redis.RedisError as exc:
+            raise self._error("cannot read the queue at", exc) from None
+
+    # ------------------------------------------------------------ writing
+
+    def apply(
+        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
+    ) -> EnqueueResult:
+        started = time.perf_counter()
+        counts = EnqueueCounts()
+        batches = 0
+        items = plan.items
+        for item in items:
+            _check(item)
+        try:
+            for batch in _chunks(items, self.batch_size):
+                if should_stop is not None and should_stop():
+                    return EnqueueResult(
+                        self.url,
+                        counts,
+                        batches,
+                        stopped=True,
+                        timings={"write": time.perf_counter() - started},
+                    )
+                counts += EnqueueCounts.of(self._write_batch(batch))
+                batches += 1
+        except redis.RedisError as exc:
+            raise self._error(
+                f"writing batch {batches + 1} failed (batches 1-{batches} are written) at", exc
+            ) from None
+        return EnqueueResult(
+            self.url, counts, batches, timings={"write": time.perf_counter() - started}
+        )
+
+    def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
+        ids = [item_id(item.key) for item in batch]
+        for _attempt in range(MAX_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self.items_key)
+                    return self._decide_and_write(pipe, ids, batch)
+                except WatchError:
+                    continue
+        raise EnqueueError(
+            f"{self.url}: the queue changed under every one of {MAX_ATTEMPTS} attempts "
+            "to write a batch; nothing of that batch was written"
+        )
+
+    def _decide_and_write(
+        self, pipe: Any, ids: Sequence[str], batch: Sequence[EnqueueItem]
+    ) -> list[Action]:
+        """Inside WATCH: read, decide with the upsert rule, then MULTI … EXEC."""
+        raw = pipe.hmget(self.items_key, list(ids))
+        stored = {i: _decode(r) for i, r in zip(ids, raw, strict=True) if r is not None}
+        original = dict(stored)
+        absent = len(set(ids) - stored.keys())
+        next_seq = int(pipe.incrby(self.seq_key, absent)) - absent + 1 if absent else 0
+        actions: list[Action] = []
+        written: dict[str, _Stored] = {}
+        for ident, item in zip(ids, batch, strict=True):
+            current = stored.get(ident)
+            action = classify(item, None if current is None else current.item)
+            actions.append(action)
+            if not action.writes:
+                continue
+            if current is None:
+                seq, next_seq = next_seq, next_seq + 1
+            else:
+                seq = current.seq
+            new = _Stored(item, seq, member(item.priority, seq, ident))
+            stored[ident] = written[ident] = new
+        if not written:
+            pipe.unwatch()
+            return actions
+        pipe.multi()
+        pipe.hset(
+            self.items_key,
+            mapping={i: _encode(s.item, s.seq, s.member) for i, s in written.items()},
+        )
+        removals: dict[str, list[str]] = {}
+        additions: dict[str, dict[str, float]] = {}
+        for ident, new in written.items():
+            old = original.get(ident)
+            if old is not None and (old.item.bucket, old.member) != (new.item.bucket, new.member):
+                removals.setdefault(old.item.bucket, []).append(old.member)
+            if old is None or (old.item.bucket, old.member) != (new.item.bucket, new.member):
+                additions.setdefault(new.item.bucket, {})[new.member] = float(new.item.priority)
+        for bucket, members in removals.items():
+            pipe.zrem(self.bucket_key(bucket), *members)
+        for bucket, mapping in additions.items():
+            pipe.zadd(self.bucket_key(bucket), mapping)
+        pipe.execute()
+        return actions
+
+    # ------------------------------------------------------------ lifetime
+
+    def clear(self) -> None:
+        """Remove the whole queue (the keys under the prefix), in one transaction."""
+        try:
+            self._client.delete(*self.bucket_keys, self.items_key, self.seq_key)
+        except redis.RedisError as exc:
+            raise self._error("cannot clear the queue at", exc) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
