@@ -10,7 +10,7 @@ enqueueing the same schedule twice changes nothing the second time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
@@ -76,13 +76,13 @@ class EnqueueItem:
 
     def payload(self) -> tuple[Any, ...]:
         """Everything but the key and the position: what an update may change."""
+        # branch_url is deprecated and the legacy's add never writes it: carried, not compared
         return (
             self.command,
             self.context,
             self.estimated_duration_us,
             self.refresh,
             self.requester,
-            self.branch_url,
         )
 
     @classmethod
@@ -100,6 +100,30 @@ class EnqueueItem:
             requester=row.requester,
             branch_url=row.branch_url,
         )
+
+
+def check_item(item: EnqueueItem) -> None:
+    """Refuse what no queue can hold: an unknown bucket, a priority beyond bigint."""
+    if item.bucket not in BUCKET_RANK:
+        raise EnqueueError(f"{item.key.label()}: unknown queue bucket {item.bucket!r}")
+    if not INT64_MIN <= item.priority <= INT64_MAX:
+        raise EnqueueError(f"{item.key.label()}: priority {item.priority} is not a bigint")
+
+
+def unique_keys(items: Sequence[EnqueueItem]) -> Sequence[EnqueueItem]:
+    """``items``, checked; each key may appear once (one batch cannot upsert a row twice)."""
+    seen: set[CandidateKey] = set()
+    for item in items:
+        check_item(item)
+        if item.key in seen:
+            raise EnqueueError(f"{item.key.label()}: the same queue entry appears twice")
+        seen.add(item.key)
+    return items
+
+
+def chunks(items: Sequence[EnqueueItem], size: int) -> Iterator[Sequence[EnqueueItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def overwrites(existing_bucket: str, existing_priority: int, bucket: str, priority: int) -> bool:

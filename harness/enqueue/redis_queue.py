@@ -29,7 +29,7 @@ is one Lua script over the buckets in order, so no two workers get the same.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -41,7 +41,6 @@ from redis.exceptions import WatchError
 from engines.model import BUCKETS, CandidateKey, Schedule
 from harness.enqueue.plan import (
     DEFAULT_BATCH_SIZE,
-    INT64_MAX,
     INT64_MIN,
     Action,
     EnqueueCounts,
@@ -51,9 +50,11 @@ from harness.enqueue.plan import (
     EnqueueResult,
     PlanEntry,
     as_items,
+    chunks,
     classify,
     redact_url,
     scrub,
+    unique_keys,
 )
 
 #: Width of a member's sort prefix: 16 hex digits of priority, 16 of sequence, ':'.
@@ -148,18 +149,6 @@ def _decode(raw: str | bytes) -> _Stored:
     return _Stored(item, data["seq"], data["member"])
 
 
-def _check(item: EnqueueItem) -> None:
-    if item.bucket not in BUCKETS:
-        raise EnqueueError(f"{item.key.label()}: unknown queue bucket {item.bucket!r}")
-    if not INT64_MIN <= item.priority <= INT64_MAX:
-        raise EnqueueError(f"{item.key.label()}: priority {item.priority} is not a bigint")
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class RedisQueue:
     """A :class:`~harness.enqueue.plan.QueueTarget` on a Redis server."""
 
@@ -197,20 +186,15 @@ class RedisQueue:
         return {i: _decode(r) for i, r in zip(ids, raw, strict=True) if r is not None}
 
     def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
-        items = as_items(schedule)
+        items = unique_keys(as_items(schedule))
         entries: list[PlanEntry] = []
-        seen: dict[str, EnqueueItem] = {}
         try:
-            for batch in _chunks(items, self.batch_size):
+            for batch in chunks(items, self.batch_size):
                 ids = [item_id(item.key) for item in batch]
                 stored = self._stored(ids)
                 for ident, item in zip(ids, batch, strict=True):
-                    _check(item)
-                    existing = seen.get(ident) or (s.item if (s := stored.get(ident)) else None)
-                    action = classify(item, existing)
-                    entries.append(PlanEntry(item, action, existing))
-                    if action.writes:
-                        seen[ident] = item
+                    existing = s.item if (s := stored.get(ident)) else None
+                    entries.append(PlanEntry(item, classify(item, existing), existing))
         except redis.RedisError as exc:
             raise self._error("cannot read the queue at", exc) from None
         return EnqueuePlan(self.url, tuple(entries))
@@ -259,11 +243,9 @@ class RedisQueue:
         started = time.perf_counter()
         counts = EnqueueCounts()
         batches = 0
-        items = plan.items
-        for item in items:
-            _check(item)
+        items = unique_keys(plan.items)
         try:
-            for batch in _chunks(items, self.batch_size):
+            for batch in chunks(items, self.batch_size):
                 if should_stop is not None and should_stop():
                     return EnqueueResult(
                         self.url,

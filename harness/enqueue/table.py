@@ -1,0 +1,239 @@
+"""The Janitor's own ``queue`` table as an enqueue target.
+
+The existing runner takes work from this table ``ORDER BY bucket, priority,
+id``; writing the new engine's decisions here lets production run them
+unchanged. Each batch is one transaction: the rows the batch touches are
+locked and read (``FOR UPDATE``), the upsert rule decides (legacy spec §7),
+and one ``INSERT … ON CONFLICT … DO UPDATE … WHERE`` writes the batch with
+the legacy's own condition, so the database enforces the rule even for a row
+another writer added since. A connection lost mid-batch rolls the whole
+batch back.
+
+Ids: the schedule's order among equal (bucket, priority) is its insertion
+order. New rows get ids drawn from the table's own sequence in one call and
+handed out in the schedule's order, so the id order of the new rows is the
+schedule's; a re-added row keeps its id, as the legacy's does. Every value
+goes in as a bind parameter (arrays unnested server-side); no SQL text is
+built from data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+
+from engines.model import Schedule, timedelta_to_us
+from harness.enqueue.plan import (
+    DEFAULT_BATCH_SIZE,
+    Action,
+    EnqueueCounts,
+    EnqueueError,
+    EnqueueItem,
+    EnqueuePlan,
+    EnqueueResult,
+    PlanEntry,
+    as_items,
+    chunks,
+    classify,
+    redact_url,
+    scrub,
+    unique_keys,
+)
+
+_COLUMNS = """q.codebase, q.suite, q.change_set, q.command, q.bucket::text, q.priority,
+       q.context, q.estimated_duration, q.refresh, q.requester, q.branch_url"""
+
+#: The rows of the batch's keys; the unique index is (codebase, suite, coalesce(change_set, '')).
+_EXISTING = f"""SELECT {_COLUMNS}
+FROM queue AS q
+JOIN unnest(%(codebase)s::text[], %(suite)s::text[], %(change_set)s::text[])
+     AS k(codebase, suite, change_set)
+  ON q.codebase = k.codebase AND q.suite = k.suite
+ AND coalesce(q.change_set, '') = coalesce(k.change_set, '')"""
+
+_LOCK_EXISTING = _EXISTING + "\nFOR UPDATE OF q"
+
+_IDS = "SELECT nextval(pg_get_serial_sequence('queue', 'id')) FROM generate_series(1, %s)"
+
+#: The legacy's add: its columns, its conflict target, its overwrite condition.
+_UPSERT = """INSERT INTO queue (id, bucket, codebase, suite, command, priority, context,
+                   estimated_duration, refresh, requester, change_set)
+SELECT id, bucket::queue_bucket, codebase, suite, command, priority, context,
+       estimated_duration, refresh, requester, change_set
+FROM unnest(%(id)s::int[], %(bucket)s::text[], %(codebase)s::text[], %(suite)s::text[],
+            %(command)s::text[], %(priority)s::bigint[], %(context)s::text[],
+            %(estimated_duration)s::interval[], %(refresh)s::boolean[],
+            %(requester)s::text[], %(change_set)s::text[])
+     WITH ORDINALITY AS b(id, bucket, codebase, suite, command, priority, context,
+                          estimated_duration, refresh, requester, change_set, ord)
+ORDER BY ord
+ON CONFLICT (codebase, suite, coalesce(change_set, '')) DO UPDATE SET
+    context = EXCLUDED.context,
+    priority = EXCLUDED.priority,
+    bucket = EXCLUDED.bucket,
+    estimated_duration = EXCLUDED.estimated_duration,
+    refresh = EXCLUDED.refresh,
+    requester = EXCLUDED.requester,
+    command = EXCLUDED.command,
+    codebase = EXCLUDED.codebase
+WHERE queue.bucket >= EXCLUDED.bucket
+   OR (queue.bucket = EXCLUDED.bucket AND queue.priority >= EXCLUDED.priority)"""
+
+#: The whole table in worker order.
+_ENTRIES = f"SELECT {_COLUMNS}\nFROM queue AS q\nORDER BY q.bucket, q.priority, q.id"
+
+
+def _item(row: Sequence[Any]) -> EnqueueItem:
+    duration = row[7]
+    return EnqueueItem(
+        codebase=row[0],
+        campaign=row[1],
+        change_set=row[2],
+        command=row[3],
+        bucket=row[4],
+        priority=row[5],
+        context=row[6],
+        estimated_duration_us=None if duration is None else timedelta_to_us(duration),
+        refresh=bool(row[8]),
+        requester=row[9],
+        branch_url=row[10],
+    )
+
+
+def _keys(batch: Sequence[EnqueueItem]) -> dict[str, list[str | None]]:
+    return {
+        "codebase": [i.codebase for i in batch],
+        "suite": [i.campaign for i in batch],
+        "change_set": [i.change_set for i in batch],
+    }
+
+
+class QueueTable:
+    """A :class:`~harness.enqueue.plan.QueueTarget` on the Janitor's PostgreSQL ``queue``."""
+
+    def __init__(self, url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if batch_size < 1:
+            raise EnqueueError(f"batch size must be at least 1, not {batch_size}")
+        self.url = redact_url(url)
+        self._secret_url = url
+        self.batch_size = batch_size
+        try:
+            self._conn = psycopg.connect(
+                url, autocommit=True, application_name="janitor-shadow enqueue"
+            )
+        except psycopg.Error as exc:
+            raise self._error("cannot connect to", exc) from None
+
+    def _error(self, doing: str, exc: BaseException) -> EnqueueError:
+        reason = scrub(str(exc), self._secret_url) or type(exc).__name__
+        return EnqueueError(f"{doing} {self.url}: {reason}")
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process of this target's connection (to watch or stop it)."""
+        return int(self._conn.info.backend_pid)
+
+    # ------------------------------------------------------------ reading
+
+    def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
+        items = unique_keys(as_items(schedule))
+        entries: list[PlanEntry] = []
+        try:
+            # one snapshot for the whole plan
+            with self._conn.transaction():
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                for batch in chunks(items, max(self.batch_size, 10_000)):
+                    rows = self._conn.execute(_EXISTING, _keys(batch)).fetchall()
+                    existing = {(x := _item(r)).key: x for r in rows}
+                    for item in batch:
+                        before = existing.get(item.key)
+                        entries.append(PlanEntry(item, classify(item, before), before))
+        except psycopg.Error as exc:
+            raise self._error("cannot read the queue at", exc) from None
+        return EnqueuePlan(self.url, tuple(entries))
+
+    def entries(self) -> list[EnqueueItem]:
+        try:
+            return [_item(r) for r in self._conn.execute(_ENTRIES)]
+        except psycopg.Error as exc:
+            raise self._error("cannot read the queue at", exc) from None
+
+    # ------------------------------------------------------------ writing
+
+    def apply(
+        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
+    ) -> EnqueueResult:
+        started = time.perf_counter()
+        items = unique_keys(plan.items)
+        counts = EnqueueCounts()
+        batches = 0
+        try:
+            for batch in chunks(items, self.batch_size):
+                if should_stop is not None and should_stop():
+                    return EnqueueResult(
+                        self.url,
+                        counts,
+                        batches,
+                        stopped=True,
+                        timings={"write": time.perf_counter() - started},
+                    )
+                counts += EnqueueCounts.of(self._write_batch(batch))
+                batches += 1
+        except psycopg.Error as exc:
+            raise self._error(
+                f"writing batch {batches + 1} failed (batches 1-{batches} are written) at", exc
+            ) from None
+        return EnqueueResult(
+            self.url, counts, batches, timings={"write": time.perf_counter() - started}
+        )
+
+    def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
+        with self._conn.transaction():
+            rows = self._conn.execute(_LOCK_EXISTING, _keys(batch)).fetchall()
+            existing = {(x := _item(r)).key: x for r in rows}
+            actions = [classify(item, existing.get(item.key)) for item in batch]
+            writes = [i for i, a in zip(batch, actions, strict=True) if a.writes]
+            if not writes:
+                return actions
+            ids = sorted(r[0] for r in self._conn.execute(_IDS, (len(writes),)))
+            self._conn.execute(
+                _UPSERT,
+                {
+                    "id": ids,
+                    "bucket": [i.bucket for i in writes],
+                    **_keys(writes),
+                    "command": [i.command for i in writes],
+                    "priority": [i.priority for i in writes],
+                    "context": [i.context for i in writes],
+                    "estimated_duration": [
+                        None
+                        if i.estimated_duration_us is None
+                        else timedelta(microseconds=i.estimated_duration_us)
+                        for i in writes
+                    ],
+                    "refresh": [i.refresh for i in writes],
+                    "requester": [i.requester for i in writes],
+                },
+            )
+        return actions
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
