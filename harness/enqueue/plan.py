@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule
@@ -54,9 +54,12 @@ def scrub(message: str, url: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueItem:
-    """One queue entry as a target stores it; ``priority`` is a bigint, exactly."""
+class EnqueueItem(NamedTuple):
+    """One queue entry as a target stores it; ``priority`` is a bigint, exactly.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, several times
+    faster to build and compare, which a 100,000-entry enqueue feels.
+    """
 
     codebase: str
     campaign: str
@@ -74,6 +77,11 @@ class EnqueueItem:
     def key(self) -> CandidateKey:
         return CandidateKey(self.codebase, self.campaign, self.change_set)
 
+    @property
+    def raw_key(self) -> tuple[str, str, str | None]:
+        """The key as a plain tuple (cheaper than :attr:`key` in bulk)."""
+        return (self.codebase, self.campaign, self.change_set)
+
     def payload(self) -> tuple[Any, ...]:
         """Everything but the key and the position: what an update may change."""
         # branch_url is deprecated and the legacy's add never writes it: carried, not compared
@@ -88,17 +96,17 @@ class EnqueueItem:
     @classmethod
     def from_queue_item(cls, row: QueueItem) -> EnqueueItem:
         return cls(
-            codebase=row.codebase,
-            campaign=row.suite,
-            change_set=row.change_set,
-            command=row.command,
-            bucket=row.bucket,
-            priority=row.priority,
-            context=row.context,
-            estimated_duration_us=row.estimated_duration_us,
-            refresh=row.refresh,
-            requester=row.requester,
-            branch_url=row.branch_url,
+            row.codebase,
+            row.suite,
+            row.change_set,
+            row.command,
+            row.bucket,
+            row.priority,
+            row.context,
+            row.estimated_duration_us,
+            row.refresh,
+            row.requester,
+            row.branch_url,
         )
 
 
@@ -112,12 +120,14 @@ def check_item(item: EnqueueItem) -> None:
 
 def unique_keys(items: Sequence[EnqueueItem]) -> Sequence[EnqueueItem]:
     """``items``, checked; each key may appear once (one batch cannot upsert a row twice)."""
-    seen: set[CandidateKey] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     for item in items:
-        check_item(item)
-        if item.key in seen:
+        if item.bucket not in BUCKET_RANK or not INT64_MIN <= item.priority <= INT64_MAX:
+            check_item(item)
+        key = item.raw_key
+        if key in seen:
             raise EnqueueError(f"{item.key.label()}: the same queue entry appears twice")
-        seen.add(item.key)
+        seen.add(key)
     return items
 
 
@@ -153,6 +163,8 @@ def classify(item: EnqueueItem, existing: EnqueueItem | None) -> Action:
     """What re-adding ``item`` over ``existing`` does under the upsert rule."""
     if existing is None:
         return Action.ADD
+    if existing == item:
+        return Action.UNCHANGED
     if not overwrites(existing.bucket, existing.priority, item.bucket, item.priority):
         return Action.KEEP
     if (existing.bucket, existing.priority) != (item.bucket, item.priority):
@@ -299,5 +311,11 @@ def items_from_schedule(schedule: Schedule) -> list[EnqueueItem]:
     rule refused is written as the queue holds it, so the target ends up as
     the schedule says.
     """
-    decided = {d.key for d in schedule.decisions if d.error is None}
-    return [EnqueueItem.from_queue_item(row) for row in schedule.queue if row.key in decided]
+    decided = {
+        (d.codebase, d.campaign, d.change_set) for d in schedule.decisions if d.error is None
+    }
+    return [
+        EnqueueItem.from_queue_item(row)
+        for row in schedule.queue
+        if (row.codebase, row.suite, row.change_set) in decided
+    ]

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import orjson
 import redis
@@ -95,58 +94,34 @@ return false
 """
 
 
-def item_id(key: CandidateKey) -> str:
+def item_id(key: CandidateKey | EnqueueItem) -> str:
     """The stable id of a queue entry: its unique key as a JSON array."""
-    return orjson.dumps([key.codebase, key.campaign, key.change_set]).decode()
+    return orjson.dumps((key[0], key[1], key[2])).decode()
 
 
 def member(priority: int, seq: int, ident: str) -> str:
     return f"{priority - INT64_MIN:016x}{seq:016x}:{ident}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
+class _Stored(NamedTuple):
     item: EnqueueItem
     seq: int
     member: str
 
 
+_FIELDS = EnqueueItem._fields
+
+
 def _encode(item: EnqueueItem, seq: int, sort_member: str) -> bytes:
+    """The payload: the entry's fields by name, its sequence number and current member."""
     return orjson.dumps(
-        {
-            "codebase": item.codebase,
-            "campaign": item.campaign,
-            "change_set": item.change_set,
-            "command": item.command,
-            "bucket": item.bucket,
-            "priority": item.priority,
-            "context": item.context,
-            "estimated_duration_us": item.estimated_duration_us,
-            "refresh": item.refresh,
-            "requester": item.requester,
-            "branch_url": item.branch_url,
-            "seq": seq,
-            "member": sort_member,
-        }
+        {**dict(zip(_FIELDS, item, strict=True)), "seq": seq, "member": sort_member}
     )
 
 
 def _decode(raw: str | bytes) -> _Stored:
     data = orjson.loads(raw)
-    item = EnqueueItem(
-        codebase=data["codebase"],
-        campaign=data["campaign"],
-        change_set=data["change_set"],
-        command=data["command"],
-        bucket=data["bucket"],
-        priority=data["priority"],
-        context=data["context"],
-        estimated_duration_us=data["estimated_duration_us"],
-        refresh=data["refresh"],
-        requester=data["requester"],
-        branch_url=data["branch_url"],
-    )
-    return _Stored(item, data["seq"], data["member"])
+    return _Stored(EnqueueItem._make(map(data.__getitem__, _FIELDS)), data["seq"], data["member"])
 
 
 class RedisQueue:
@@ -190,7 +165,7 @@ class RedisQueue:
         entries: list[PlanEntry] = []
         try:
             for batch in chunks(items, self.batch_size):
-                ids = [item_id(item.key) for item in batch]
+                ids = [item_id(item) for item in batch]
                 stored = self._stored(ids)
                 for ident, item in zip(ids, batch, strict=True):
                     existing = s.item if (s := stored.get(ident)) else None
@@ -265,7 +240,7 @@ class RedisQueue:
         )
 
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
-        ids = [item_id(item.key) for item in batch]
+        ids = [item_id(item) for item in batch]
         for _attempt in range(MAX_ATTEMPTS):
             with self._client.pipeline(transaction=True) as pipe:
                 try:
