@@ -174,8 +174,7 @@ def classify(item: EnqueueItem, existing: EnqueueItem | None) -> Action:
     return Action.UNCHANGED
 
 
-@dataclass(frozen=True, slots=True)
-class PlanEntry:
+class PlanEntry(NamedTuple):
     item: EnqueueItem
     action: Action
     #: The entry the target holds now (``None``: absent).
