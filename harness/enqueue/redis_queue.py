@@ -11,8 +11,8 @@ The item id is the JSON array ``[codebase, campaign, change_set]``, the queue
 table's unique key. A sorted-set member is that id behind a fixed-width
 prefix, ``{priority+2**63:016x}{seq:016x}:``. Why the prefix: priorities are
 bigints, and a score (a double) holds integers exactly only up to 2**53,
-which the legacy's offsets can pass (a tiny success probability times a long
-run); Redis orders equal scores by member bytes, and the prefix makes that
+which nothing keeps the offsets below (cost / worth grows without bound as
+the success probability falls); Redis orders equal scores by member bytes, and the prefix makes that
 order the exact priority and then the sequence. The score is ``float(priority)``,
 monotone in the priority, so ``(score, member)`` order is ``(priority, seq)``
 for every bigint, and ties break as the table's id would. A member therefore
