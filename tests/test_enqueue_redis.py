@@ -367,6 +367,91 @@ def test_password_urls_work_and_errors_never_show_the_password(tmp_path: Path) -
         assert "127.0.0.1" in message and "wrong" not in message and quoted not in message
 
 
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl, Debian package openssl)."""
+    paths = {
+        name: directory / name for name in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt")
+    }
+    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            paths["ca.key"],
+            "-out",
+            paths["ca.crt"],
+            "-days",
+            "2",
+            "-subj",
+            "/CN=janitor-shadow test CA",
+        ],
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            paths["srv.key"],
+            "-out",
+            paths["srv.csr"],
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            paths["srv.csr"],
+            "-CA",
+            paths["ca.crt"],
+            "-CAkey",
+            paths["ca.key"],
+            "-CAcreateserial",
+            "-out",
+            paths["srv.crt"],
+            "-days",
+            "2",
+            "-extfile",
+            directory / "ext",
+        ],
+    ]
+    for step in steps:
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True)
+    return paths
+
+
+def test_tls_with_password(tmp_path: Path) -> None:
+    certs = _certificates(tmp_path)
+    tls_port = free_port()
+    args = (
+        "--tls-port",
+        str(tls_port),
+        "--tls-cert-file",
+        str(certs["srv.crt"]),
+        "--tls-key-file",
+        str(certs["srv.key"]),
+        "--tls-ca-cert-file",
+        str(certs["ca.crt"]),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "tls-secret",
+    )
+    url = f"rediss://:tls-secret@127.0.0.1:{tls_port}/0?ssl_ca_certs={certs['ca.crt']}"
+    with redis_server(tmp_path, free_port(), *args):
+        with open_target(url) as target:
+            target.apply(target.plan(make_items(20)))
+            assert target.entries() == make_items(20)
+            assert target.url == f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={certs['ca.crt']}"
+        with pytest.raises(EnqueueError) as caught:  # plain text to the TLS port
+            open_target(f"redis://:tls-secret@127.0.0.1:{tls_port}/0?socket_timeout=2")
+        assert "tls-secret" not in str(caught.value)
+
+
 def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     port = free_port()
     with pytest.raises(EnqueueError, match=f"cannot connect to redis://127.0.0.1:{port}/0"):

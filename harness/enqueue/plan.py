@@ -39,7 +39,9 @@ def redact_url(url: str) -> str:
         userinfo, hostinfo = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}@{hostinfo}" if user else hostinfo
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"], safe="/"
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
