@@ -189,14 +189,14 @@ def test_connection_killed_mid_batch_rolls_the_batch_back_and_a_rerun_completes(
     finally:
         blocker.rollback()
         blocker.close()
-        target.close()
     assert failure and "batch 3 failed (batches 1-2 are written)" in str(failure[0])
-    with open_target(restored, batch_size=batch) as again:
-        present = {e.raw_key for e in again.entries()}
+    with target:  # the same target: it connects again by itself
+        present = {e.raw_key for e in target.entries()}
         assert present == {i.raw_key for i in items[:20]}
-        rerun = again.apply(again.plan(items))
+        assert target.backend_pid != pid
+        rerun = target.apply(target.plan(items))
         assert (rerun.counts.added, rerun.counts.unchanged) == (30, 20)
-        assert again.entries() == sorted(
+        assert target.entries() == sorted(
             items, key=lambda i: (BUCKET_RANK[i.bucket], i.priority, items.index(i))
         )
 

@@ -122,12 +122,24 @@ class QueueTable:
         self.url = redact_url(url)
         self._secret_url = url
         self.batch_size = batch_size
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
         try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, application_name="janitor-shadow enqueue"
+            return psycopg.connect(
+                self._secret_url, autocommit=True, application_name="janitor-shadow enqueue"
             )
         except psycopg.Error as exc:
             raise self._error("cannot connect to", exc) from None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The connection, opened again if the server closed it (a restart, a kill):
+        a long-running caller goes on after an error without reopening the target."""
+        if self._conn.closed or self._conn.broken:
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
 
     def _error(self, doing: str, exc: BaseException) -> EnqueueError:
         reason = scrub(str(exc), self._secret_url) or type(exc).__name__
@@ -136,7 +148,7 @@ class QueueTable:
     @property
     def backend_pid(self) -> int:
         """The server process of this target's connection (to watch or stop it)."""
-        return int(self._conn.info.backend_pid)
+        return int(self.conn.info.backend_pid)
 
     # ------------------------------------------------------------ reading
 
@@ -144,11 +156,12 @@ class QueueTable:
         items = unique_keys(as_items(schedule))
         entries: list[PlanEntry] = []
         try:
+            conn = self.conn
             # one snapshot for the whole plan
-            with self._conn.transaction():
-                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 for batch in chunks(items, max(self.batch_size, 10_000)):
-                    rows = self._conn.execute(_EXISTING, _keys(batch)).fetchall()
+                    rows = conn.execute(_EXISTING, _keys(batch)).fetchall()
                     existing = {(x := _item(r)).key: x for r in rows}
                     for item in batch:
                         before = existing.get(item.key)
@@ -159,7 +172,7 @@ class QueueTable:
 
     def entries(self) -> list[EnqueueItem]:
         try:
-            return [_item(r) for r in self._conn.execute(_ENTRIES)]
+            return [_item(r) for r in self.conn.execute(_ENTRIES)]
         except psycopg.Error as exc:
             raise self._error("cannot read the queue at", exc) from None
 
@@ -193,15 +206,16 @@ class QueueTable:
         )
 
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
-        with self._conn.transaction():
-            rows = self._conn.execute(_LOCK_EXISTING, _keys(batch)).fetchall()
+        conn = self.conn
+        with conn.transaction():
+            rows = conn.execute(_LOCK_EXISTING, _keys(batch)).fetchall()
             existing = {(x := _item(r)).key: x for r in rows}
             actions = [classify(item, existing.get(item.key)) for item in batch]
             writes = [i for i, a in zip(batch, actions, strict=True) if a.writes]
             if not writes:
                 return actions
-            ids = sorted(r[0] for r in self._conn.execute(_IDS, (len(writes),)))
-            self._conn.execute(
+            ids = sorted(r[0] for r in conn.execute(_IDS, (len(writes),)))
+            conn.execute(
                 _UPSERT,
                 {
                     "id": ids,
