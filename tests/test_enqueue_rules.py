@@ -99,6 +99,8 @@ def test_a_key_twice_is_refused() -> None:
 def test_priority_beyond_bigint_is_refused() -> None:
     with pytest.raises(EnqueueError, match="not a bigint"):
         unique_keys([_item(priority=2**63)])
+    with pytest.raises(EnqueueError, match="out of range"):
+        unique_keys([_item(estimated_duration_us=2**63)])
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule
+from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule, timedelta_to_us
 from harness.errors import ShadowError
 
 #: Items per batch: one MULTI/EXEC (Redis) or one transaction (queue table).
@@ -25,6 +26,9 @@ DEFAULT_BATCH_SIZE = 1000
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: What both targets can hold as a duration: a bigint of microseconds that is a timedelta.
+MIN_DURATION_US = max(INT64_MIN, timedelta_to_us(timedelta.min))
+MAX_DURATION_US = min(INT64_MAX, timedelta_to_us(timedelta.max))
 
 
 class EnqueueError(ShadowError):
@@ -118,13 +122,21 @@ def check_item(item: EnqueueItem) -> None:
         raise EnqueueError(f"{item.key.label()}: unknown queue bucket {item.bucket!r}")
     if not INT64_MIN <= item.priority <= INT64_MAX:
         raise EnqueueError(f"{item.key.label()}: priority {item.priority} is not a bigint")
+    duration = item.estimated_duration_us
+    if duration is not None and not MIN_DURATION_US <= duration <= MAX_DURATION_US:
+        raise EnqueueError(f"{item.key.label()}: estimated duration {duration} µs is out of range")
 
 
 def unique_keys(items: Sequence[EnqueueItem]) -> Sequence[EnqueueItem]:
     """``items``, checked; each key may appear once (one batch cannot upsert a row twice)."""
     seen: set[tuple[str, str, str | None]] = set()
     for item in items:
-        if item.bucket not in BUCKET_RANK or not INT64_MIN <= item.priority <= INT64_MAX:
+        duration = item.estimated_duration_us
+        if (
+            item.bucket not in BUCKET_RANK
+            or not INT64_MIN <= item.priority <= INT64_MAX
+            or (duration is not None and not MIN_DURATION_US <= duration <= MAX_DURATION_US)
+        ):
             check_item(item)
         key = item.raw_key
         if key in seen:
