@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -368,7 +369,9 @@ def test_password_urls_work_and_errors_never_show_the_password(tmp_path: Path) -
 
 
 def _certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 (openssl, Debian package openssl)."""
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl not found: install the Debian package openssl", pytrace=False)
     paths = {
         name: directory / name for name in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt")
     }
