@@ -10,6 +10,7 @@ enqueueing the same schedule twice changes nothing the second time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -314,6 +315,66 @@ def as_items(schedule: Schedule | Sequence[EnqueueItem]) -> list[EnqueueItem]:
     if isinstance(schedule, Schedule):
         return items_from_schedule(schedule)
     return list(schedule)
+
+
+class BatchedTarget:
+    """What both targets share: the batch loop of :meth:`apply`, one-line errors, lifetime.
+
+    A subclass names ``errors`` (its library's exception types) and writes one
+    batch atomically in :meth:`_write_batch`.
+    """
+
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, url: str, batch_size: int) -> None:
+        if batch_size < 1:
+            raise EnqueueError(f"batch size must be at least 1, not {batch_size}")
+        #: Safe to print and log; ``_secret_url`` is for connecting only.
+        self.url = redact_url(url)
+        self._secret_url = url
+        self.batch_size = batch_size
+
+    def _error(self, doing: str, exc: BaseException) -> EnqueueError:
+        reason = scrub(str(exc), self._secret_url) or type(exc).__name__
+        return EnqueueError(f"{doing} {self.url}: {reason}")
+
+    def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
+        raise NotImplementedError
+
+    def apply(
+        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
+    ) -> EnqueueResult:
+        started = time.perf_counter()
+        counts = EnqueueCounts()
+        batches = 0
+        stopped = False
+        try:
+            for batch in chunks(unique_keys(plan.items), self.batch_size):
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                counts += EnqueueCounts.of(self._write_batch(batch))
+                batches += 1
+        except self.errors as exc:
+            raise self._error(
+                f"writing batch {batches + 1} failed (batches 1-{batches} are written) at", exc
+            ) from None
+        elapsed = {"write": time.perf_counter() - started}
+        return EnqueueResult(self.url, counts, batches, stopped=stopped, timings=elapsed)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def items_from_schedule(schedule: Schedule) -> list[EnqueueItem]:

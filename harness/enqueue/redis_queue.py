@@ -28,10 +28,8 @@ is one Lua script over the buckets in order, so no two workers get the same.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 import redis
@@ -42,17 +40,14 @@ from harness.enqueue.plan import (
     DEFAULT_BATCH_SIZE,
     INT64_MIN,
     Action,
-    EnqueueCounts,
+    BatchedTarget,
     EnqueueError,
     EnqueueItem,
     EnqueuePlan,
-    EnqueueResult,
     PlanEntry,
     as_items,
     chunks,
     classify,
-    redact_url,
-    scrub,
     unique_keys,
 )
 
@@ -124,17 +119,15 @@ def _decode(raw: str | bytes) -> _Stored:
     return _Stored(EnqueueItem._make(map(data.__getitem__, _FIELDS)), data["seq"], data["member"])
 
 
-class RedisQueue:
+class RedisQueue(BatchedTarget):
     """A :class:`~harness.enqueue.plan.QueueTarget` on a Redis server."""
+
+    errors = (redis.RedisError,)
 
     def __init__(
         self, url: str, *, batch_size: int = DEFAULT_BATCH_SIZE, key_prefix: str = "queue"
     ) -> None:
-        if batch_size < 1:
-            raise EnqueueError(f"batch size must be at least 1, not {batch_size}")
-        self.url = redact_url(url)
-        self._secret_url = url
-        self.batch_size = batch_size
+        super().__init__(url, batch_size)
         self.prefix = key_prefix
         self.bucket_keys = [f"{key_prefix}:{bucket}" for bucket in BUCKETS]
         self.items_key = f"{key_prefix}:items"
@@ -146,10 +139,6 @@ class RedisQueue:
             raise self._error("cannot connect to", exc) from None
         self._take = self._client.register_script(_TAKE)
         self._position = self._client.register_script(_POSITION)
-
-    def _error(self, doing: str, exc: BaseException) -> EnqueueError:
-        reason = scrub(str(exc), self._secret_url) or type(exc).__name__
-        return EnqueueError(f"{doing} {self.url}: {reason}")
 
     def bucket_key(self, bucket: str) -> str:
         return f"{self.prefix}:{bucket}"
@@ -211,33 +200,6 @@ class RedisQueue:
             raise self._error("cannot read the queue at", exc) from None
 
     # ------------------------------------------------------------ writing
-
-    def apply(
-        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
-    ) -> EnqueueResult:
-        started = time.perf_counter()
-        counts = EnqueueCounts()
-        batches = 0
-        items = unique_keys(plan.items)
-        try:
-            for batch in chunks(items, self.batch_size):
-                if should_stop is not None and should_stop():
-                    return EnqueueResult(
-                        self.url,
-                        counts,
-                        batches,
-                        stopped=True,
-                        timings={"write": time.perf_counter() - started},
-                    )
-                counts += EnqueueCounts.of(self._write_batch(batch))
-                batches += 1
-        except redis.RedisError as exc:
-            raise self._error(
-                f"writing batch {batches + 1} failed (batches 1-{batches} are written) at", exc
-            ) from None
-        return EnqueueResult(
-            self.url, counts, batches, timings={"write": time.perf_counter() - started}
-        )
 
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
         ids = [item_id(item) for item in batch]
@@ -310,14 +272,3 @@ class RedisQueue:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -19,11 +19,9 @@ built from data.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 
@@ -31,17 +29,13 @@ from engines.model import Schedule, timedelta_to_us
 from harness.enqueue.plan import (
     DEFAULT_BATCH_SIZE,
     Action,
-    EnqueueCounts,
-    EnqueueError,
+    BatchedTarget,
     EnqueueItem,
     EnqueuePlan,
-    EnqueueResult,
     PlanEntry,
     as_items,
     chunks,
     classify,
-    redact_url,
-    scrub,
     unique_keys,
 )
 
@@ -113,15 +107,13 @@ def _keys(batch: Sequence[EnqueueItem]) -> dict[str, list[str | None]]:
     }
 
 
-class QueueTable:
+class QueueTable(BatchedTarget):
     """A :class:`~harness.enqueue.plan.QueueTarget` on the Janitor's PostgreSQL ``queue``."""
 
+    errors = (psycopg.Error,)
+
     def __init__(self, url: str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        if batch_size < 1:
-            raise EnqueueError(f"batch size must be at least 1, not {batch_size}")
-        self.url = redact_url(url)
-        self._secret_url = url
-        self.batch_size = batch_size
+        super().__init__(url, batch_size)
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -141,10 +133,6 @@ class QueueTable:
             self._conn = self._connect()
         return self._conn
 
-    def _error(self, doing: str, exc: BaseException) -> EnqueueError:
-        reason = scrub(str(exc), self._secret_url) or type(exc).__name__
-        return EnqueueError(f"{doing} {self.url}: {reason}")
-
     @property
     def backend_pid(self) -> int:
         """The server process of this target's connection (to watch or stop it)."""
@@ -162,9 +150,9 @@ class QueueTable:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 for batch in chunks(items, max(self.batch_size, 10_000)):
                     rows = conn.execute(_EXISTING, _keys(batch)).fetchall()
-                    existing = {(x := _item(r)).key: x for r in rows}
+                    existing = {(r[0], r[1], r[2]): _item(r) for r in rows}
                     for item in batch:
-                        before = existing.get(item.key)
+                        before = existing.get(item.raw_key)
                         entries.append(PlanEntry(item, classify(item, before), before))
         except psycopg.Error as exc:
             raise self._error("cannot read the queue at", exc) from None
@@ -178,39 +166,12 @@ class QueueTable:
 
     # ------------------------------------------------------------ writing
 
-    def apply(
-        self, plan: EnqueuePlan, *, should_stop: Callable[[], bool] | None = None
-    ) -> EnqueueResult:
-        started = time.perf_counter()
-        items = unique_keys(plan.items)
-        counts = EnqueueCounts()
-        batches = 0
-        try:
-            for batch in chunks(items, self.batch_size):
-                if should_stop is not None and should_stop():
-                    return EnqueueResult(
-                        self.url,
-                        counts,
-                        batches,
-                        stopped=True,
-                        timings={"write": time.perf_counter() - started},
-                    )
-                counts += EnqueueCounts.of(self._write_batch(batch))
-                batches += 1
-        except psycopg.Error as exc:
-            raise self._error(
-                f"writing batch {batches + 1} failed (batches 1-{batches} are written) at", exc
-            ) from None
-        return EnqueueResult(
-            self.url, counts, batches, timings={"write": time.perf_counter() - started}
-        )
-
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
         conn = self.conn
         with conn.transaction():
             rows = conn.execute(_LOCK_EXISTING, _keys(batch)).fetchall()
-            existing = {(x := _item(r)).key: x for r in rows}
-            actions = [classify(item, existing.get(item.key)) for item in batch]
+            existing = {(r[0], r[1], r[2]): _item(r) for r in rows}
+            actions = [classify(item, existing.get(item.raw_key)) for item in batch]
             writes = [i for i, a in zip(batch, actions, strict=True) if a.writes]
             if not writes:
                 return actions
@@ -240,14 +201,3 @@ class QueueTable:
 
     def close(self) -> None:
         self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
