@@ -35,7 +35,7 @@ import orjson
 import redis
 from redis.exceptions import WatchError
 
-from engines.model import BUCKETS, CandidateKey, Schedule
+from engines.model import BUCKETS, CandidateKey
 from harness.enqueue.plan import (
     DEFAULT_BATCH_SIZE,
     INT64_MIN,
@@ -45,10 +45,8 @@ from harness.enqueue.plan import (
     EnqueueItem,
     EnqueuePlan,
     PlanEntry,
-    as_items,
     chunks,
     classify,
-    unique_keys,
 )
 
 #: Width of a member's sort prefix: 16 hex digits of priority, 16 of sequence, ':'.
@@ -86,6 +84,21 @@ for i = 1, #KEYS - 1 do
   position = position + redis.call('ZCARD', KEYS[i])
 end
 return false
+"""
+
+
+#: KEYS[1]: the items hash; ARGV: item ids. Returns {index, payload, …} for the ids
+#: present only: a fresh queue answers with nothing to parse (HMGET would send a nil per id).
+_FOUND = """
+local out = {}
+for i = 1, #ARGV do
+  local payload = redis.call('HGET', KEYS[1], ARGV[i])
+  if payload then
+    out[#out + 1] = i
+    out[#out + 1] = payload
+  end
+end
+return out
 """
 
 
@@ -145,19 +158,20 @@ class RedisQueue(BatchedTarget):
 
     # ------------------------------------------------------------ reading
 
-    def _stored(self, ids: Sequence[str]) -> dict[str, _Stored]:
-        raw = self._client.hmget(self.items_key, list(ids))
-        return {i: _decode(r) for i, r in zip(ids, raw, strict=True) if r is not None}
+    def _found(self, client: Any, ids: Sequence[str]) -> dict[int, _Stored]:
+        """The stored entries among ``ids``, by position (plain EVAL: it also runs
+        immediately on a pipeline under WATCH, where a cached script could not be loaded)."""
+        flat = client.eval(_FOUND, 1, self.items_key, *ids)
+        return {flat[n] - 1: _decode(flat[n + 1]) for n in range(0, len(flat), 2)}
 
-    def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
-        items = unique_keys(as_items(schedule))
+    def _plan(self, items: Sequence[EnqueueItem]) -> EnqueuePlan:
         entries: list[PlanEntry] = []
         try:
             for batch in chunks(items, self.batch_size):
                 ids = [item_id(item) for item in batch]
-                stored = self._stored(ids)
-                for ident, item in zip(ids, batch, strict=True):
-                    existing = s.item if (s := stored.get(ident)) else None
+                stored = self._found(self._client, ids)
+                for n, item in enumerate(batch):
+                    existing = s.item if (s := stored.get(n)) else None
                     entries.append(PlanEntry(item, classify(item, existing), existing))
         except redis.RedisError as exc:
             raise self._error("cannot read the queue at", exc) from None
@@ -219,41 +233,37 @@ class RedisQueue(BatchedTarget):
         self, pipe: Any, ids: Sequence[str], batch: Sequence[EnqueueItem]
     ) -> list[Action]:
         """Inside WATCH: read, decide with the upsert rule, then MULTI … EXEC."""
-        raw = pipe.hmget(self.items_key, list(ids))
-        stored = {i: _decode(r) for i, r in zip(ids, raw, strict=True) if r is not None}
-        original = dict(stored)
-        absent = len(set(ids) - stored.keys())
+        stored = self._found(pipe, ids)
+        absent = len(ids) - len(stored)
         next_seq = int(pipe.incrby(self.seq_key, absent)) - absent + 1 if absent else 0
         actions: list[Action] = []
-        written: dict[str, _Stored] = {}
-        for ident, item in zip(ids, batch, strict=True):
-            current = stored.get(ident)
-            action = classify(item, None if current is None else current.item)
+        # Arguments go as bytes (the client passes bytes through untouched); scores as
+        # integers' digits, which Redis rounds to a double exactly as float() would.
+        payloads: dict[bytes, bytes] = {}
+        removals: dict[str, list[str]] = {}
+        additions: dict[str, dict[bytes, bytes]] = {}
+        for n, (ident, item) in enumerate(zip(ids, batch, strict=True)):
+            old = stored.get(n)
+            action = classify(item, None if old is None else old.item)
             actions.append(action)
             if not action.writes:
                 continue
-            if current is None:
+            if old is None:
                 seq, next_seq = next_seq, next_seq + 1
             else:
-                seq = current.seq
-            new = _Stored(item, seq, member(item.priority, seq, ident))
-            stored[ident] = written[ident] = new
-        if not written:
+                seq = old.seq
+            new_member = member(item.priority, seq, ident)
+            payloads[ident.encode()] = _encode(item, seq, new_member)
+            if old is not None:
+                if (old.item.bucket, old.member) == (item.bucket, new_member):
+                    continue  # updated in place: the payload only
+                removals.setdefault(old.item.bucket, []).append(old.member)
+            additions.setdefault(item.bucket, {})[new_member.encode()] = b"%d" % item.priority
+        if not payloads:
             pipe.unwatch()
             return actions
         pipe.multi()
-        pipe.hset(
-            self.items_key,
-            mapping={i: _encode(s.item, s.seq, s.member) for i, s in written.items()},
-        )
-        removals: dict[str, list[str]] = {}
-        additions: dict[str, dict[str, float]] = {}
-        for ident, new in written.items():
-            old = original.get(ident)
-            if old is not None and (old.item.bucket, old.member) != (new.item.bucket, new.member):
-                removals.setdefault(old.item.bucket, []).append(old.member)
-            if old is None or (old.item.bucket, old.member) != (new.item.bucket, new.member):
-                additions.setdefault(new.item.bucket, {})[new.member] = float(new.item.priority)
+        pipe.hset(self.items_key, mapping=payloads)
         for bucket, members in removals.items():
             pipe.zrem(self.bucket_key(bucket), *members)
         for bucket, mapping in additions.items():

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from engines.model import Schedule, timedelta_to_us
+from engines.model import timedelta_to_us
 from harness.enqueue.plan import (
     DEFAULT_BATCH_SIZE,
     Action,
@@ -33,10 +33,8 @@ from harness.enqueue.plan import (
     EnqueueItem,
     EnqueuePlan,
     PlanEntry,
-    as_items,
     chunks,
     classify,
-    unique_keys,
 )
 
 _COLUMNS = """q.codebase, q.suite, q.change_set, q.command, q.bucket::text, q.priority,
@@ -140,8 +138,7 @@ class QueueTable(BatchedTarget):
 
     # ------------------------------------------------------------ reading
 
-    def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
-        items = unique_keys(as_items(schedule))
+    def _plan(self, items: Sequence[EnqueueItem]) -> EnqueuePlan:
         entries: list[PlanEntry] = []
         try:
             conn = self.conn
