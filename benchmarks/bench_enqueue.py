@@ -7,7 +7,10 @@ timed too. The schedule is synthetic: 100,000 decisions with the legacy's
 queue arithmetic (priorities relative to the queue's minimum, truncated,
 with ties), over 12 campaigns and 10,000 codebases, a few in other buckets.
 The servers are throwaway ones started here (Redis without persistence;
-PostgreSQL with the Janitor's schema, fsync off).
+PostgreSQL with the Janitor's schema, fsync off). Besides the wall time it
+prints the CPU time of this process and of the server (the Redis process,
+the PostgreSQL backend), since on a shared 2-core machine the wall time
+mostly measures the neighbours.
 
     python benchmarks/bench_enqueue.py [--decisions N] [--batch-size N] [--only redis|table]
 """
@@ -15,6 +18,7 @@ PostgreSQL with the Janitor's schema, fsync off).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import socket
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engines.model import BUCKETS, Decision, Schedule
 from engines.queue_sim import QueueSimulator
 from harness.enqueue import DEFAULT_BATCH_SIZE, items_from_schedule, open_target
+from harness.enqueue.table import QueueTable
 
 CAMPAIGNS = tuple(f"campaign-{n}" for n in range(12))
 
@@ -83,11 +88,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def enqueue_twice(url: str, schedule: Schedule, batch_size: int) -> list[str]:
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds a server process has used (Linux /proc; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def enqueue_twice(url: str, schedule: Schedule, batch_size: int, server: int | None) -> list[str]:
+    """Enqueue, then enqueue again; ``server`` is the pid whose CPU is counted too."""
     lines = []
     with open_target(url, batch_size=batch_size) as target:
+        if server is None and isinstance(target, QueueTable):
+            server = target.backend_pid
         for label in ("fresh", "again"):
             started, cpu = time.perf_counter(), time.process_time()
+            served = server_cpu(server)
             items = items_from_schedule(schedule)
             planned = time.perf_counter()
             plan = target.plan(items)
@@ -95,11 +115,12 @@ def enqueue_twice(url: str, schedule: Schedule, batch_size: int) -> list[str]:
             result = target.apply(plan)
             done = time.perf_counter()
             cpu = time.process_time() - cpu
+            served = server_cpu(server) - served
             c = result.counts
             lines.append(
                 f"  {label:<5} {done - started:6.2f} s  (entries {planned - started:.2f}, "
                 f"plan {applied - planned:.2f}, write {done - applied:.2f}; {result.batches} "
-                f"batches; this process's CPU {cpu:.2f} s)  added {c.added}, moved {c.moved}, unchanged {c.unchanged}, "
+                f"batches; CPU: this process {cpu:.2f} s, the server {served:.2f} s)  added {c.added}, moved {c.moved}, unchanged {c.unchanged}, "
                 f"kept {c.kept}"
             )
         entries = len(target.entries())
@@ -139,7 +160,7 @@ def bench_redis(schedule: Schedule, batch_size: int) -> list[str]:
                     break
                 except redis.ConnectionError:
                     time.sleep(0.05)
-            return enqueue_twice(f"redis://127.0.0.1:{port}/0", schedule, batch_size)
+            return enqueue_twice(f"redis://127.0.0.1:{port}/0", schedule, batch_size, proc.pid)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -157,7 +178,7 @@ def bench_table(schedule: Schedule, batch_size: int, codebases: int) -> list[str
             with conn.cursor().copy("COPY codebase (name) FROM STDIN") as copy:
                 for n in range(codebases):
                     copy.write_row((f"pkg-{n}",))
-        return enqueue_twice(dsn, schedule, batch_size)
+        return enqueue_twice(dsn, schedule, batch_size, None)
 
 
 def main() -> None:
@@ -167,6 +188,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--only", choices=("redis", "table"))
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     started = time.perf_counter()
     schedule = synthetic_schedule(args.decisions, args.codebases)
     print(
