@@ -28,6 +28,8 @@ is one Lua script over the buckets in order, so no two workers get the same.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -217,13 +219,15 @@ class RedisQueue(BatchedTarget):
 
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
         ids = [item_id(item) for item in batch]
-        for _attempt in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             with self._client.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(self.items_key)
                     return self._decide_and_write(pipe, ids, batch)
                 except WatchError:
-                    continue
+                    # a worker took an entry meanwhile: decide again, after a short, growing,
+                    # jittered pause so that busy workers cannot starve the batch
+                    time.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
         raise EnqueueError(
             f"{self.url}: the queue changed under every one of {MAX_ATTEMPTS} attempts "
             "to write a batch; nothing of that batch was written"

@@ -80,6 +80,10 @@ WHERE queue.bucket >= EXCLUDED.bucket
 _ENTRIES = f"SELECT {_COLUMNS}\nFROM queue AS q\nORDER BY q.bucket, q.priority, q.id"
 
 
+#: How often a batch the server rolled back on a deadlock is written again.
+DEADLOCK_ATTEMPTS = 3
+
+
 def _item(row: Sequence[Any]) -> EnqueueItem:
     duration = row[7]
     return EnqueueItem(
@@ -164,6 +168,18 @@ class QueueTable(BatchedTarget):
     # ------------------------------------------------------------ writing
 
     def _write_batch(self, batch: Sequence[EnqueueItem]) -> list[Action]:
+        attempt = 1
+        while True:
+            try:
+                return self._write_batch_once(batch)
+            except psycopg.errors.DeadlockDetected:
+                # another writer (the legacy scheduler) locked the same rows in another
+                # order; the server rolled this batch back whole: write it again
+                if attempt >= DEADLOCK_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    def _write_batch_once(self, batch: Sequence[EnqueueItem]) -> list[Action]:
         conn = self.conn
         with conn.transaction():
             rows = conn.execute(_LOCK_EXISTING, _keys(batch)).fetchall()
