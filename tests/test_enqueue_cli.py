@@ -118,3 +118,10 @@ def test_other_commands_cannot_write_a_queue() -> None:
         options = {o for p in command.params for o in getattr(p, "opts", [])}
         if name != "enqueue":
             assert "--to" not in options, name
+
+
+def test_the_commands_default_batch_size_is_the_librarys() -> None:
+    from harness.commands import enqueue
+    from harness.enqueue import DEFAULT_BATCH_SIZE
+
+    assert enqueue.DEFAULT_BATCH_SIZE == DEFAULT_BATCH_SIZE

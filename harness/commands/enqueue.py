@@ -8,55 +8,30 @@ it would add, move and leave alone, and writes nothing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from engines.base import Engine, get_engine
-from engines.model import Dataset, Schedule
-from harness.commands import source_filters
-from harness.enqueue import (
-    DEFAULT_BATCH_SIZE,
-    Action,
-    EnqueueCounts,
-    EnqueuePlan,
-    PlanEntry,
-    open_target,
-)
+from harness.commands import SOURCE, source_filters
 from harness.errors import InputError
-from harness.sources import schedule_source
 
-VERBS = {
-    Action.ADD: "add",
-    Action.MOVE: "move",
-    Action.UPDATE: "update",
-    Action.UNCHANGED: "unchanged",
-    Action.KEEP: "keep",
-}
+if TYPE_CHECKING:
+    from harness.enqueue import EnqueueCounts, EnqueuePlan, PlanEntry
 
-
-class FallbackEngine:
-    """The new engine, with the legacy deciding every candidate it fails on (plan §4.1)."""
-
-    def __init__(self, primary: Engine) -> None:
-        from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
-
-        self.name = f"{primary.name}+fallback:legacy"
-        self._orchestrator = SchedulingOrchestrator(
-            primary, get_engine("legacy"), OrchestrationMode.FALLBACK
-        )
-
-    def schedule(self, dataset: Dataset) -> Schedule:
-        return self._orchestrator.schedule_candidates(dataset).schedule
+#: harness.enqueue.DEFAULT_BATCH_SIZE (a test keeps them equal), spelled here so
+#: that --help imports no engine.
+DEFAULT_BATCH_SIZE = 1000
 
 
 def describe(entry: PlanEntry) -> str:
     """One plan line: verb, where the entry goes (from where), which entry."""
-    item, before = entry.item, entry.existing
+    item, before, verb = entry.item, entry.existing, entry.action.value
     where = f"{item.bucket} {item.priority}"
-    if entry.action is Action.MOVE and before is not None:
+    if verb == "move" and before is not None:
         where = f"{before.bucket} {before.priority} -> {where}"
-    elif entry.action is Action.KEEP and before is not None:
+    elif verb == "keep" and before is not None:
         where = f"{before.bucket} {before.priority} (kept: re-add would be {where})"
-    return f"{VERBS[entry.action]:<9} {where}  {item.key.label()}"
+    return f"{verb:<9} {where}  {item.key.label()}"
 
 
 def counts_line(counts: EnqueueCounts) -> str:
@@ -68,7 +43,7 @@ def counts_line(counts: EnqueueCounts) -> str:
 
 
 def print_plan(plan: EnqueuePlan, show: int) -> None:
-    changing = [e for e in plan.entries if e.action is not Action.UNCHANGED]
+    changing = [e for e in plan.entries if e.action.value != "unchanged"]
     for entry in changing[:show]:
         click.echo(describe(entry))
     if len(changing) > show > 0:
@@ -76,7 +51,7 @@ def print_plan(plan: EnqueuePlan, show: int) -> None:
 
 
 @click.command("enqueue")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option(
     "--to",
     "target_url",
@@ -132,12 +107,17 @@ def command(
     bucket is never overwritten); enqueueing the same schedule twice changes
     nothing the second time.
     """
+    from engines.base import get_engine
     from harness.commands.record import parse_as_of
+    from harness.enqueue import open_target
+    from harness.sources import schedule_source
 
     if batch_size < 1:
         raise InputError(f"expected a positive number, got {batch_size}", field="--batch-size")
     engine = get_engine(engine_spec)
     if mode == "fallback":
+        from harness.enqueue.fallback import FallbackEngine
+
         engine = FallbackEngine(engine)
     # Open the target first: a wrong URL fails before a long scheduling run.
     with open_target(target_url, batch_size=batch_size, key_prefix=key_prefix) as target:
