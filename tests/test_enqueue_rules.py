@@ -122,6 +122,8 @@ def test_redact_url_drops_the_password(url: str, shown: str) -> None:
 def test_scrub_masks_an_echoed_password() -> None:
     url = "redis://:p%40ss@host/0"
     assert scrub("auth failed for p@ss and p%40ss\nmore", url) == "auth failed for *** and ***"
+    other = "see postgresql://u:other@db/x"
+    assert scrub(other, url) == "see postgresql://u:***@db/x"
 
 
 def test_unknown_scheme_is_one_line_without_the_url() -> None:

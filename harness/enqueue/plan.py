@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule, timedelta_to_us
+from harness.crash import redact_secrets
 from harness.errors import ShadowError
 
 #: Items per batch: one MULTI/EXEC (Redis) or one transaction (queue table).
@@ -61,7 +62,7 @@ def scrub(message: str, url: str) -> str:
     secrets += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return redact_secrets(text)  # and any other connection string the message quotes
 
 
 class EnqueueItem(NamedTuple):
