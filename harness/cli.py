@@ -85,6 +85,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "harness.commands.run",
         "Schedule SOURCE with the new engine in MODE and print the head of the resulting queue.",
     ),
+    "enqueue": LazyCommand(
+        "harness.commands.enqueue",
+        "Schedule SOURCE with an engine and write its queue entries to --to.",
+    ),
 }
 
 #: Kept for callers that iterate the modules.
