@@ -203,6 +203,21 @@ class Alignment:
     #: ``queue_a[i]`` in A's queue and ``queue_b[i]`` in B's are the same key
     queue_a: IntArray
     queue_b: IntArray
+    #: per key of A / of B: the tie-aware position among the keys queued on both
+    #: sides (see :func:`common_positions`); NaN where not queued on both
+    position_a: FloatArray
+    position_b: FloatArray
+
+    def column_a(self, name: str) -> Column:
+        """A's column ``name`` for its aligned keys (positions are this alignment's)."""
+        if name == "queue_position":
+            return Column(self.position_a[self.ia], np.isnan(self.position_a[self.ia]))
+        return self.a.columns[name].take(self.ia)
+
+    def column_b(self, name: str) -> Column:
+        if name == "queue_position":
+            return Column(self.position_b[self.ib], np.isnan(self.position_b[self.ib]))
+        return self.b.columns[name].take(self.ib)
 
 
 def align(a: Side, b: Side) -> Alignment:
@@ -230,24 +245,29 @@ def align(a: Side, b: Side) -> Alignment:
             qa.append(row)
             qb.append(position - 1)
     as_array = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
-    al = Alignment(
+    queue_a, queue_b = as_array(qa), as_array(qb)
+    return Alignment(
         a,
         b,
         as_array(ia),
         as_array(ib),
         as_array(missing),
         as_array(extra),
-        as_array(qa),
-        as_array(qb),
+        queue_a,
+        queue_b,
+        _group_starts(a, queue_a),
+        _group_starts(b, np.sort(queue_b)),
     )
-    set_common_positions(al)
-    return al
 
 
 def _group_starts(side: Side, rows: IntArray) -> FloatArray:
     """Per key of ``side``: the 1-based rank, among the queue ``rows`` (sorted:
     the rows whose key is queued on both sides), of the first member of its
-    tie group (same bucket and priority); NaN where not among them."""
+    tie group (same bucket and priority); NaN where not among them.
+
+    That makes ``queue_position`` comparable: an item present on one side only
+    does not shift everything after it, and the order inside a tie group (the
+    row ids, i.e. insertion order) is compared separately, as tie order."""
     by_row = np.full(len(side.queue_keys), np.nan)
     if rows.size:
         scores = side.queue_scores[rows]
@@ -259,16 +279,6 @@ def _group_starts(side: Side, rows: IntArray) -> FloatArray:
         return np.full(side.size, np.nan)
     row = side.queue_row
     return np.where(row >= 0, by_row[np.maximum(row, 0)], np.nan)
-
-
-def set_common_positions(al: Alignment) -> None:
-    """Make ``queue_position`` comparable: the tie-aware rank among the items
-    queued on both sides, so that an item present on one side only does not
-    shift everything after it, and an order inside a tie group (which comes
-    from row ids, i.e. insertion order) is not a difference."""
-    for side, rows in ((al.a, al.queue_a), (al.b, np.sort(al.queue_b))):
-        values = _group_starts(side, rows)
-        side.columns["queue_position"] = Column(values, np.isnan(values))
 
 
 def same_value(x: Any, y: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import replace
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from engines.model import Dataset, Schedule
 from harness.compare import compare_schedules
 from harness.comparison_model import Comparison
 from harness.errors import InputError, ShadowError
-from harness.noise import NoiseProfile, measure_noise, noise_runs
+from harness.noise import NoiseProfile, measure_noise, noise_runs, order_run
 from harness.sources import open_source
 from harness.tolerances import Settings, load_settings
 from harness.waivers import Waiver, describe, load_waivers
@@ -103,6 +104,11 @@ def output_options(func: F) -> F:
         click.option(
             "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML."
         ),
+        click.option(
+            "--table-rows",
+            type=click.IntRange(min=1),
+            help="Candidate rows in the HTML report's table (default: report.table_rows, 500).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -110,9 +116,11 @@ def output_options(func: F) -> F:
 
 
 def load_config(
-    tolerances_path: str | None, waivers_path: str | None
+    tolerances_path: str | None, waivers_path: str | None, table_rows: int | None = None
 ) -> tuple[Settings, tuple[Waiver, ...]]:
     settings = load_settings(tolerances_path)
+    if table_rows is not None:
+        settings = replace(settings, table_rows=table_rows)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
 
@@ -136,10 +144,18 @@ class EngineFailed(ShadowError):
 
 
 def measure(
-    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
+    engine: Engine,
+    dataset: Dataset,
+    reference: Schedule,
+    seed: int,
+    settings: Settings,
+    processed: Schedule | None = None,
 ) -> NoiseProfile:
+    """Self-runs of the reference, and (given B's schedule as ``processed``) the
+    reference in B's row order (see :mod:`harness.noise`)."""
     runs = noise_runs(engine, dataset, seed=seed)
-    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
+    order = None if processed is None else order_run(engine, dataset, processed)
+    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
 
 
 @contextmanager
@@ -238,6 +254,7 @@ def command(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -248,7 +265,7 @@ def command(
     Exit status: 0 when the real divergences are within --budget, 1 when
     they exceed it, 2 on bad input or usage.
     """
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
     progress = Progress(5 if noise else 4)
     with progress.step(f"reading {source}"):
@@ -260,7 +277,7 @@ def command(
     profile = None
     if noise:
         with progress.step(f"noise baseline ({engine_a} against itself)"):
-            profile = measure(a, dataset, schedule_a, seed, settings)
+            profile = measure(a, dataset, schedule_a, seed, settings, schedule_b)
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,

@@ -92,9 +92,10 @@ def check(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
     progress = Progress(4 if noise else 3)
