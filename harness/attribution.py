@@ -305,9 +305,16 @@ def run_counts(a: Decision, b: Decision) -> tuple[RunCount, ...]:
     return tuple(out)
 
 
+#: the counts that say *which runs counted*; ``successes`` is shown, not used
+#: (an engine that weighs runs reports a weighted sum there)
+WHICH_RUNS: tuple[tuple[str, str], ...] = tuple(
+    (name, key) for name, key in RUN_COUNT_KEYS if name != "successes"
+)
+
+
 def runs_changed(a: Decision, b: Decision) -> bool:
-    """Whether a run count both engines reported differs."""
-    for _name, key in RUN_COUNT_KEYS:
+    """Whether a count of which runs counted, reported by both engines, differs."""
+    for _name, key in WHICH_RUNS:
         ca, cb = _count(a, key), _count(b, key)
         if ca is not None and cb is not None and ca != cb:
             return True

@@ -205,6 +205,15 @@ def verdict_text(c: Comparison) -> str:
         f"{counts.identical} identical, {counts.missing} missing, {counts.extra} extra, "
         f"{counts.error_mismatches} error mismatch(es)",
     ]
+    if any(k.real or k.noise or k.waived for k in c.kinds):
+        lines.append(
+            "kinds: "
+            + "; ".join(
+                f"{k.kind.replace('_', ' ')} {k.real} real/{k.noise} noise/{k.waived} waived"
+                for k in c.kinds
+                if k.real or k.noise or k.waived
+            )
+        )
     divergent = [s for s in c.fields if s.divergent]
     if divergent:
         lines.append(
@@ -227,9 +236,13 @@ def verdict_text(c: Comparison) -> str:
         if d.status != "real":
             break
         why = ""
-        if d.attribution is not None and d.attribution.dominant:
-            why = f" (dominant: {d.attribution.dominant})"
-        what = ", ".join(f.field for f in d.fields) or d.kind
+        if d.attribution is not None and d.attribution.cause:
+            why = f" (cause: {d.attribution.cause})"
+        elif d.rule is not None:
+            why = f" ({d.rule.input}; cause: {d.rule.factor})"
+        elif d.moved_by:
+            why = f" (moved by {', '.join(d.moved_by[:2])})"
+        what = ", ".join(f.field for f in d.fields) or d.category.replace("_", " ")
         lines.append(f"  {d.label}: {what}{why}")
     lines.extend(describe(c.waivers))
     return "\n".join(lines)
