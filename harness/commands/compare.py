@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import replace
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
