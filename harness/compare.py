@@ -1380,6 +1380,8 @@ def _plots(
         rest = rest[np.linspace(0, rest.size - 1, room).astype(np.int64)] if room else rest[:0]
     chosen = np.concatenate([divergent, rest])
     points = tuple((float(oa[i]), float(ob[i]), int(status[i])) for i in chosen.tolist())
+    keys = al.a.keys
+    labels = tuple(_key_label(keys[int(al.ia[i])]) for i in chosen.tolist())
 
     def signed(name: str) -> tuple[FloatArray, FloatArray]:
         ca, cb = al.column_a(name), al.column_b(name)
@@ -1393,8 +1395,8 @@ def _plots(
         dur_ratio = np.where((da > 0) & (db > 0), np.log2(db / np.where(da > 0, da, 1.0)), np.nan)
     histograms = {
         "success_probability_delta": _histogram(pb - pa, "success probability, B − A"),
-        "duration_ratio": _histogram(dur_ratio, "estimated duration, B ÷ A (log₂)"),
-        "offset_log_ratio": _histogram(pairs.log_ratio, "offset, B ÷ A (ln)"),
+        "duration_ratio": _histogram(dur_ratio, "estimated duration, B ÷ A (log scale)"),
+        "offset_log_ratio": _histogram(pairs.log_ratio, "offset, B ÷ A (log scale)"),
     }
     if ranking is not None and ranking.displacement_histogram is not None:
         histograms["rank_displacement"] = ranking.displacement_histogram
@@ -1403,6 +1405,7 @@ def _plots(
         histograms=histograms,
         offset_divergent=int((valid & (status > 0)).sum()),
         offset_total=int(valid.sum()),
+        offset_labels=labels,
     )
 
 

@@ -569,6 +569,8 @@ class PlotData:
     #: among them (the scatter draws ``offset_pairs``, a sample of these)
     offset_total: int = 0
     offset_divergent: int = 0
+    #: ``codebase/campaign`` of each point of ``offset_pairs`` (for tooltips)
+    offset_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
