@@ -444,8 +444,10 @@ def build_view(comparison: Comparison, *, top_n: int | None = None) -> ReportVie
         campaign_names=tuple(sorted({r.campaign for r in rows})),
         ranking=_rank_view(c.ranking, c) if c.ranking is not None else None,
         lists=(
-            KeyedList("Missing in B", "missing", tuple(c.missing[:LIST_CAP]), c.counts.missing),
-            KeyedList("Extra in B", "extra", tuple(c.extra[:LIST_CAP]), c.counts.extra),
+            KeyedList(
+                "Missing in B", "missing-list", tuple(c.missing[:LIST_CAP]), c.counts.missing
+            ),
+            KeyedList("Extra in B", "extra-list", tuple(c.extra[:LIST_CAP]), c.counts.extra),
             KeyedList(
                 "Error mismatches",
                 "errors",

@@ -453,9 +453,21 @@ def test_report_renders_in_headless_chromium(comparison: Comparison, tmp_path: P
 #: writes what it saw into <body data-probe>, which --dump-dom then shows.
 PROBE = """<script>
 window.addEventListener("load", function () {
-  var table = document.getElementById("candidates");
+  var table = document.getElementById("cand-table");
+  var ids = Array.prototype.map.call(document.querySelectorAll("[id]"), function (e) { return e.id; });
+  var unique = ids.length === new Set(ids).size;
+  var before = document.querySelectorAll("tbody.cand").length;
   var th = table.querySelector('th[data-key="lr"]');
   th.click(); th.click();
+  var inTable = Array.prototype.every.call(document.querySelectorAll("tbody.cand"),
+    function (b) { return b.parentElement === table; }) &&
+    table.querySelectorAll("tbody.cand").length === before && before > 0;
+  var kind = document.getElementById("cand-kind");
+  kind.value = "presence"; kind.dispatchEvent(new Event("change"));
+  var presence = Array.prototype.filter.call(table.querySelectorAll("tbody.cand"),
+    function (b) { return !b.hidden; });
+  var kindOk = presence.length > 0 && presence.every(function (b) { return b.dataset.category === "presence"; });
+  kind.value = ""; kind.dispatchEvent(new Event("change"));
   var order = Array.prototype.map.call(table.querySelectorAll("tbody.cand"),
     function (b) { return b.dataset.lr; }).filter(function (v) { return v !== ""; }).slice(0, 50);
   var sortedDesc = order.every(function (v, i) { return i === 0 || parseFloat(order[i - 1]) >= parseFloat(v); });
@@ -469,7 +481,8 @@ window.addEventListener("load", function () {
   button.click();
   var detail = shown[0].querySelector("tr.detail");
   document.body.setAttribute("data-probe", [th.getAttribute("aria-sort"), sortedDesc, shown.length,
-    allMatch, detail.hidden, button.textContent, document.getElementById("cand-count").textContent].join("|"));
+    allMatch, detail.hidden, button.textContent, document.getElementById("cand-count").textContent,
+    unique, inTable, kindOk].join("|"));
 });
 </script></body>"""
 
@@ -487,7 +500,11 @@ def test_table_sorts_filters_and_expands_in_chromium(
     dom = _chromium(["--dump-dom", page.resolve().as_uri()], tmp_path / "profile")
     probe = re.search(r'data-probe="([^"]*)"', dom.stdout)
     assert probe is not None, dom.stderr[-2000:]
-    sort, ordered, shown, all_match, hidden, label, count = probe.group(1).split("|")
+    fields = probe.group(1).split("|")
+    sort, ordered, shown, all_match, hidden, label, count, unique, in_table, kind_ok = fields
+    # one element per id, and sorting keeps every row inside the table
+    assert unique == "true" and in_table == "true"
+    assert kind_ok == "true"  # the kind filter shows only that kind
     assert sort == "descending" and ordered == "true"
     debianize_ncv = sum(
         1
