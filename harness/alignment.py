@@ -214,10 +214,25 @@ class Alignment:
             return Column(self.position_a[self.ia], np.isnan(self.position_a[self.ia]))
         return self.a.columns[name].take(self.ia)
 
+    def value_a(self, name: str, key_index: int) -> float | None:
+        """A's value of field ``name`` for its key ``key_index`` (``None``: null)."""
+        return _value(self.a, self.position_a, name, key_index)
+
+    def value_b(self, name: str, key_index: int) -> float | None:
+        return _value(self.b, self.position_b, name, key_index)
+
     def column_b(self, name: str) -> Column:
         if name == "queue_position":
             return Column(self.position_b[self.ib], np.isnan(self.position_b[self.ib]))
         return self.b.columns[name].take(self.ib)
+
+
+def _value(side: Side, positions: FloatArray, name: str, key_index: int) -> float | None:
+    if name == "queue_position":
+        value = float(positions[key_index])
+        return None if value != value else value
+    column = side.columns[name]
+    return None if column.null[key_index] else float(column.values[key_index])
 
 
 def align(a: Side, b: Side) -> Alignment:

@@ -765,7 +765,6 @@ def _pair_diff(view: _PairView, i: int, severity: float) -> CandidateDiff:
         st = int(r.status[i])
         if st == NONE:
             continue
-        ca, cb = al.column_a(name), al.column_b(name)
         delta = float(r.delta[i])
         w = view.waiver(int(r.waiver[i]))
         if w:
@@ -773,8 +772,8 @@ def _pair_diff(view: _PairView, i: int, severity: float) -> CandidateDiff:
         fields.append(
             FieldDelta(
                 field=name,
-                a=None if ca.null[i] else float(ca.values[i]),
-                b=None if cb.null[i] else float(cb.values[i]),
+                a=al.value_a(name, ja),
+                b=al.value_b(name, jb),
                 abs_delta=_finite_or_none(delta),
                 rel_delta=_finite_or_none(float(r.rel[i])) if math.isfinite(delta) else None,
                 status=STATUS_NAMES[st],

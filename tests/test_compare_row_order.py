@@ -124,8 +124,7 @@ def _reverse_ties(schedule: Schedule) -> Schedule:
 
 
 def _tied_schedule() -> Schedule:
-    dataset, a, _ = _reference("tests/data/vectors/small")
-    return a
+    return _reference("tests/data/vectors/small")[1]
 
 
 def test_another_order_inside_a_tie_is_a_divergence_of_its_own_kind() -> None:
