@@ -50,6 +50,8 @@ class Settings:
     table_rows: int = 500
     #: places of each queue shown side by side in the HTML report
     queue_head: int = 25
+    #: self-runs of the noise baseline with the rows shuffled (besides the rerun)
+    noise_shuffles: int = 1
 
     def tolerance(self, name: str) -> Tolerance:
         return self.tolerances[name]
@@ -105,7 +107,11 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
             )
     noise = settings.noise
     if "noise" in top:
-        spec = _mapping(top["noise"], file, "noise", ("relative", "absolute"))
+        spec = _mapping(top["noise"], file, "noise", ("relative", "absolute", "shuffles"))
+        if "shuffles" in spec:
+            settings = replace(
+                settings, noise_shuffles=_integer(spec["shuffles"], file, "noise.shuffles")
+            )
         noise = NoiseRule(
             relative=_number(spec.get("relative", noise.relative), file, "noise.relative"),
             absolute=_number(spec.get("absolute", noise.absolute), file, "noise.absolute"),
@@ -160,7 +166,16 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
         if "queue_head" in spec:
             queue_head = _integer(spec["queue_head"], file, "report.queue_head", minimum=1)
     source = file if settings.source == "defaults" else f"{settings.source} + {file}"
-    return Settings(tolerances, noise, ranking, top_n, source, table_rows, queue_head)
+    return Settings(
+        tolerances,
+        noise,
+        ranking,
+        top_n,
+        source,
+        table_rows,
+        queue_head,
+        settings.noise_shuffles,
+    )
 
 
 def _read(path: Path) -> Any:

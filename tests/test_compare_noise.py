@@ -123,7 +123,7 @@ def test_presence_and_errors_seen_in_self_runs_are_noise() -> None:
 def test_noise_runs_of_an_engine_against_itself() -> None:
     dataset = load_snapshot(SCENARIO)
     engine = simple(None)
-    runs = noise_runs(engine, dataset, seed=2)
+    runs = noise_runs(engine, dataset, seed=2, shuffles=2)
     assert [label for label, _ in runs] == [
         "rerun",
         "shuffled candidate rows (seed 2)",

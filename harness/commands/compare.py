@@ -153,7 +153,7 @@ def measure(
 ) -> NoiseProfile:
     """Self-runs of the reference, and (given B's schedule as ``processed``) the
     reference in B's row order (see :mod:`harness.noise`)."""
-    runs = noise_runs(engine, dataset, seed=seed)
+    runs = noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
     order = None if processed is None else order_run(engine, dataset, processed)
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
 
