@@ -1369,11 +1369,13 @@ def _plots(
     ob = al.b.columns["offset"].values[al.ib]
     valid, status = pairs.valid_offsets, pairs.status
     divergent = np.flatnonzero(valid & (status > 0))
+    chosen_mask = np.zeros(valid.size, dtype=bool)
     if divergent.size > top_n:
-        # the most severe first, then an even sample of the rest of them
+        # the most severe, then an even sample of everything else (divergent or not)
         by_severity = divergent[np.argsort(-pairs.severity[divergent], kind="stable")]
         divergent = by_severity[:top_n]
-    rest = np.flatnonzero(valid & (status == 0))
+    chosen_mask[divergent] = True
+    rest = np.flatnonzero(valid & ~chosen_mask)
     room = max(PLOT_SAMPLE - divergent.size, 0)
     if rest.size > room:
         rest = rest[np.linspace(0, rest.size - 1, room).astype(np.int64)] if room else rest[:0]

@@ -557,7 +557,7 @@ class PlotData:
 
     ``offset_pairs``: ``(offset_a, offset_b, status_code)`` for a sample of
     candidates with both offsets finite and positive (all divergent ones first,
-    the ``top_n`` most severe, then an even sample; status_code 0 equal/tolerated,
+    the ``top_n`` most severe, then an even sample of all the others; status_code 0 equal/tolerated,
     1 noise, 2 waived, 3 real); ``histograms``: name → histogram, names
     ``"success_probability_delta"`` (B−A, absolute), ``"duration_ratio"``
     (log₂(B/A)), ``"offset_log_ratio"`` (ln(B/A)), ``"rank_displacement"``

@@ -936,22 +936,20 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
     """The figures, in reading order; a figure with no data is left out."""
     out: list[Plot] = []
     pairs = c.plots.offset_pairs
-    divergent_drawn = sum(1 for p in pairs if p[2] > 0)
     total, divergent = c.plots.offset_total, c.plots.offset_divergent
-    if divergent_drawn >= divergent:
-        which = f"all {divergent:,} divergent candidates are drawn"
+    if len(pairs) >= total:
+        which = f"all {total:,} candidates with both offsets are drawn"
+    elif divergent <= c.top_n:
+        which = (
+            f"all {divergent:,} divergent candidates are drawn, and an even sample of "
+            f"{len(pairs) - divergent:,} of the {total - divergent:,} that agree"
+        )
     else:
         which = (
-            f"the {divergent_drawn:,} most severe of {divergent:,} divergent candidates are drawn"
+            f"the {c.top_n:,} most severe of the {divergent:,} divergent candidates are drawn, "
+            f"and an even sample of {len(pairs) - c.top_n:,} of the other "
+            f"{total - c.top_n:,} (so the cloud's shape is the whole population's)"
         )
-    rest = len(pairs) - divergent_drawn
-    agreeing = total - divergent
-    which += (
-        f", and {rest:,} of the {agreeing:,} that agree"
-        + (" (an even sample)" if rest < agreeing else "")
-        if agreeing
-        else ""
-    )
     out.append(
         Plot(
             "offsets",
