@@ -19,11 +19,14 @@ pytestmark = pytest.mark.postgres
 def _populate(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(
-            "INSERT INTO codebase (name, branch_url, value) VALUES "
-            "('alpha', 'https://salsa.debian.org/a.git', 10), ('beta', NULL, NULL), "
-            "('gamma', 'https://x/g', 0)"
+            "INSERT INTO codebase (name, branch_url, url, value) VALUES "
+            "('alpha', 'https://salsa.debian.org/a.git', 'https://salsa.debian.org/a.git', 10), "
+            "('beta', NULL, NULL, NULL), ('gamma', 'https://x/g', 'https://x/g', 0)"
         )
-        conn.execute("INSERT INTO codebase (name, branch_url) VALUES (NULL, 'https://x/nameless')")
+        conn.execute(
+            "INSERT INTO codebase (name, branch_url, url) "
+            "VALUES (NULL, 'https://x/nameless', 'https://x/nameless')"
+        )
         conn.execute(
             "INSERT INTO named_publish_policy VALUES "
             "('two', ARRAY[ROW('main', 'propose', 7), ROW('up', NULL, NULL)]::branch_publish_policy[], 'rl'), "
