@@ -1347,6 +1347,7 @@ def compare_schedules(
         head_b=head_b,
         distributions=_distributions(al, rows),
         table_rows=settings.table_rows,
+        priority_shift=al.priority_shift,
     )
 
 

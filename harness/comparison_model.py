@@ -695,6 +695,9 @@ class Comparison:
     distributions: tuple[Distribution, ...] = ()
     #: candidate rows the HTML table shows (``report.table_rows``, ``--table-rows``)
     table_rows: int = 500
+    #: the common shift of B's queue priorities removed before comparing them
+    #: (:func:`harness.alignment.priority_shift`; 0: none)
+    priority_shift: float = 0.0
 
     def kind(self, name: str) -> KindCount:
         for k in self.kinds:

@@ -294,3 +294,28 @@ def test_both_engines_report_the_run_counts() -> None:
         for d in get_engine(spec).schedule(dataset).decisions[:50]:
             if d.error is None:
                 assert {"successes", "ignored_worker_failures", "same_context"} <= set(d.factors)
+
+
+def test_a_changed_first_row_is_one_divergence_not_a_shifted_queue() -> None:
+    # the legacy queues at the queue's minimum plus the offset, and the minimum
+    # comes from the first row processed: change that row's value and every
+    # priority moves, yet only one candidate's own numbers changed
+    dataset = open_source(_path("tests/data/vectors/small"))
+    first = dataset.joined_candidates[0]
+    assert first.value is not None
+    changed = tuple(
+        replace(c, value=c.value * 40) if c.key == first.key and c.value is not None else c
+        for c in dataset.candidates
+    )
+    legacy = get_engine("legacy")
+    a = legacy.schedule(dataset)
+    b = legacy.schedule(replace(dataset, candidates=changed))
+    before = {q.key: q.priority for q in a.queue}
+    shifted = sum(1 for q in b.queue if q.key in before and before[q.key] != q.priority)
+    assert shifted > 100  # the whole queue moved
+    c = compare_schedules(a, b)
+    assert c.priority_shift != 0
+    assert c.kind("numeric").real == 1
+    assert c.candidates[0].codebase == first.codebase
+    assert c.candidates[0].attribution is not None
+    assert c.candidates[0].attribution.cause == "candidate_value"
