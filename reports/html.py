@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harness.comparison_model import Comparison
-from reports.view import build_view, duration_text, ratio_text, si_text
+from reports.view import build_view, delta_text, duration_text, ratio_text, si_text
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
@@ -98,6 +98,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "ratio": ratio_text,
     "duration": duration_text,
     "si": si_text,
+    "delta": lambda value, field: delta_text(field, value),
 }
 
 

@@ -556,6 +556,7 @@ def rank_scatter(
     categories: Mapping[int, Category] | None = None,
     width: int = WIDTH,
     height: int = HEIGHT,
+    labels: Sequence[str] | None = None,
 ) -> str:
     """Position in A (x) against position in B (y) for ``(rank_a, rank_b,
     category)`` triples, on linear axes from 1 to ``total``, with ``y = x``:
@@ -593,11 +594,14 @@ def rank_scatter(
                 f'fill-opacity="{opacity:.2f}"/>'
             )
         return c.render()
-    for a, b, k in moves:
+    names = list(labels) if labels is not None else []
+    for i, (a, b, k) in enumerate(moves):
         cat = cats.get(k) or Category(str(k), DEFAULT_BAR)
+        name = f"{names[i]}: " if i < len(names) else ""
         c.add(
             f'<circle class="mark" cx="{_f(xs(a))}" cy="{_f(ys(b))}" r="2.8" '
-            f'fill="{esc(cat.colour)}" fill-opacity="0.75"/>'
+            f'fill="{esc(cat.colour)}" fill-opacity="0.75"><title>{esc(name)}#{a:,} under A, '
+            f"#{b:,} under B</title></circle>"
         )
     return c.render()
 

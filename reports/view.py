@@ -863,6 +863,7 @@ def movers_plot(r: RankMetrics, c: Comparison) -> Plot | None:
                 total=total,
                 desc="Scatter of queue positions under A and B for the largest movers.",
                 categories={0: svg.Category("moved", svg.DEFAULT_BAR)},
+                labels=[f"{m.codebase}/{m.campaign}" for m in r.movers],
             )
         ),
     )
