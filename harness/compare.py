@@ -971,17 +971,11 @@ def _ranking(
 
 
 def _campaigns(
-    al: Alignment,
-    rows: _Rows,
-    numeric: _Numeric,
-    structure: _Structure,
-    ties: _Ties,
-    errors: _Errors,
-    presence: _Presence,
-    pairs: _Pairs,
-    attribution: _Attribution,
+    view: _PairView, presence: _Presence
 ) -> tuple[tuple[CampaignSummary, ...], dict[str, int]]:
     """Per-campaign aggregates, and the causes over all campaigns."""
+    rows, numeric, structure = view.rows, view.numeric, view.structure
+    ties, errors, pairs, attribution = view.ties, view.errors, view.pairs, view.attribution
     n = rows.n
     n_miss = len(presence.missing_keys)
     all_status = np.concatenate(
@@ -1288,9 +1282,7 @@ def compare_schedules(
     candidates, candidates_total = _candidates(view, presence, settings.top_n)
     missing, extra = _keyrefs(al, presence, settings.top_n)
     ranking, checks = _ranking(al, settings)
-    campaigns, causes = _campaigns(
-        al, rows, numeric, structure, ties, errors, presence, pairs, attribution
-    )
+    campaigns, causes = _campaigns(view, presence)
     verdict = _verdict(pairs, presence, budget, checks)
     head_a, head_b = _queue_heads(al, settings.queue_head)
     baseline = None
