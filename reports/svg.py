@@ -664,6 +664,8 @@ def paired_histogram(
     labels: tuple[str, str] = ("A", "B"),
     width: int = WIDTH,
     height: int = HEIGHT,
+    x_fmt: Callable[[float], str] = fmt_number,
+    x_ticks: Sequence[float] | None = None,
 ) -> str:
     """A's and B's values on the same bins, side by side in each bin (A left,
     B right), on a log x axis when the values span orders of magnitude."""
@@ -687,7 +689,18 @@ def paired_histogram(
     xs = Scale(edges[0], edges[-1], MARGIN_LEFT, width - MARGIN_RIGHT, log=log_x)
     step = nice_step(peak, 5)
     ys = Scale(0, math.ceil(peak / step) * step, height - MARGIN_BOTTOM, MARGIN_TOP)
-    _axes(c, xs, ys, x_label, "candidates", y_ticks=[t for t in ys.ticks(5) if t == int(t)])
+    _axes(
+        c,
+        xs,
+        ys,
+        x_label,
+        "candidates",
+        y_ticks=[t for t in ys.ticks(5) if t == int(t)],
+        x_fmt=x_fmt,
+        x_ticks=None
+        if x_ticks is None
+        else [t for t in x_ticks if edges[0] <= t <= edges[-1]] or None,
+    )
     base = ys.p0
     for lo, hi, na, nb in zip(edges, edges[1:], counts_a, counts_b, strict=False):
         x0, x1 = xs(lo), xs(hi)
@@ -700,6 +713,6 @@ def paired_histogram(
                 f'<rect class="mark" x="{_f(left + 0.3)}" y="{_f(y)}" '
                 f'width="{_f(max(mid - x0 - 0.6, 0.8))}" height="{_f(max(base - y, 1))}" '
                 f'fill="{colour}" fill-opacity="0.85"><title>{esc(labels[who])}: '
-                f"{esc(fmt_number(lo))} … {esc(fmt_number(hi))}: {n}</title></rect>"
+                f"{esc(x_fmt(lo))} … {esc(x_fmt(hi))}: {n}</title></rect>"
             )
     return c.render()

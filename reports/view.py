@@ -495,6 +495,14 @@ def _heads(c: Comparison) -> tuple[HeadRow, ...]:
     return tuple(out)
 
 
+#: round durations (seconds) for a log time axis
+TIME_TICKS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
+
+
+def _seconds_text(seconds: float) -> str:
+    return duration_text(seconds * 1e6)
+
+
 def _distribution_plots(c: Comparison) -> tuple[Plot, ...]:
     out = []
     for i, d in enumerate(c.distributions):
@@ -514,10 +522,13 @@ def _distribution_plots(c: Comparison) -> tuple[Plot, ...]:
                         d.counts_b,
                         ident=f"plot-dist-{i}",
                         title=d.quantity.split(" (")[0].capitalize(),
-                        x_label=f"{d.quantity}{unit}" + (", log scale" if log else ""),
+                        x_label=(d.quantity if d.unit == "s" else f"{d.quantity}{unit}")
+                        + (", log scale" if log else ""),
                         log_x=log,
                         desc=f"Distribution of {d.quantity} under A and under B.",
                         labels=("A", "B"),
+                        x_fmt=_seconds_text if d.unit == "s" else svg.fmt_number,
+                        x_ticks=TIME_TICKS if d.unit == "s" and log else None,
                     )
                 ),
             )
