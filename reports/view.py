@@ -142,12 +142,12 @@ def duration_text(us: float | None) -> str:
         return f"{sign}{s:.3g} s"
     if s < 3600:
         m, rest = divmod(round(s), 60)
-        return f"{sign}{m} min {rest:02d} s"
+        return f"{sign}{m} min" + (f" {rest:02d} s" if rest else "")
     if s < 86400:
         h, rest = divmod(round(s / 60), 60)
-        return f"{sign}{h} h {rest:02d} min"
+        return f"{sign}{h} h" + (f" {rest:02d} min" if rest else "")
     d, rest = divmod(round(s / 3600), 24)
-    return f"{sign}{d} d {rest} h"
+    return f"{sign}{d} d" + (f" {rest} h" if rest else "")
 
 
 def si_text(x: float | None) -> str:
@@ -496,7 +496,19 @@ def _heads(c: Comparison) -> tuple[HeadRow, ...]:
 
 
 #: round durations (seconds) for a log time axis
-TIME_TICKS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
+TIME_TICKS = (
+    1.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    4 * 3600.0,
+    86400.0,
+    7 * 86400.0,
+)
 
 
 def _seconds_text(seconds: float) -> str:
