@@ -9,10 +9,12 @@ codebase name) and compared by the real comparator.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -546,3 +548,35 @@ def test_nonfinite_values_are_shown_not_crashed_on() -> None:
         r'<svg xmlns="http://www.w3.org/2000/svg" class="plot".*?</svg>', text, re.S
     ):
         ET.fromstring(figure)
+
+
+def test_units_people_read() -> None:
+    from reports.view import duration_text, field_text, ratio_text, si_text
+
+    assert [duration_text(v) for v in (5e5, 14.2e6, 60e6, 252e6, 7500e6, 3 * 86_400e6)] == [
+        "500 ms",
+        "14.2 s",
+        "1 min",
+        "4 min 12 s",
+        "2 h 05 min",
+        "3 d",
+    ]
+    assert si_text(5_586_101_895.0) == "5.59 G" and si_text(12_400.0) == "12.4 k"
+    assert ratio_text(0.0) == "×1" and ratio_text(math.log(2.5)) == "×2.5"
+    assert ratio_text(-math.log(4)) == "÷4"
+    assert field_text("estimated_duration_us", 90e6) == "1 min 30 s"
+    assert field_text("queue_position", 12.0) == "#12"
+
+
+def test_report_labels_what_it_counts_and_has_its_new_parts(comparison: Comparison) -> None:
+    text = render_string(comparison)
+    assert "Real divergences (candidates)" in text and "field divergences" in text
+    assert text.count('id="candidates"') == 1 and 'id="cand-table"' in text
+    assert 'id="queue-heads"' in text  # the two queue heads side by side
+    assert 'id="plot-dist-0"' in text  # A's and B's distributions
+    assert "worker order τ-b" in text  # per-campaign rank agreement
+    assert "<title>" in text and "offset under A" in text
+    # the scatter's points carry tooltips naming the candidate
+    assert re.search(r'<circle class="mark"[^>]*><title>[^<]+/[^<]+: A ', text)
+    fewer = render_string(replace(comparison, table_rows=7))
+    assert fewer.count('class="cand"') == 7
