@@ -64,7 +64,7 @@ def output_options(func: F) -> F:
             type=click.IntRange(min=0),
             help="Real divergences allowed before exit code 1.",
         ),
-        click.option("--campaign", help="Only this campaign (live databases)."),
+        click.option("--campaign", help="Only this campaign's candidates."),
         click.option(
             "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
         ),
@@ -94,6 +94,12 @@ def output_options(func: F) -> F:
             type=click.IntRange(min=1),
             help="Candidate rows in the HTML report's table (default: report.table_rows, 500).",
         ),
+        click.option(
+            "--allow-empty",
+            is_flag=True,
+            help="Compare even when SOURCE (after the filters) has no candidate; "
+            "without it that is bad input (exit 2), never a vacuous pass.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -111,6 +117,25 @@ def load_config(
         settings = replace(settings, table_rows=table_rows)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
+
+
+def require_candidates(
+    dataset: Dataset,
+    source: str,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    allow_empty: bool,
+) -> None:
+    """Zero candidates would PASS any comparison: an empty database or a misspelled
+    --campaign must not look like success in CI."""
+    if dataset.candidates or allow_empty:
+        return
+    from harness.sources import describe_source
+
+    raise InputError(
+        f"nothing to compare: 0 candidates in {describe_source(source, campaign, codebases)} "
+        "(--allow-empty accepts that)"
+    )
 
 
 def resolve_engine(spec: str) -> Engine:
@@ -264,6 +289,7 @@ def command(
     json_path: str | None,
     junit_path: str | None,
     table_rows: int | None,
+    allow_empty: bool,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -282,6 +308,7 @@ def command(
     progress = Progress(5 if noise else 4)
     with progress.step(f"reading {source}"):
         dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    require_candidates(dataset, source, campaign, codebases, allow_empty)
     with progress.step(f"running A ({engine_a})"):
         schedule_a = run_engine(a, dataset)
     with progress.step(f"running B ({engine_b})"):
