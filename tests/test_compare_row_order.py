@@ -319,3 +319,24 @@ def test_a_changed_first_row_is_one_divergence_not_a_shifted_queue() -> None:
     assert c.candidates[0].codebase == first.codebase
     assert c.candidates[0].attribution is not None
     assert c.candidates[0].attribution.cause == "candidate_value"
+
+
+@pytest.mark.parametrize("source", ["default", *VECTORS])
+def test_row_order_is_no_finding_without_the_noise_baseline_either(source: str) -> None:
+    args = ["compare", _path(source), "--a", "legacy", "--b", "plugin_engine:permuted:5"]
+    assert main([*args, "--no-noise"]) == 0
+    # and an engine that changed a rule is still caught without it
+    assert (
+        main(
+            [
+                "compare",
+                _path(source),
+                "--a",
+                "legacy",
+                "--b",
+                "plugin_engine:create:2",
+                "--no-noise",
+            ]
+        )
+        == 1
+    )

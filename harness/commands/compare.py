@@ -51,8 +51,9 @@ def output_options(func: F) -> F:
             "--noise/--no-noise",
             default=True,
             show_default=True,
-            help="Measure the reference engine against itself (rerun + shuffled rows) "
-            "and classify differences within that noise as noise (Diffy's rule).",
+            help="Measure the reference engine against itself (rerun + shuffled rows): "
+            "a difference no larger than the noise measured for that candidate and field "
+            "is noise. The reference in B's row order runs either way.",
         ),
         click.option(
             "--seed", default=1, show_default=True, help="Seed for the shuffled-rows noise run."
@@ -167,13 +168,22 @@ def measure(
     seed: int,
     settings: Settings,
     processed: Schedule | None = None,
-) -> NoiseProfile:
-    """Self-runs of the reference, and (given B's schedule as ``processed``) the
-    reference in B's row order (see :mod:`harness.noise`)."""
+    *,
+    self_runs: bool = True,
+) -> NoiseProfile | None:
+    """Self-runs of the reference (unless ``self_runs`` is off), and (given B's
+    schedule as ``processed``) the reference in B's row order (see
+    :mod:`harness.noise`); ``None`` when there is neither."""
     from harness.noise import measure_noise, noise_runs, order_run
 
-    runs = noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
+    runs = (
+        noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
+        if self_runs
+        else []
+    )
     order = None if processed is None else order_run(engine, dataset, processed)
+    if not runs and order is None:
+        return None
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
 
 
@@ -305,7 +315,7 @@ def command(
 
     settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
-    progress = Progress(5 if noise else 4)
+    progress = Progress(5)
     with progress.step(f"reading {source}"):
         dataset = open_source(source, campaign=campaign, codebases=codebases or None)
     require_candidates(dataset, source, campaign, codebases, allow_empty)
@@ -313,10 +323,10 @@ def command(
         schedule_a = run_engine(a, dataset)
     with progress.step(f"running B ({engine_b})"):
         schedule_b = run_engine(b, dataset)
-    profile = None
-    if noise:
-        with progress.step(f"noise baseline ({engine_a} against itself)"):
-            profile = measure(a, dataset, schedule_a, seed, settings, schedule_b)
+    what = "noise baseline" if noise else "order run"
+    with progress.step(f"{what} ({engine_a} against itself)"):
+        # without --noise, still the order run: row order is never a finding
+        profile = measure(a, dataset, schedule_a, seed, settings, schedule_b, self_runs=noise)
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,
