@@ -28,7 +28,7 @@ from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
 
 SCHEMA_NAME = "janitor-shadow/comparison-summary"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("summary.schema.json")
 
 

@@ -134,6 +134,7 @@ OFFSET 0
 _COUNT_COLUMNS = (
     ("total", "count(*) FILTER (WHERE counted)"),
     ("successes", "count(*) FILTER (WHERE counted AND success)"),
+    ("ignored", "count(*) FILTER (WHERE NOT counted AND start_time IS NOT NULL)"),
     ("timed", "count(span_us) FILTER (WHERE counted)"),
     ("untimed", "bool_or(counted AND span_us IS NULL)"),
     ("wf_null", "bool_or(wf_null)"),
@@ -316,6 +317,7 @@ def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> None:
     n = len(groups.keys)
     agg.total = col["total"]
     agg.successes = col["successes"]
+    agg.ignored = col["ignored"]
     agg.relevant = col["relevant"]
     problems: list[str | None] = [None] * n
     for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):

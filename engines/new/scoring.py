@@ -416,6 +416,8 @@ class SchedulingEngine:
                 "context_multiplier": est.multiplier,
                 "successes": float(est.successes),
                 "deps_satisfied_runs": float(est.deps_satisfied_runs),
+                "same_context": est.same_context,
+                "ignored_worker_failures": 0 if group is None else agg.ignored[group],
                 "duration_source": dur.source,
             },
             offset,  # total

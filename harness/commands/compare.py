@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -51,8 +52,9 @@ def output_options(func: F) -> F:
             "--noise/--no-noise",
             default=True,
             show_default=True,
-            help="Measure the reference engine against itself (rerun + shuffled rows) "
-            "and classify differences within that noise as noise (Diffy's rule).",
+            help="Measure the reference engine against itself (rerun + shuffled rows): "
+            "a difference no larger than the noise measured for that candidate and field "
+            "is noise. The reference in B's row order runs either way.",
         ),
         click.option(
             "--seed", default=1, show_default=True, help="Seed for the shuffled-rows noise run."
@@ -91,6 +93,11 @@ def output_options(func: F) -> F:
             help="Write JUnit XML.",
         ),
         click.option(
+            "--table-rows",
+            type=click.IntRange(min=1),
+            help="Candidate rows in the HTML report's table (default: report.table_rows, 500).",
+        ),
+        click.option(
             "--allow-empty",
             is_flag=True,
             help="Compare even when SOURCE (after the filters) has no candidate; "
@@ -103,12 +110,14 @@ def output_options(func: F) -> F:
 
 
 def load_config(
-    tolerances_path: str | None, waivers_path: str | None
+    tolerances_path: str | None, waivers_path: str | None, table_rows: int | None = None
 ) -> tuple[Settings, tuple[Waiver, ...]]:
     from harness.tolerances import load_settings
     from harness.waivers import load_waivers
 
     settings = load_settings(tolerances_path)
+    if table_rows is not None:
+        settings = replace(settings, table_rows=table_rows)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
 
@@ -155,13 +164,29 @@ class EngineFailed(EngineCrash):
 
 
 def measure(
-    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
-) -> NoiseProfile:
-    """The reference engine against itself (a live ``dataset``: on its snapshot)."""
-    from harness.noise import measure_noise, noise_runs
+    engine: Engine,
+    dataset: Dataset,
+    reference: Schedule,
+    seed: int,
+    settings: Settings,
+    processed: Schedule | None = None,
+    *,
+    self_runs: bool = True,
+) -> NoiseProfile | None:
+    """Self-runs of the reference (unless ``self_runs`` is off), and (given B's
+    schedule as ``processed``) the reference in B's row order (see
+    :mod:`harness.noise`); ``None`` when there is neither."""
+    from harness.noise import measure_noise, noise_runs, order_run
 
-    runs = noise_runs(engine, dataset, seed=seed)
-    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
+    runs = (
+        noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
+        if self_runs
+        else []
+    )
+    order = None if processed is None else order_run(engine, dataset, processed)
+    if not runs and order is None:
+        return None
+    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
 
 
 @contextmanager
@@ -211,6 +236,15 @@ def verdict_text(c: Comparison) -> str:
         f"{counts.identical} identical, {counts.missing} missing, {counts.extra} extra, "
         f"{counts.error_mismatches} error mismatch(es)",
     ]
+    if any(k.real or k.noise or k.waived for k in c.kinds):
+        lines.append(
+            "kinds: "
+            + "; ".join(
+                f"{k.kind.replace('_', ' ')} {k.real} real/{k.noise} noise/{k.waived} waived"
+                for k in c.kinds
+                if k.real or k.noise or k.waived
+            )
+        )
     divergent = [s for s in c.fields if s.divergent]
     if divergent:
         lines.append(
@@ -233,9 +267,13 @@ def verdict_text(c: Comparison) -> str:
         if d.status != "real":
             break
         why = ""
-        if d.attribution is not None and d.attribution.dominant:
-            why = f" (dominant: {d.attribution.dominant})"
-        what = ", ".join(f.field for f in d.fields) or d.kind
+        if d.attribution is not None and d.attribution.cause:
+            why = f" (cause: {d.attribution.cause})"
+        elif d.rule is not None:
+            why = f" ({d.rule.input}; cause: {d.rule.factor})"
+        elif d.moved_by:
+            why = f" (moved by {', '.join(d.moved_by[:2])})"
+        what = ", ".join(f.field for f in d.fields) or d.category.replace("_", " ")
         lines.append(f"  {d.label}: {what}{why}")
     from harness.waivers import describe
 
@@ -263,6 +301,7 @@ def command(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
     allow_empty: bool,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
@@ -278,10 +317,10 @@ def command(
     from harness.compare import compare_schedules
     from harness.sources import open_input
 
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
     moment = parse_as_of(as_of)
-    progress = Progress(5 if noise else 4)
+    progress = Progress(5)
     # One snapshot for both engines and the noise reruns; the full dataset
     # only if an engine needs every run in memory.
     with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
@@ -292,10 +331,12 @@ def command(
             schedule_a = run_engine(a, opened)
         with progress.step(f"running B ({engine_b})"):
             schedule_b = run_engine(b, opened)
-        profile = None
-        if noise:
-            with progress.step(f"noise baseline ({engine_a} against itself)"):
-                profile = measure(a, opened.dataset_for(a), schedule_a, seed, settings)
+        what = "noise baseline" if noise else "order run"
+        with progress.step(f"{what} ({engine_a} against itself)"):
+            # without --noise, still the order run: row order is never a finding
+            profile = measure(
+                a, opened.dataset_for(a), schedule_a, seed, settings, schedule_b, self_runs=noise
+            )
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,

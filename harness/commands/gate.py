@@ -96,6 +96,7 @@ def check(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
     allow_empty: bool,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
@@ -103,7 +104,7 @@ def check(
     from harness.compare import compare_schedules
     from harness.sources import open_input
 
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
     moment = parse_as_of(as_of)
