@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "harness.commands.gate",
     "harness.commands.run",
     "harness.commands.generate",
+    "harness.commands.backtest",
 )
 
 
