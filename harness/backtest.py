@@ -208,6 +208,12 @@ class BacktestSource:
             self.worker = None
 
 
+def source_from_dataset(dataset: Dataset, spec: str = "memory") -> BacktestSource:
+    """A dataset already in memory as a backtest source (its runs are the history)."""
+    base = replace(dataset, runs=(), queue=(), live_dsn=None)
+    return BacktestSource(spec, base, RunHistory.from_runs(dataset.runs), None)
+
+
 def open_backtest_source(spec: str, *, verdict_worker: bool = False) -> BacktestSource:
     """Load SOURCE once; a Parquet run table is read as columns, not tuples.
 
@@ -215,10 +221,8 @@ def open_backtest_source(spec: str, *, verdict_worker: bool = False) -> Backtest
     the other core while the tables load (Parquet sources only).
     """
     if is_dsn(spec):
-        dataset = open_source(spec)
         # Engines must compute from the cut runs, never query the live database.
-        base = replace(dataset, runs=(), queue=(), live_dsn=None)
-        return BacktestSource(spec, base, RunHistory.from_runs(dataset.runs), None)
+        return source_from_dataset(open_source(spec), spec)
     path = snapshot_path(spec)
     runs_file = run_table_file(path) if path.is_dir() else None
     if runs_file is not None and runs_file.suffix == ".parquet":
@@ -236,10 +240,9 @@ def open_backtest_source(spec: str, *, verdict_worker: bool = False) -> Backtest
                 worker.stop()
             raise
         return BacktestSource(spec, replace(base, queue=()), history, path, worker=worker)
-    dataset = load_snapshot(path)
-    return BacktestSource(
-        spec, replace(dataset, runs=(), queue=()), RunHistory.from_runs(dataset.runs), path
-    )
+    source = source_from_dataset(load_snapshot(path), spec)
+    source.path = path
+    return source
 
 
 # ---------------------------------------------------------------- cuts

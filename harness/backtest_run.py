@@ -253,8 +253,8 @@ def run_backtest(
     }
     within: dict[str, tuple[float, float]] = {}
     for n in names:
-        d = brier_decomposition(scored.forecasts[n].probability, scored.outcome)
-        within[n] = (d.within_bin_variance, d.within_bin_covariance)
+        parts = brier_decomposition(scored.forecasts[n].probability, scored.outcome)
+        within[n] = (parts.within_bin_variance, parts.within_bin_covariance)
     assumptions = [
         "a cut at T sees only runs that finished before T; as_of is T; the queue starts empty "
         "(the recorded queue is from after T); candidates are the recorded table as it is "
