@@ -31,8 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 LOG_LOSS_EPS = 1e-3
 RELIABILITY_BINS = 10
@@ -338,54 +340,253 @@ def paired_bootstrap(
     seed: int = 0,
     bins: int = RELIABILITY_BINS,
 ) -> BootstrapResult:
-    """Percentile intervals from ``resamples`` paired resamples of candidates (seeded)."""
+    """Percentile intervals from ``resamples`` paired resamples of candidates (seeded).
+
+    Intervals are computed for the groupings whose label is the same on all
+    of a candidate's rows (overall, campaign); a grouping that splits a
+    candidate (cut point) gets point scores only. See :class:`_ClusterBootstrap`.
+    """
     scorer = GroupedScorer(rows, bins)
     point = scorer.scores()
     engines = list(rows.forecasts)
     pairs = [(a, b) for i, a in enumerate(engines) for b in engines[i + 1 :]]
-    rng = np.random.default_rng(seed)
-    clusters = int(rows.cluster.max()) + 1 if len(rows) else 0
-    samples: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {
-        g: {e: {m: [] for m in METRICS} for e in engines} for g in scorer.groups
-    }
-    if clusters and resamples > 0:
-        for _ in range(resamples):
-            drawn = np.bincount(rng.integers(0, clusters, clusters), minlength=clusters)
-            result = scorer.scores(drawn[rows.cluster])
-            for g, per_engine in result.items():
-                for e, metrics in per_engine.items():
-                    for m, values in metrics.items():
-                        samples[g][e][m].append(values)
     alpha = (1.0 - confidence) / 2.0
-    quantiles = (alpha, 1.0 - alpha)
-
-    def interval(stack: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
-        if not stack:
-            nan = np.full(size, np.nan)
-            return nan, nan.copy()
-        array = np.vstack(stack)
-        with np.errstate(all="ignore"):
-            low, high = np.nanquantile(array, quantiles, axis=0)
-        return low, high
-
+    clusters = int(rows.cluster.max()) + 1 if len(rows) else 0
+    booted: dict[str, _ClusterBootstrap] = {}
+    if clusters and resamples > 0:
+        for name, (labels, names) in scorer.groups.items():
+            per_cluster = _cluster_labels(rows.cluster, labels, clusters)
+            if per_cluster is not None:
+                booted[name] = _ClusterBootstrap(scorer, per_cluster, len(names), pairs)
+    collected: dict[str, list[dict[str, dict[str, np.ndarray]]]] = {g: [] for g in booted}
+    # One BLAS thread: the products are small, and on a busy machine OpenBLAS's
+    # spinning threads made them 10-30 times slower.
+    with threadpool_limits(1, user_api="blas"):
+        for index, start in enumerate(range(0, resamples if booted else 0, CHUNK)):
+            k = min(CHUNK, resamples - start)
+            rng = np.random.default_rng([seed, index])
+            drawn = rng.integers(0, clusters, (k, clusters)) + np.arange(k)[:, None] * clusters
+            weights = np.bincount(drawn.ravel(), minlength=k * clusters).reshape(k, clusters)
+            for name, boot in booted.items():
+                collected[name].append(boot.chunk(weights))
     intervals: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
     differences: dict[
         str, dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
     ] = {}
+    for name, (_, names) in scorer.groups.items():
+        nan = np.full(len(names), np.nan)
+        chunks = collected.get(name)
+
+        def stacked(key: str, metric: str, chunks: list[Any] | None = chunks) -> np.ndarray | None:
+            return None if not chunks else np.vstack([c[key][metric] for c in chunks])
+
+        intervals[name] = {}
+        for e in engines:
+            intervals[name][e] = {}
+            for m in METRICS:
+                sample = stacked(e, m)
+                intervals[name][e][m] = (
+                    (nan, nan.copy()) if sample is None else _quantiles(sample, alpha)
+                )
+        differences[name] = {}
+        for a, b in pairs:
+            differences[name][(a, b)] = {}
+            for m in METRICS:
+                diff = point[name][a][m] - point[name][b][m]
+                # Mean scores' differences come from difference columns: exactly 0
+                # for identical forecasts, whatever order BLAS adds in.
+                sample = stacked(f"{a}\0{b}", m) if m in MEAN_METRICS else None
+                if sample is None:
+                    sa, sb = stacked(a, m), stacked(b, m)
+                    sample = None if sa is None or sb is None else sa - sb
+                low, high = (nan, nan.copy()) if sample is None else _quantiles(sample, alpha)
+                differences[name][(a, b)][m] = (diff, low, high)
+    return BootstrapResult(resamples, confidence, seed, point, intervals, differences)
+
+
+def _quantiles(stack: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group percentile interval of a (resamples × groups) array; NaN where never defined."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups (a campaign never drawn)
-        for g, (_, names) in scorer.groups.items():
-            size = len(names)
-            intervals[g] = {
-                e: {m: interval(samples[g][e][m], size) for m in METRICS} for e in engines
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group no resample drew
+        low, high = np.nanquantile(stack, (alpha, 1.0 - alpha), axis=0)
+    return low, high
+
+
+def _cluster_labels(cluster: np.ndarray, labels: np.ndarray, clusters: int) -> np.ndarray | None:
+    """Each candidate's label, or ``None`` when some candidate's rows carry several."""
+    first = np.full(clusters, -1, dtype=np.int64)
+    first[cluster[::-1]] = labels[::-1]
+    return first if np.array_equal(first[cluster], labels) else None
+
+
+MEDIAN_BINS = 32
+#: The median of a resample is read from quantile bins over this central range of the values.
+MEDIAN_RANGE = (0.3, 0.7)
+CHUNK = 100
+DURATION_METRICS = ("duration_mdae_s", "duration_malr")
+MEAN_METRICS = ("brier", "log_loss")
+
+
+class _ClusterBootstrap:
+    """Every resample's scores from per-candidate sums, by matrix products.
+
+    A resample weighs each candidate by how often it was drawn, so every sum
+    in a score is ``draw counts @ per-candidate sums``: one matrix product per
+    group for a chunk of resamples (BLAS), instead of a pass over every row
+    per resample. Medians are not sums: each candidate's rows are counted in
+    :data:`MEDIAN_BINS` quantile bins over the central 40 % of the group's
+    values (plus one bin below and one above), and a resample's median is
+    interpolated inside the bin where its cumulative weight reaches half
+    (the point scores are exact; only their intervals are read from bins).
+    """
+
+    def __init__(
+        self,
+        scorer: GroupedScorer,
+        labels: np.ndarray,
+        groups: int,
+        pairs: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        rows = scorer.rows
+        self.pairs = list(pairs)
+        self.groups = groups
+        self.bins = scorer.bins
+        clusters = len(labels)
+        self.members = [np.flatnonzero(labels == g) for g in range(groups)]
+        self.everyone = groups == 1 and len(self.members[0]) == clusters
+        y = scorer.outcome
+        self.engines = list(scorer.prepared)
+        width = 2 + len(self.engines) * (2 + 3 * self.bins) + 2 * len(self.pairs)
+        sums = np.zeros((clusters, width))
+        sums[:, 0] = np.bincount(rows.cluster, minlength=clusters)
+        sums[:, 1] = np.bincount(rows.cluster, y, clusters)
+        column = 2
+        for prep in scorer.prepared.values():
+            sums[:, column] = np.bincount(rows.cluster, prep.squared_error, clusters)
+            sums[:, column + 1] = np.bincount(rows.cluster, prep.log_loss, clusters)
+            cell = rows.cluster * self.bins + prep.bin
+            size = clusters * self.bins
+            for offset, values in enumerate((None, prep.probability, y)):
+                block = np.bincount(cell, values, size).reshape(clusters, self.bins)
+                sums[:, column + 2 + offset : column + 2 + 3 * self.bins : 3] = block
+            column += 2 + 3 * self.bins
+        for a, b in self.pairs:
+            pa, pb = scorer.prepared[a], scorer.prepared[b]
+            sums[:, column] = np.bincount(
+                rows.cluster, pa.squared_error - pb.squared_error, clusters
+            )
+            sums[:, column + 1] = np.bincount(rows.cluster, pa.log_loss - pb.log_loss, clusters)
+            column += 2
+        self.sums = [sums[m] for m in self.members]
+        local = np.zeros(clusters, dtype=np.int64)
+        for members in self.members:
+            local[members] = np.arange(len(members))
+        # Median bins: per group, one column block per (engine, duration metric).
+        slots = MEDIAN_BINS + 2
+        self.median_edges: dict[tuple[int, str, str], np.ndarray] = {}
+        blocks: list[list[np.ndarray]] = [[] for _ in range(groups)]
+        row_label = labels[rows.cluster]
+        by_group = [np.flatnonzero(row_label == g) for g in range(groups)]
+        for engine, f in rows.forecasts.items():
+            est = f.duration_us.astype(float)
+            act = rows.actual_us.astype(float)
+            values = {
+                "duration_mdae_s": np.abs(est - act) / US_PER_S,
+                "duration_malr": np.abs(np.log(est / act)),
             }
-            differences[g] = {}
-            for a, b in pairs:
-                differences[g][(a, b)] = {}
-                for m in METRICS:
-                    diff = [x - y for x, y in zip(samples[g][a][m], samples[g][b][m], strict=True)]
-                    low, high = interval(diff, size)
-                    differences[g][(a, b)][m] = (point[g][a][m] - point[g][b][m], low, high)
-    return BootstrapResult(resamples, confidence, seed, point, intervals, differences)
+            for metric in DURATION_METRICS:
+                v = values[metric]
+                for g in range(groups):
+                    in_group = by_group[g]
+                    edges = (
+                        np.quantile(v[in_group], np.linspace(*MEDIAN_RANGE, MEDIAN_BINS + 1))
+                        if len(in_group)
+                        else np.zeros(MEDIAN_BINS + 1)
+                    )
+                    vg = v[in_group]
+                    which = np.searchsorted(edges, vg, side="right")  # 0 below … B+1 above
+                    which = np.where(vg == edges[-1], MEDIAN_BINS, which)
+                    size = len(self.members[g])
+                    counts = np.bincount(
+                        local[rows.cluster[in_group]] * slots + which, minlength=size * slots
+                    ).reshape(size, slots)
+                    self.median_edges[(g, engine, metric)] = edges
+                    blocks[g].append(counts.astype(np.float32))
+        # One float32 matrix per group: sums first, then the median bins (single precision
+        # is ample for intervals; counts stay exact, difference columns stay exactly 0).
+        self.width = width
+        self.matrix = [
+            np.hstack([self.sums[g].astype(np.float32), *blocks[g]]) for g in range(groups)
+        ]
+        del self.sums
+
+    def chunk(self, counts: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """Scores of a chunk of resamples (draw counts, resamples × candidates), per group."""
+        k = len(counts)
+        weights = counts.astype(np.float32)
+        g_count = self.groups
+        sums = np.zeros((k, g_count, self.width))
+        slots = MEDIAN_BINS + 2
+        hists = np.zeros((k, g_count, len(self.engines) * len(DURATION_METRICS), slots))
+        for g, members in enumerate(self.members):
+            if not len(members):
+                continue
+            w = weights if self.everyone else weights[:, members]
+            product = (w @ self.matrix[g]).astype(float)
+            sums[:, g, :] = product[:, : self.width]
+            hists[:, g] = product[:, self.width :].reshape(k, -1, slots)
+        with np.errstate(all="ignore"):
+            n = sums[:, :, 0]
+            total = np.where(n > 0, n, np.nan)
+            base = sums[:, :, 1] / total
+            out: dict[str, dict[str, np.ndarray]] = {}
+            column = 2
+            for e_index, engine in enumerate(self.engines):
+                sq, ll = sums[:, :, column], sums[:, :, column + 1]
+                cells = sums[:, :, column + 2 : column + 2 + 3 * self.bins].reshape(
+                    k, g_count, self.bins, 3
+                )
+                column += 2 + 3 * self.bins
+                cw, cp, cy = cells[..., 0], cells[..., 1], cells[..., 2]
+                safe = np.maximum(cw, 1e-300)
+                p_bar, o_bar = cp / safe, cy / safe
+                out[engine] = {
+                    "brier": sq / total,
+                    "log_loss": ll / total,
+                    "reliability": np.sum(cw * (p_bar - o_bar) ** 2, axis=2) / total,
+                    "resolution": np.sum(cw * (o_bar - base[..., None]) ** 2, axis=2) / total,
+                    "uncertainty": base * (1.0 - base),
+                }
+                for m_index, metric in enumerate(DURATION_METRICS):
+                    block = hists[:, :, e_index * len(DURATION_METRICS) + m_index, :]
+                    out[engine][metric] = self._medians(block, engine, metric)
+            for a, b in self.pairs:
+                out[f"{a}\0{b}"] = {
+                    "brier": sums[:, :, column] / total,
+                    "log_loss": sums[:, :, column + 1] / total,
+                }
+                column += 2
+        return out
+
+    def _medians(self, hist: np.ndarray, engine: str, metric: str) -> np.ndarray:
+        """Interpolated medians from (resamples × groups × bins) weighted counts."""
+        result = np.full(hist.shape[:2], np.nan)
+        for g in range(self.groups):
+            edges = self.median_edges[(g, engine, metric)]
+            h = hist[:, g, :]
+            cumulative = np.cumsum(h, axis=1)
+            half = cumulative[:, -1] / 2.0
+            j = np.argmax(cumulative >= half[:, None] - 1e-9, axis=1)
+            inside = np.clip(j, 1, MEDIAN_BINS)
+            before = np.take_along_axis(cumulative, (inside - 1)[:, None], axis=1)[:, 0]
+            width = np.take_along_axis(h, inside[:, None], axis=1)[:, 0]
+            fraction = np.where(width > 0, (half - before) / np.maximum(width, 1e-300), 0.0)
+            value = edges[inside - 1] + np.clip(fraction, 0.0, 1.0) * (
+                edges[inside] - edges[inside - 1]
+            )
+            # Outside the central range (not seen in practice): clamp to its edge.
+            value = np.where(j == 0, edges[0], np.where(j > MEDIAN_BINS, edges[-1], value))
+            result[:, g] = np.where(half > 0, value, np.nan)
+        return result

@@ -83,7 +83,9 @@ def test_log_loss_by_hand_and_clipped() -> None:
 
 def test_duration_errors_by_hand() -> None:
     s = 1_000_000
-    mdae, malr = duration_errors(np.array([10 * s, 20 * s, 40 * s]), np.array([20 * s, 20 * s, 10 * s]))
+    mdae, malr = duration_errors(
+        np.array([10 * s, 20 * s, 40 * s]), np.array([20 * s, 20 * s, 10 * s])
+    )
     assert mdae == 10.0  # |errors| 10, 0, 30 s
     assert malr == pytest.approx(math.log(2))  # ln 2, 0, ln 4
     assert lower_median(np.array([4.0, 1.0, 3.0, 2.0])) == 2.0
@@ -97,7 +99,9 @@ def test_reliability_bins_by_hand() -> None:
     assert all(b.count == 0 and b.mean_forecast is None for b in bins[1:9])
 
 
-def _rows(p: np.ndarray, q: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> ScoredRows:
+def _rows(
+    p: np.ndarray, q: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+) -> ScoredRows:
     n = len(y)
     rng = np.random.default_rng(1)
     actual = rng.integers(1_000_000, 100_000_000, n)
@@ -109,7 +113,9 @@ def _rows(p: np.ndarray, q: np.ndarray, y: np.ndarray, groups: np.ndarray | None
             "a": Forecasts(p, (actual * 1.5).astype(np.int64)),
             "b": Forecasts(q, (actual * 0.9).astype(np.int64)),
         },
-        groups={} if groups is None else {"campaign": (groups, [f"c{i}" for i in range(int(groups.max()) + 1)])},
+        groups={}
+        if groups is None
+        else {"campaign": (groups, [f"c{i}" for i in range(int(groups.max()) + 1)])},
     )
 
 
@@ -164,7 +170,12 @@ def test_identical_forecasts_are_never_called_different() -> None:
     p = rng.random(500)
     y = (rng.random(500) < p).astype(float)
     rows = _rows(p, p.copy(), y)
-    rows = ScoredRows(rows.cluster, rows.outcome, rows.actual_us, {"a": rows.forecasts["a"], "b": rows.forecasts["a"]})
+    rows = ScoredRows(
+        rows.cluster,
+        rows.outcome,
+        rows.actual_us,
+        {"a": rows.forecasts["a"], "b": rows.forecasts["a"]},
+    )
     result = paired_bootstrap(rows, resamples=200, seed=3)
     diff, low, high = result.differences["overall"][("a", "b")]["brier"]
     assert (diff[0], low[0], high[0]) == (0.0, 0.0, 0.0)

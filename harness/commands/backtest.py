@@ -152,7 +152,10 @@ def command(
     """
     moments = []
     for text in cuts:
-        moment = parse_as_of(text)
+        try:
+            moment = parse_as_of(text)
+        except InputError as exc:
+            raise InputError(str(exc).replace("'--as-of'", "'--at'")) from None
         assert moment is not None
         moments.append(moment)
     if len(set(moments)) != len(moments):
