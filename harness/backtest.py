@@ -311,9 +311,9 @@ def reduce_schedule(
     return probability, duration, np.asarray(queue, dtype=np.int64), errors
 
 
-def column_engine(engine: Engine) -> Any:
+def column_engine(engine: Engine | None) -> Any:
     """The new engine (or any engine with its aggregate-then-decide interface), else None."""
-    if hasattr(engine, "schedule_aggregated") and hasattr(engine, "config"):
+    if engine is not None and hasattr(engine, "schedule_aggregated") and hasattr(engine, "config"):
         return engine
     return None
 

@@ -8,6 +8,8 @@ renderers (:mod:`reports.backtest_report`) and the metrics read.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.model import Schedule, datetime_to_us
+from engines.model import datetime_to_us
 from harness.backtest import (
     TRUTH_ENGINE,
     BacktestSettings,
@@ -74,12 +76,94 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: What forked workers read (set just before the pool forks, so they share it).
+_SHARED: dict[str, Any] = {}
+
+
+def _decide(task: tuple[int, str]) -> tuple[tuple[int, str], CutDecisions]:
+    """One engine at one cut, reduced to arrays (cheap to send back from a worker)."""
+    from engines.base import get_engine
+
+    c_index, name = task
+    state = _SHARED
+    source: BacktestSource = state["source"]
+    cut: datetime = state["settings"].cuts[c_index]
+    started = time.perf_counter()
+    if name == TRUTH_ENGINE:  # re-priced on a parity schedule
+        from harness.backtest_truth import truth_schedule
+
+        schedule = truth_schedule(
+            decide_at(get_engine(TRUTH_BASE), source, cut), state["truth"], cut
+        )
+    else:
+        schedule = decide_at(state["engines"][name], source, cut)
+    probability, duration, queue, errors = reduce_schedule(
+        schedule, state["key_index"], state["plain_index"]
+    )
+    seconds = time.perf_counter() - started
+    return task, CutDecisions(
+        name, probability, duration, queue, errors, seconds, tuple(schedule.notes)
+    )
+
+
+def decide_all_cuts(
+    source: BacktestSource,
+    settings: BacktestSettings,
+    engines: list[tuple[str, Any]],
+    truth: Any,
+    key_index: dict[Any, int],
+    plain_index: dict[tuple[str, str], int],
+    *,
+    jobs: int,
+    say: Callable[[str], None],
+) -> dict[tuple[int, str], CutDecisions]:
+    """Every (cut, engine) decision; with ``jobs`` > 1, in forked worker processes.
+
+    Each cut is independent, so the work spreads over processes that share
+    the loaded source copy-on-write (forked after loading; Run tuples are
+    loaded first when an engine needs them, so that no worker reads them again).
+    """
+    _SHARED.update(
+        source=source,
+        settings=settings,
+        engines=dict(engines),
+        truth=truth,
+        key_index=key_index,
+        plain_index=plain_index,
+    )
+    # The slow engines first, so that the pool ends together.
+    tasks = sorted(
+        ((c, name) for c in range(len(settings.cuts)) for name, _ in engines),
+        key=lambda t: column_engine(dict(engines)[t[1]]) is not None or t[1] == TRUTH_ENGINE,
+    )
+    out: dict[tuple[int, str], CutDecisions] = {}
+    try:
+        if jobs <= 1 or len(tasks) <= 1 or "fork" not in mp.get_all_start_methods():
+            for task in tasks:
+                key, decided = _decide(task)
+                out[key] = decided
+                say(f"{settings.cuts[key[0]].isoformat()} {key[1]}: {decided.seconds:.1f}s")
+            return out
+        if any(e is not None and column_engine(e) is None for _, e in engines):
+            _ = source.history.runs  # load the tuples once, before forking
+        gc.collect()
+        gc.freeze()  # workers then do not touch (and copy) the loaded objects' pages
+        with mp.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+            for key, decided in pool.imap_unordered(_decide, tasks):
+                out[key] = decided
+                say(f"{settings.cuts[key[0]].isoformat()} {key[1]}: {decided.seconds:.1f}s")
+        return out
+    finally:
+        _SHARED.clear()
+
+
 def run_backtest(
     source: BacktestSource,
     settings: BacktestSettings,
     *,
     truth: Any = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> BacktestResult:
     """Run the whole backtest (see the module docstring)."""
     say = progress or (lambda _: None)
@@ -122,8 +206,11 @@ def run_backtest(
     forecast_parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
         n: ([], []) for n in names
     }
-    from engines.base import get_engine
-
+    if any(column_engine(e) is not None for _, e in engines) or truth is not None:
+        source.verdicts = source.collect_verdicts()
+    all_decisions = decide_all_cuts(
+        source, settings, engines, truth, key_index, plain_index, jobs=jobs, say=say
+    )
     for c_index, cut in enumerate(settings.cuts):
         cut_us = datetime_to_us(cut)
         notes: list[str] = []
@@ -132,32 +219,7 @@ def run_backtest(
                 f"the horizon ends after the source's as_of ({base.as_of.isoformat()}): "
                 "runs after that are unknown, so fewer candidates are scored at this cut"
             )
-        schedules: dict[str, Schedule] = {}
-        decided: dict[str, CutDecisions] = {}
-        for name, engine in engines:
-            t0 = time.perf_counter()
-            if engine is None:  # truth: re-priced on a parity schedule
-                from harness.backtest_truth import truth_schedule
-
-                if TRUTH_BASE not in schedules:
-                    schedules[TRUTH_BASE] = decide_at(get_engine(TRUTH_BASE), source, cut)
-                schedule = truth_schedule(schedules[TRUTH_BASE], truth, cut)
-            else:
-                if column_engine(engine) is not None and source.verdicts is None:
-                    source.verdicts = source.collect_verdicts()
-                schedule = decide_at(engine, source, cut)
-                schedules[name] = schedule
-            probability, duration, queue, errors = reduce_schedule(schedule, key_index, plain_index)
-            decided[name] = CutDecisions(
-                name,
-                probability,
-                duration,
-                queue,
-                errors,
-                time.perf_counter() - t0,
-                tuple(schedule.notes),
-            )
-            say(f"{cut.isoformat()} {name}: {time.perf_counter() - t0:.1f}s")
+        decided = {name: all_decisions[(c_index, name)] for name in names}
         outcomes = outcomes_after(history, cut_us, horizon_us)
         has_pair = pair_of >= 0
         safe_pair = np.where(has_pair, pair_of, 0)

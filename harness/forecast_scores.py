@@ -468,8 +468,8 @@ class _ClusterBootstrap:
             sums[:, column + 1] = np.bincount(rows.cluster, prep.log_loss, clusters)
             cell = rows.cluster * self.bins + prep.bin
             size = clusters * self.bins
-            for offset, values in enumerate((None, prep.probability, y)):
-                block = np.bincount(cell, values, size).reshape(clusters, self.bins)
+            for offset, column_values in enumerate((None, prep.probability, y)):
+                block = np.bincount(cell, column_values, size).reshape(clusters, self.bins)
                 sums[:, column + 2 + offset : column + 2 + 3 * self.bins : 3] = block
             column += 2 + 3 * self.bins
         for a, b in self.pairs:

@@ -187,7 +187,7 @@ def test_the_true_probability_is_called_better_than_noise() -> None:
     y = (rng.random(2000) < truth).astype(float)
     noisy = np.clip(truth + rng.normal(0, 0.3, 2000), 0, 1)
     result = paired_bootstrap(_rows(truth, noisy, y), resamples=300, seed=1)
-    diff, low, high = result.differences["overall"][("a", "b")]["brier"]
+    diff, _low, high = result.differences["overall"][("a", "b")]["brier"]
     assert diff[0] < 0 and high[0] < 0  # a (the truth) lower, the interval excludes 0
 
 

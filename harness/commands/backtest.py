@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from harness.backtest import BacktestSettings, open_backtest_source, parse_horizon
@@ -107,6 +109,13 @@ def summary_lines(result: BacktestResult) -> list[str]:
     "--seed", default=0, show_default=True, help="Seed of the bootstrap and the replay's draws."
 )
 @click.option(
+    "--jobs",
+    default=min(2, os.cpu_count() or 1),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes deciding cut points in parallel (forked; 1: in this process).",
+)
+@click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="Write the HTML report here."
 )
 @click.option(
@@ -137,6 +146,7 @@ def command(
     resamples: int,
     confidence: float,
     seed: int,
+    jobs: int,
     report_path: str | None,
     json_path: str | None,
     truth_path: str | None,
@@ -181,7 +191,7 @@ def command(
             if truth_path is None and data.path is None:
                 raise InputError("no truth beside a database source: give --truth", field="--truth")
             truth = load_truth(truth_path or data.path)  # type: ignore[arg-type]
-        result = run_backtest(data, settings, truth=truth)
+        result = run_backtest(data, settings, truth=truth, jobs=jobs)
     finally:
         data.close()
     quiet = json_path == "-"
