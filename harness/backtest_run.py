@@ -208,9 +208,11 @@ def run_backtest(
     }
     if any(column_engine(e) is not None for _, e in engines) or truth is not None:
         source.verdicts = source.collect_verdicts()
+    t_decide = time.perf_counter()
     all_decisions = decide_all_cuts(
         source, settings, engines, truth, key_index, plain_index, jobs=jobs, say=say
     )
+    t_decided = time.perf_counter()
     for c_index, cut in enumerate(settings.cuts):
         cut_us = datetime_to_us(cut)
         notes: list[str] = []
@@ -309,7 +311,8 @@ def run_backtest(
     boot = paired_bootstrap(
         scored, resamples=settings.resamples, confidence=settings.confidence, seed=settings.seed
     )
-    say(f"bootstrap ({settings.resamples} resamples): {time.perf_counter() - t_scores:.1f}s")
+    t_booted = time.perf_counter()
+    say(f"bootstrap ({settings.resamples} resamples): {t_booted - t_scores:.1f}s")
     reliability = {
         n: reliability_bins(scored.forecasts[n].probability, scored.outcome) for n in names
     }
@@ -343,5 +346,10 @@ def run_backtest(
         reliability=reliability,
         within_bin=within,
         assumptions=assumptions,
-        timings={"total_seconds": time.perf_counter() - started},
+        timings={
+            "decide_seconds": t_decided - t_decide,
+            "outcomes_and_replay_seconds": t_scores - t_decided,
+            "bootstrap_seconds": t_booted - t_scores,
+            "backtest_seconds": time.perf_counter() - started,
+        },
     )

@@ -125,7 +125,7 @@ class ReplayResult:
     top_wanted: int
     top_reached: int
     top_reached_us: int | None
-    #: (hours, cumulative value) at evenly spaced times over the horizon.
+    #: (hours, cumulative value) at evenly spaced times up to the horizon or the drain.
     curve: tuple[tuple[float, float], ...]
 
     def to_json(self) -> dict[str, object]:
@@ -173,7 +173,8 @@ def replay(
     worker_hours = workers * span / US_PER_HOUR
     order = np.argsort(ends, kind="stable")
     cumulative = np.cumsum(value[order])
-    times = np.linspace(0, horizon_us, CURVE_POINTS + 1)
+    # Up to the horizon, or to when the queue drained if sooner (flat afterwards).
+    times = np.linspace(0, min(horizon_us, drained) if n else horizon_us, CURVE_POINTS + 1)
     upto = np.searchsorted(ends[order], times, side="right")
     curve = tuple(
         (float(t / US_PER_HOUR), float(cumulative[k - 1]) if k else 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 
@@ -182,7 +183,9 @@ def command(
         seed=seed,
     )
     wants_columns = any(n.startswith("new") or n == "truth" for n in names)
+    started = time.perf_counter()
     data = open_backtest_source(source, verdict_worker=wants_columns)
+    opened = time.perf_counter() - started
     try:
         truth = None
         if "truth" in names:
@@ -192,6 +195,7 @@ def command(
                 raise InputError("no truth beside a database source: give --truth", field="--truth")
             truth = load_truth(truth_path or data.path)  # type: ignore[arg-type]
         result = run_backtest(data, settings, truth=truth, jobs=jobs)
+        result.timings = {"open_seconds": opened, **result.timings}
     finally:
         data.close()
     quiet = json_path == "-"
