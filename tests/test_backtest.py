@@ -296,3 +296,43 @@ def test_truth_without_a_truth_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     write_snapshot(_small(), tmp_path / "s")
     assert main(["backtest", str(tmp_path / "s"), "--at", "2025-05-01", "--engines", "truth"]) == 2
     assert "truth.jsonl.gz" in capsys.readouterr().err
+
+
+def test_forked_workers_decide_as_one_process() -> None:
+    cuts = (AS_OF - timedelta(days=30), AS_OF - timedelta(days=16))
+    results = []
+    for jobs in (1, 2):
+        source = open_backtest_source("default")
+        settings_ = BacktestSettings(cuts=cuts, engines=("legacy", "new"), resamples=20)
+        results.append(run_backtest(source, settings_, jobs=jobs))
+    one, two = results
+    for a, b in zip(one.cuts, two.cuts, strict=True):
+        for name in ("legacy", "new"):
+            x, y = a.decisions[name], b.decisions[name]
+            assert np.array_equal(x.probability, y.probability, equal_nan=True)
+            assert np.array_equal(x.duration_us, y.duration_us)
+            assert np.array_equal(x.queue, y.queue)
+        assert a.replays == b.replays
+
+
+def test_replay_world_draws_missing_outcomes_from_the_campaign_seeded() -> None:
+    from harness.queue_replay import build_world
+
+    h = 3600 * S
+    kwargs = dict(
+        campaign=np.array([0, 0, 1, 1]),
+        observed=np.array([True, False, True, False]),
+        duration_us=np.array([h, 0, 2 * h, 0]),
+        success=np.array([True, False, False, False]),
+        eligible=np.ones(4, dtype=bool),
+        value=np.array([1.0, 2.0, 3.0, 4.0]),
+        pools={0: (np.array([5 * h]), np.array([True])), 1: (np.array([7 * h]), np.array([False]))},
+        fallback=(np.array([9 * h]), np.array([True])),
+        top=10,
+        seed=(0, 0),
+    )
+    world = build_world(**kwargs)  # type: ignore[arg-type]
+    assert world.duration_us.tolist() == [h, 5 * h, 2 * h, 7 * h]
+    assert world.success.tolist() == [True, True, False, False]
+    # The top set holds only observed successes: drawn outcomes are not the truth.
+    assert world.top.tolist() == [0]
