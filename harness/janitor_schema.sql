@@ -24,13 +24,19 @@ CREATE TABLE codebase (
     url text,
     branch text,
     subpath text,
+    vcs_last_revision text,
+    last_scanned timestamp,
+    web_url text,
     vcs_type vcs_type,
     value integer,
     inactive boolean NOT NULL DEFAULT false,
     hostname text GENERATED ALWAYS AS (
         substring(branch_url FROM '^[A-Za-z0-9+.-]+://(?:[^/@]*@)?([^/:]+)')
     ) STORED,
-    CHECK (name IS NOT NULL OR branch_url IS NOT NULL)
+    UNIQUE (branch_url, subpath),
+    CHECK (name IS NOT NULL OR branch_url IS NOT NULL),
+    -- branch_url is deprecated but still constrained: a row sets both or neither.
+    CHECK ((branch_url IS NULL) = (url IS NULL))
 );
 
 CREATE TABLE change_set (

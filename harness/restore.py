@@ -15,7 +15,12 @@ restore fills the rest with valid values:
   where there is one, ``resume_from`` the run itself for
   ``nothing-new-to-do`` (the schema requires one; the model does not say
   which run it resumed), the rest NULL or the column default;
-* ``codebase``: ``url``, ``branch``, ``subpath``, ``vcs_type`` NULL.
+* ``codebase``: ``url`` the same repository URL as ``branch_url`` (the
+  schema requires both or neither, and production rows set both to the
+  same URL), ``branch``, ``subpath``, ``vcs_type`` NULL.
+
+Every error names the snapshot (its path, not the source it was recorded
+from) and the target database (without its password).
 
 A recording made from the restored database reads back the same snapshot.
 """
@@ -59,41 +64,43 @@ class RestoreReport:
     row_order_kept: bool | None = None
 
 
-def _check_references(dataset: Dataset, origin: str) -> None:
+def _check_references(dataset: Dataset, origin: str, target: str) -> None:
     """The database's foreign keys would refuse these rows: say which, before trying."""
     names = {c.name for c in dataset.codebases}
     policies = {p.name for p in dataset.policies}
+
+    def refused(message: str, record: str, field: str) -> InputError:
+        return InputError(
+            f"restoring into {target}: {message}", file=origin, record=record, field=field
+        )
+
     for c in dataset.candidates:
         if c.codebase not in names:
-            raise InputError(
+            raise refused(
                 f"candidate {c.key.label()}: codebase {c.codebase!r} has no codebase row "
                 "(the database's foreign key requires one)",
-                file=origin,
-                record=f"candidate id {c.id}",
-                field="codebase",
+                f"candidate id {c.id}",
+                "codebase",
             )
         if c.publish_policy is not None and c.publish_policy not in policies:
-            raise InputError(
+            raise refused(
                 f"candidate {c.key.label()}: no publish policy named {c.publish_policy!r}",
-                file=origin,
-                record=f"candidate id {c.id}",
-                field="publish_policy",
+                f"candidate id {c.id}",
+                "publish_policy",
             )
     for r in dataset.runs:
         if r.codebase not in names:
-            raise InputError(
+            raise refused(
                 f"run {r.id}: codebase {r.codebase!r} has no codebase row",
-                file=origin,
-                record=f"run {r.id}",
-                field="codebase",
+                f"run {r.id}",
+                "codebase",
             )
     for q in dataset.queue:
         if q.codebase not in names:
-            raise InputError(
+            raise refused(
                 f"queue entry {q.id}: codebase {q.codebase!r} has no codebase row",
-                file=origin,
-                record=f"queue id {q.id}",
-                field="codebase",
+                f"queue id {q.id}",
+                "codebase",
             )
 
 
@@ -143,34 +150,42 @@ def _fresh_storage(conn: psycopg.Connection, table: str, notes: list[str]) -> No
         notes.append(f"could not give {table} fresh storage ({exc.sqlstate}): row order may differ")
 
 
-def restore_dataset(dataset: Dataset, dsn: str, *, create_schema: bool = False) -> RestoreReport:
-    """Load ``dataset`` into the empty Janitor database at ``dsn``."""
-    origin = dataset.provenance.source
+def restore_dataset(
+    dataset: Dataset, dsn: str, *, create_schema: bool = False, snapshot: str | None = None
+) -> RestoreReport:
+    """Load ``dataset`` into the empty Janitor database at ``dsn``.
+
+    ``snapshot``: the path (or scenario name) the dataset was read from, for
+    error messages; by default the dataset's provenance source.
+    """
+    origin = snapshot or dataset.provenance.source
     target = redact_dsn(dsn)
-    _check_references(dataset, origin)
+    _check_references(dataset, origin, target)
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.Error as exc:
         text = str(exc).strip()
         raise SourceError(
-            f"cannot connect to {target}: {text.splitlines()[0] if text else type(exc).__name__}"
+            f"restoring {origin}: cannot connect to {target}: "
+            f"{text.splitlines()[0] if text else type(exc).__name__}"
         ) from None
     try:
-        return _restore(conn, dataset, target, create_schema)
+        return _restore(conn, dataset, target, create_schema, origin)
     except psycopg.Error as exc:
         diag = exc.diag
         message = diag.message_primary or str(exc).strip()
         if diag.message_detail:
             message += f" ({diag.message_detail})"
         raise InputError(
-            f"the database refused the snapshot's rows: {message}", file=origin
+            f"restoring into {target}: the database refused the snapshot's rows: {message}",
+            file=origin,
         ) from None
     finally:
         conn.close()
 
 
 def _restore(
-    conn: psycopg.Connection, dataset: Dataset, target: str, create_schema: bool
+    conn: psycopg.Connection, dataset: Dataset, target: str, create_schema: bool, origin: str
 ) -> RestoreReport:
     notes: list[str] = []
     created = False
@@ -178,14 +193,14 @@ def _restore(
     if not has_schema:
         if not create_schema:
             raise SourceError(
-                f"{target} has no Janitor schema (no table 'candidate'): "
+                f"restoring {origin}: {target} has no Janitor schema (no table 'candidate'): "
                 "pass --create-schema to create it"
             )
         create_janitor_schema(conn, with_debian_versions=dataset.debian_versions is not None)
         created = True
     if not is_empty(conn):
         raise SourceError(
-            f"refusing to restore into {target}: its Janitor tables already hold rows "
+            f"refusing to restore {origin} into {target}: its Janitor tables already hold rows "
             "(restore needs an empty database)"
         )
     has_versions_table = conn.execute(
@@ -205,9 +220,9 @@ def _restore(
         counts["codebase"] = _copy(
             conn,
             "codebase",
-            ["name", "branch_url", "value"],
-            ["text", "text", "int4"],
-            ((c.name, c.branch_url, c.value) for c in dataset.codebases),
+            ["name", "branch_url", "url", "value"],
+            ["text", "text", "text", "int4"],
+            ((c.name, c.branch_url, c.branch_url, c.value) for c in dataset.codebases),
         )
 
         info = CompositeInfo.fetch(conn, "branch_publish_policy")

@@ -9,7 +9,7 @@ Three layouts are read, one model comes out:
   A JSON Lines run table is read a line at a time, so it streams; the other
   tables (at most one row per candidate) are read whole, which is faster;
 * the **golden-vector layout** (``meta.json`` + ``input/*.jsonl``) of
-  ``shared/vectors``, so those sets run through the same code path.
+  ``tests/data/vectors``, so those sets run through the same code path.
 
 Rows are encoded the same way everywhere (see ``docs`` in the README): SQL
 NULL is ``null``, timestamps are ``YYYY-MM-DDTHH:MM:SS.ffffff`` naive UTC,

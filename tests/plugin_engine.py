@@ -32,3 +32,31 @@ def create(option: str | None) -> DoubledOffsets:
 
 def not_an_engine(option: str | None) -> object:
     return object()
+
+
+class _RaisingRun:
+    def __init__(self) -> None:
+        self.name = "plugin_engine:raising:run"
+
+    def schedule(self, dataset: Dataset) -> Schedule:
+        raise RuntimeError("the experimental engine is down")
+
+
+def raising(option: str | None) -> object:
+    """A new engine that raises: ``run`` on the whole run; ``candidate`` (the
+    default) on every third codebase, inside the new engine's own candidate loop."""
+    if option == "run":
+        return _RaisingRun()
+    from engines.model import Candidate
+    from engines.new.config import load_profile
+    from engines.new.scoring import SchedulingEngine
+
+    class RaisingOnSome(SchedulingEngine):
+        def decide(self, candidate: Candidate, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            if sum(map(ord, candidate.codebase)) % 3 == 0:
+                raise ZeroDivisionError(f"experimental bug on {candidate.codebase}")
+            return super().decide(candidate, *args, **kwargs)  # type: ignore[arg-type]
+
+    return RaisingOnSome(
+        load_profile("parity"), name="plugin_engine:raising:candidate", profile="parity"
+    )

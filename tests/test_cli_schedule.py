@@ -7,11 +7,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from paths import VECTORS
 
 from harness.cli import EXIT_USAGE, cli, main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ROOT.parent / "shared" / "vectors" / "small"
+SMALL = VECTORS / "small"
 SCHEMA = json.loads((ROOT / "harness" / "schedule.schema.json").read_text())
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from paths import VECTORS
 
 from engines.base import Engine, available_engines, get_engine
 from harness.errors import EngineNotFound
 from harness.snapshot import load_snapshot
 
-SMALL = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "small"
+SMALL = VECTORS / "small"
 
 
 def test_builtin_engines_are_entry_points() -> None:

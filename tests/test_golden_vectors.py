@@ -1,7 +1,7 @@
 """The golden vectors reproduced exactly, through the path a user takes (the CLI).
 
-The vectors in ``shared/vectors`` were computed by the real legacy scheduler;
-a port that disagrees with one is wrong (``shared/vectors/README.md``). The
+The vectors in ``tests/data/vectors`` were computed by the real legacy scheduler;
+a port that disagrees with one is wrong (``tests/data/vectors/README.md``). The
 files are checked against the sha256 sums in their ``meta.json`` first, so a
 damaged copy fails loudly instead of "passing" against the wrong numbers.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import VECTORS
 
 from harness.cli import main
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 SETS = ("small", "quirks")
 REL_TOL = 1e-9
 
@@ -52,8 +52,8 @@ def _set_dir(name: str) -> Path:
     path = VECTORS / name
     if not (path / "meta.json").is_file():
         pytest.fail(
-            f"golden vectors missing: {path}/meta.json not found. The tests expect the "
-            "shared/ directory beside the repository (…/shared/vectors next to …/main)."
+            f"golden vectors missing: {path}/meta.json not found; they belong to the "
+            "repository (tests/data/vectors): is the checkout complete?"
         )
     return path
 

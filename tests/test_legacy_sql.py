@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import VECTORS
 
 from engines.base import get_engine
 from engines.model import (
@@ -38,7 +39,6 @@ from harness.snapshot import load_snapshot
 
 pytestmark = pytest.mark.postgres
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 AS_OF = datetime(2025, 6, 1)
 
 

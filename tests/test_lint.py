@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +19,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "."),
-        ("ruff", "format", "--check", "."),
+        (sys.executable, "-m", "ruff", "check", "."),
+        (sys.executable, "-m", "ruff", "format", "--check", "."),
         (sys.executable, "-m", "mypy"),
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
 def test_code_is_clean(command: tuple[str, ...]) -> None:
-    if command[0] == "ruff" and shutil.which("ruff") is None:
-        pytest.fail("ruff is not installed: pip install -e '.[test]'")
+    # The interpreter's own tools, so a virtual environment works without being activated.
+    if importlib.util.find_spec(command[2]) is None:
+        pytest.fail(f"{command[2]} is not installed: pip install -e '.[test]'")
     result = _run(*command)
     assert result.returncode == 0, result.stdout + result.stderr

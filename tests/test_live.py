@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
+from paths import VECTORS
 
 from engines.base import get_engine
 from engines.model import PolicyEntry, datetime_to_us
@@ -19,11 +19,14 @@ pytestmark = pytest.mark.postgres
 def _populate(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(
-            "INSERT INTO codebase (name, branch_url, value) VALUES "
-            "('alpha', 'https://salsa.debian.org/a.git', 10), ('beta', NULL, NULL), "
-            "('gamma', 'https://x/g', 0)"
+            "INSERT INTO codebase (name, branch_url, url, value) VALUES "
+            "('alpha', 'https://salsa.debian.org/a.git', 'https://salsa.debian.org/a.git', 10), "
+            "('beta', NULL, NULL, NULL), ('gamma', 'https://x/g', 'https://x/g', 0)"
         )
-        conn.execute("INSERT INTO codebase (name, branch_url) VALUES (NULL, 'https://x/nameless')")
+        conn.execute(
+            "INSERT INTO codebase (name, branch_url, url) "
+            "VALUES (NULL, 'https://x/nameless', 'https://x/nameless')"
+        )
         conn.execute(
             "INSERT INTO named_publish_policy VALUES "
             "('two', ARRAY[ROW('main', 'propose', 7), ROW('up', NULL, NULL)]::branch_publish_policy[], 'rl'), "
@@ -201,6 +204,6 @@ def test_as_of_replaces_the_sources_moment(janitor_db: str) -> None:
 
     moment = datetime(2025, 6, 3, 12, 0, 0, 1)
     assert open_source(janitor_db, as_of=moment).as_of == moment
-    vectors = str(Path(__file__).resolve().parents[2] / "shared" / "vectors" / "small")
+    vectors = str(VECTORS / "small")
     assert open_source(vectors).as_of == datetime(2025, 6, 1)
     assert open_source(vectors, as_of=moment).as_of == moment

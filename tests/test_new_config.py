@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from paths import VECTORS
 
 from engines.new import create_engine
 from engines.new.config import KEY_DOCS, load_config, load_profile
@@ -124,7 +125,7 @@ def test_cli_reports_a_bad_config_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(tmp_path, {"scheduling": {"first_run_bonus": "x"}})
-    code = main(["schedule", "/work/shared/vectors/small", "--engine", f"new:config={path}"])
+    code = main(["schedule", str(VECTORS / "small"), "--engine", f"new:config={path}"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.count("\n") == 0
@@ -138,7 +139,7 @@ def test_cli_reports_a_dependency_cycle_in_one_line(
     data["campaign_dependencies"] = {"a": ["b"], "b": ["c"], "c": ["a"]}
     path = tmp_path / "cycle.yaml"
     path.write_text(yaml.safe_dump(data))
-    code = main(["schedule", "/work/shared/vectors/small", "--engine", f"new:config={path}"])
+    code = main(["schedule", str(VECTORS / "small"), "--engine", f"new:config={path}"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.count("\n") == 0

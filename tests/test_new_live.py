@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from paths import VECTORS
 
 from engines.model import Schedule
 from engines.new import create_engine
 from engines.new.live import schedule_from_database
 from harness.restore import restore_dataset
 from harness.snapshot import load_snapshot
-
-VECTORS = Path("/work/shared/vectors")
 
 pytestmark = pytest.mark.postgres
 

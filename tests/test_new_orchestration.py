@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from paths import VECTORS
 from prometheus_client.parser import text_string_to_metric_families
 
 from engines.base import get_engine
@@ -17,12 +18,12 @@ from engines.new import create_engine
 from engines.new.config import load_profile
 from engines.new.logs import JsonFormatter
 from engines.new.metrics import SchedulingMetrics
-from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator, compare_schedules
+from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
 from engines.new.scoring import SchedulingEngine
 from harness.cli import main
 from harness.snapshot import load_snapshot
 
-VECTORS = Path("/work/shared/vectors")
+WAIVERS = Path(__file__).resolve().parents[1] / "scenarios" / "waivers" / "legacy-errors.yaml"
 
 
 class BrokenOn(SchedulingEngine):
@@ -99,26 +100,20 @@ def test_fallback_of_the_whole_run(small: Dataset) -> None:
 
 def test_shadow_returns_the_legacys_result_and_compares(small: Dataset) -> None:
     result = SchedulingOrchestrator(
-        create_engine("parity"), get_engine("legacy:memory"), "shadow"
+        create_engine("parity"), get_engine("legacy:memory"), "shadow", seed=3
     ).schedule_candidates(small)
     assert result.schedule.engine == "legacy:memory"
     assert result.shadow_schedule is not None and result.shadow_schedule.engine == "new:parity"
-    assert result.comparison is not None and result.comparison.agree
-    assert result.comparison.compared == len(small.joined_candidates)
-    # the default profile is a different engine: the comparison says so
+    assert result.comparison is not None and result.comparison.passed
+    assert result.comparison.counts.aligned == len(small.joined_candidates)
+    assert result.comparison.real == 0 and not result.failures
+    # the default profile is a different engine: the harness's comparator says so
     other = SchedulingOrchestrator(
         create_engine("default"), get_engine("legacy:memory"), "shadow"
     ).schedule_candidates(small)
-    assert other.comparison is not None and not other.comparison.agree
+    assert other.comparison is not None and not other.comparison.passed
+    assert other.comparison.real > 0
     assert other.schedule.engine == "legacy:memory"
-
-
-def test_compare_schedules_spots_a_difference(small: Dataset) -> None:
-    legacy = get_engine("legacy:memory").schedule(small)
-    new = BrokenOn({small.joined_candidates[3].codebase}).schedule(small)
-    comparison = compare_schedules(legacy, new)
-    assert small.joined_candidates[3].key in comparison.differing
-    assert comparison.new_errors >= 1
 
 
 def test_metrics_are_exposed_on_their_own_registry(small: Dataset) -> None:
@@ -191,13 +186,15 @@ def test_run_command(mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
             "new:parity",
             "--json",
             str(out),
+            *(["--waivers", str(WAIVERS), "--seed", "1"] if mode == "shadow" else []),
         ]
     )
     text = capsys.readouterr().out
     assert code == 0
     data = json.loads(out.read_text())
     if mode == "shadow":
-        assert "shadow: 0 of 524 candidates differ, queue order equal" in text
+        assert "shadow: PASS: 0 real divergence(s) within the budget of 0" in text
+        assert "new engine failures: whole run 0, candidates 0" in text
         assert data["engine"] == "legacy:memory"
     else:
         assert data["engine"].startswith("new:parity")

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import VECTORS
 
 from engines.model import Dataset, Decision, QueueItem, Schedule
 from engines.new import create_engine
 from harness.snapshot import load_snapshot
 
-VECTORS = Path("/work/shared/vectors")
 SETS = ("small", "quirks")
 
 

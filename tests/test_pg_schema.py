@@ -52,8 +52,8 @@ def test_schema_has_the_spec_types_and_tables(janitor_db: str) -> None:
 def test_schema_constraints_hold(janitor_db: str) -> None:
     with psycopg.connect(janitor_db) as conn:
         conn.execute(
-            "INSERT INTO codebase (name, branch_url, value) "
-            "VALUES ('foo', 'https://user@salsa.debian.org/foo.git', 3)"
+            "INSERT INTO codebase (name, branch_url, url, value) VALUES "
+            "('foo', 'https://user@salsa.debian.org/foo.git', 'https://salsa.debian.org/foo.git', 3)"
         )
         host = conn.execute("SELECT hostname FROM codebase").fetchone()
         assert host == ("salsa.debian.org",)

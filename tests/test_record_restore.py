@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from paths import VECTORS
 
 from engines.model import Dataset
 from harness.cli import main
@@ -16,8 +17,6 @@ from harness.restore import restore_dataset
 from harness.snapshot import load_snapshot, table_rows
 
 pytestmark = pytest.mark.postgres
-
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 
 
 def _tables(dataset: Dataset) -> dict[str, Any]:

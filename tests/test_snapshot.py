@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import VECTORS
 
 from engines.model import Candidate, Codebase, Dataset, NamedPublishPolicy, PolicyEntry, Run
 from harness.errors import InputError
@@ -239,7 +240,7 @@ def test_every_layout_round_trips_losslessly(
 
 
 def test_golden_vector_layout_loads() -> None:
-    ds = load_snapshot(Path(__file__).resolve().parents[2] / "shared" / "vectors" / "small")
+    ds = load_snapshot(VECTORS / "small")
     assert ds.counts()["run"] == 5892
     assert len(ds.joined_candidates) == 293
     assert ds.provenance.source == "golden vectors small"

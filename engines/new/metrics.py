@@ -83,6 +83,30 @@ class SchedulingMetrics:
             registry=self.registry,
         )
 
+        self.new_engine_failures = Counter(
+            "new_engine_failures",
+            "Exceptions of the new engine that fallback or shadow mode survived, "
+            "by mode and scope (run: the whole run raised; candidate: one candidate failed).",
+            ("engine", "mode", "scope"),
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.shadow_runs = Counter(
+            "shadow_runs",
+            "Shadow runs by outcome: compared, failed (the new engine or the comparison "
+            "raised), skipped (not sampled). The legacy's schedule is returned in every case.",
+            ("engine", "outcome"),
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.shadow_divergences = Counter(
+            "shadow_divergences",
+            "Real divergences (the comparator's count of candidates) found by shadow runs.",
+            labels,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
     def record_run(self, schedule: Schedule, seconds: float) -> None:
         engine = schedule.engine
         self.candidates_processed.labels(engine).inc(len(schedule.decisions))

@@ -278,14 +278,26 @@ class SchedulingEngine:
             # order is kept within a campaign rank.
             candidates = sorted(candidates, key=lambda c: resolver.campaign_rank(c.suite))
         out: list[Decision] = []
+        failed: list[Decision] = []
         for candidate in candidates:
             try:
                 decision = self.decide(candidate, inputs, resolver, success, duration)
             except Exception as exc:  # one candidate's bug must not stop the run
-                log.exception("new engine failed on %s", candidate.key.label())
-                out.append(_failed(candidate, exc))
+                # the traceback for whoever debugs; one summary line for everyone else
+                log.debug("new engine failed on %s", candidate.key.label(), exc_info=True)
+                failed.append(_failed(candidate, exc))
+                out.append(failed[-1])
                 continue
             out.append(self.queue_decision(decision, queue))
+        if failed:
+            first = failed[0]
+            log.warning(
+                "new engine failed on %d candidate(s) (recorded as error decisions), first %s: %s",
+                len(failed),
+                first.key.label(),
+                first.reasons[0],
+                extra={"candidate_failures": len(failed)},
+            )
         return out
 
     def decide(

@@ -27,7 +27,7 @@ def command(snapshot: str, dsn: str, create_schema: bool) -> int:
     if not is_dsn(dsn):
         raise SourceError(f"{dsn}: expected a postgresql:// DSN")
     dataset = open_source(snapshot)
-    report = restore_dataset(dataset, dsn, create_schema=create_schema)
+    report = restore_dataset(dataset, dsn, create_schema=create_schema, snapshot=snapshot)
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
     created = " (schema created)" if report.created_schema else ""
     click.echo(f"restored {snapshot}{created}: {counts}")

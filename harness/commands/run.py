@@ -4,6 +4,12 @@
 every candidate the new engine fails on (counted); ``shadow`` runs both,
 compares them and keeps the legacy's result. Metrics can be served for
 scraping (``--metrics-port``) or pushed (``--pushgateway``).
+
+Exit codes: 0 whenever the returned schedule was produced. In shadow mode the
+new engine raising (whole run or per candidate) and a divergence are
+observations, reported and counted, not failures: the legacy's answer is what
+counts. ``--fail-on-divergence`` makes them exit 1 (a divergence beyond
+``--budget``, or a new engine that raised on the whole run).
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ import click
 
 from engines.base import get_engine
 from engines.new.metrics import SchedulingMetrics
-from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
+from engines.new.orchestrator import (
+    OrchestrationMode,
+    OrchestrationResult,
+    SchedulingOrchestrator,
+)
 from harness.commands import source_filters
 from harness.commands.schedule import format_queue_head, summary_line
 from harness.errors import ShadowError
@@ -63,6 +73,50 @@ from harness.sources import open_source
 @click.option("--linger", default=0.0, show_default=True, help="Seconds to keep serving metrics.")
 @click.option("--pushgateway", help="Push the metrics to this Prometheus Pushgateway (host:port).")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 100),
+    help="Shadow: percent of runs on which the new engine runs at all (the legacy always "
+    "runs). Default 100.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    help="Shadow: seed for the engines' random order, the sample and the noise run's "
+    "shuffle (default: fresh randomness; the noise shuffle uses 1).",
+)
+@click.option(
+    "--tolerances",
+    "tolerances_path",
+    type=click.Path(dir_okay=False),
+    help="Shadow: tolerances YAML for the comparison (as compare).",
+)
+@click.option(
+    "--waivers",
+    "waivers_path",
+    type=click.Path(dir_okay=False),
+    help="Shadow: waivers YAML for the comparison (as compare).",
+)
+@click.option(
+    "--noise/--no-noise",
+    default=True,
+    show_default=True,
+    help="Shadow: measure the legacy against itself (two more legacy runs) and classify "
+    "differences within that noise as noise, as compare does.",
+)
+@click.option(
+    "--budget",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Shadow: real divergences the comparison allows.",
+)
+@click.option(
+    "--fail-on-divergence",
+    is_flag=True,
+    help="Shadow: exit 1 when the comparison fails (beyond --budget) or the new engine "
+    "raised on the whole run (default: exit 0, the legacy's schedule is the answer).",
+)
 def command(
     source: str,
     mode: str,
@@ -76,8 +130,47 @@ def command(
     linger: float,
     pushgateway: str | None,
     log_json: bool,
+    sample: float | None,
+    seed: int | None,
+    tolerances_path: str | None,
+    waivers_path: str | None,
+    noise: bool,
+    budget: int,
+    fail_on_divergence: bool,
 ) -> int:
-    """Schedule SOURCE with the new engine in MODE and print the head of the resulting queue."""
+    """Schedule SOURCE with the new engine in MODE and print the head of the resulting queue.
+
+    Exit status: 0 when the returned schedule was produced (in shadow mode,
+    the legacy's, even if the new engine raised or diverged); 1 only with
+    --fail-on-divergence; 2 on bad input or usage.
+    """
+    shadow_only = {
+        "--sample": sample is not None,
+        "--seed": seed is not None,
+        "--tolerances": tolerances_path is not None,
+        "--waivers": waivers_path is not None,
+        "--budget": budget != 0,
+        "--fail-on-divergence": fail_on_divergence,
+    }
+    misplaced = [name for name, given in shadow_only.items() if given]
+    if misplaced and mode != OrchestrationMode.SHADOW.value:
+        raise click.UsageError(f"{', '.join(misplaced)}: only with --mode shadow")
+    comparator = None
+    if mode == OrchestrationMode.SHADOW.value:
+        from harness.commands.compare import load_config
+        from harness.live import redact_dsn
+        from harness.shadow import HarnessComparator
+        from harness.sources import is_dsn
+
+        settings, waivers = load_config(tolerances_path, waivers_path)
+        comparator = HarnessComparator(
+            settings,
+            waivers,
+            noise=noise,
+            seed=1 if seed is None else seed,
+            budget=budget,
+            source=redact_dsn(source) if is_dsn(source) else source,
+        )
     if log_json:
         from engines.new.logs import configure_json_logging
 
@@ -93,9 +186,15 @@ def command(
         engine.metrics = metrics
     legacy = get_engine(legacy_spec)
     dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    result = SchedulingOrchestrator(engine, legacy, mode, metrics=metrics).schedule_candidates(
-        dataset
-    )
+    result = SchedulingOrchestrator(
+        engine,
+        legacy,
+        mode,
+        metrics=metrics,
+        comparator=comparator,
+        sample=100.0 if sample is None else sample,
+        seed=seed,
+    ).schedule_candidates(dataset)
     schedule = result.schedule
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))
@@ -104,12 +203,8 @@ def command(
             click.echo(f"note: {note}")
         if result.mode is OrchestrationMode.FALLBACK:
             click.echo(f"fallbacks: {result.fallback_count}")
-        if result.comparison is not None:
-            c = result.comparison
-            click.echo(
-                f"shadow: {len(c.differing)} of {c.compared} candidates differ, queue order "
-                + ("equal" if c.queue_order_equal else "differs")
-            )
+        if result.mode is OrchestrationMode.SHADOW:
+            click.echo(shadow_text(result))
     if json_path:
         write_schedule(schedule, json_path)
     if pushgateway:
@@ -120,4 +215,29 @@ def command(
     if metrics_port is not None and linger > 0:
         time.sleep(linger)
     logging.getLogger("engines.new").debug("run command finished")
+    if fail_on_divergence and result.sampled:
+        if result.run_failed or result.comparison_error is not None:
+            return 1
+        if result.comparison is not None and not result.comparison.passed:
+            return 1
     return 0
+
+
+def shadow_text(result: OrchestrationResult) -> str:
+    """What a shadow run observed, for stdout (the schedule printed above is the legacy's)."""
+    from harness.commands.compare import verdict_text
+
+    run = sum(1 for f in result.failures if f.key is None)
+    lines = [
+        f"shadow: order {' then '.join(result.order)}; new engine failures: "
+        f"whole run {run}, candidates {result.candidate_failures}"
+    ]
+    if not result.sampled:
+        lines.append("shadow: the new engine did not run (not sampled this run)")
+    for failure in result.failures[:5]:
+        lines.append(f"shadow: the new engine failed ({failure.where}): {failure.error}")
+    if result.comparison_error is not None:
+        lines.append(f"shadow: the comparison failed: {result.comparison_error}")
+    if result.comparison is not None:
+        lines.extend(f"shadow: {line}" for line in verdict_text(result.comparison).splitlines())
+    return "\n".join(lines)

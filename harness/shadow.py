@@ -1,0 +1,56 @@
+"""The comparison step of ``run --mode shadow``: the harness's own comparator.
+
+Shadow mode must judge the candidate engine exactly as ``compare`` would
+(tolerances, waivers, the noise baseline, the budget), or the two commands
+could disagree about the same pair of schedules. This module binds those
+settings once and hands the orchestrator a callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engines.base import Engine
+from engines.model import Dataset, Schedule
+from harness.compare import compare_schedules
+from harness.comparison_model import Comparison
+from harness.tolerances import Settings, default_settings
+from harness.waivers import Waiver
+
+
+@dataclass(frozen=True)
+class HarnessComparator:
+    """Compares the candidate's schedule against the control's.
+
+    With ``noise``, the control engine runs twice more on the same dataset
+    (as is, and with the candidate rows shuffled by ``seed``) after both
+    schedules are in hand, exactly as ``compare`` measures it.
+    """
+
+    settings: Settings | None = None
+    waivers: Sequence[Waiver] = ()
+    noise: bool = False
+    seed: int = 1
+    budget: int = 0
+    source: str = "engine"
+
+    def __call__(
+        self, control_engine: Engine, dataset: Dataset, control: Schedule, candidate: Schedule
+    ) -> Comparison:
+        from harness.commands.compare import measure
+
+        settings = self.settings or default_settings()
+        profile = (
+            measure(control_engine, dataset, control, self.seed, settings) if self.noise else None
+        )
+        return compare_schedules(
+            control,
+            candidate,
+            settings=settings,
+            noise=profile,
+            waivers=tuple(self.waivers),
+            budget=self.budget,
+            source_a=self.source,
+            source_b=self.source,
+        )
