@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.base import Engine, get_engine
+from engines.legacy.memory import MemoryData
 from engines.model import (
     US_PER_SECOND,
     CandidateKey,
@@ -85,6 +86,8 @@ class RunHistory:
     _runs: Sequence[Run] | None = None
     _load_runs: Callable[[], Sequence[Run]] | None = None
     pair_index: dict[tuple[str, str], int] = field(default_factory=dict)
+    _legacy_order: np.ndarray | None = None
+    _codes: dict[int, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.pair_index:
@@ -98,8 +101,32 @@ class RunHistory:
         """The Run tuples, in table order (read on first use: engines without a column path)."""
         if self._runs is None:
             assert self._load_runs is not None
-            self._runs = self._load_runs()
+            # Frozen: collections while engines decide would rescan millions of tuples.
+            with bulk_allocation(freeze=True):
+                self._runs = self._load_runs()
         return self._runs
+
+    def legacy_order(self) -> np.ndarray:
+        """Rows by (codebase, campaign), newest first, NULL starts first, table order on ties."""
+        if self._legacy_order is None:
+            index = np.arange(len(self.start))
+            self._legacy_order = np.lexsort((index, -self.start, ~self.start_null, self.pair))
+        return self._legacy_order
+
+    def codebase_codes(self) -> tuple[list[str], np.ndarray]:
+        """Codebase names and each run's index into them."""
+        return self._name_codes(0)
+
+    def campaign_codes(self) -> tuple[list[str], np.ndarray]:
+        return self._name_codes(1)
+
+    def _name_codes(self, field: int) -> tuple[list[str], np.ndarray]:
+        if field not in self._codes:
+            names = sorted({p[field] for p in self.pairs})
+            index = {name: i for i, name in enumerate(names)}
+            per_pair = np.array([index[p[field]] for p in self.pairs], dtype=np.int64)
+            self._codes[field] = (names, per_pair[self.pair] if len(self.pair) else self.pair)
+        return self._codes[field]
 
     def visible(self, cut_us: int) -> np.ndarray:
         """Rows that had finished before the cut."""
@@ -320,6 +347,16 @@ def column_engine(engine: Engine | None) -> Any:
 
 def decide_at(engine: Engine, source: BacktestSource, cut: datetime) -> Schedule:
     """Run ``engine`` on the data as it stood at ``cut``."""
+    # Deciding builds 100,000s of acyclic records: the cyclic GC only slows it down.
+    with bulk_allocation():
+        return _decide_at(engine, source, cut)
+
+
+def _decide_at(engine: Engine, source: BacktestSource, cut: datetime) -> Schedule:
+    from engines.legacy import LegacyEngine
+
+    if isinstance(engine, LegacyEngine) and engine.backend == "memory":
+        return _legacy_at(engine, source, cut)
     fast = column_engine(engine)
     if fast is None:
         return engine.schedule(cut_dataset(source, cut))
@@ -341,6 +378,79 @@ def decide_at(engine: Engine, source: BacktestSource, cut: datetime) -> Schedule
         dataset, agg, started=started, verdicts=source.verdicts
     )
     return schedule
+
+
+def _legacy_at(engine: Any, source: BacktestSource, cut: datetime) -> Schedule:
+    """The legacy's memory backend at a cut, its run groups and averages taken from columns.
+
+    The backend groups every run in Python and averages durations run by run
+    for each codebase without runs of its own; at each cut that was most of a
+    second… and of the legacy's time. Here the groups come from one order of
+    the whole table computed once (newest first, NULL starts first, table
+    order on ties: ``ORDER BY start_time DESC``), and the averages are the
+    exact integer AVG the new engine computes. The algorithm itself
+    (:func:`engines.legacy.core.run_legacy`) is the legacy's, untouched; a
+    test holds the result to the plain backend's on the cut dataset.
+    """
+    from engines.legacy.core import run_legacy
+    from engines.new.aggregates import _grouped_average, _interval_fields
+
+    h = source.history
+    cut_us = datetime_to_us(cut)
+    dataset = cut_dataset(source, cut, with_runs=False)
+    counted = h.visible(cut_us) & ~h.transient
+    order = h.legacy_order()
+    chosen = order[counted[order]]
+    runs = h.runs
+    ordered: tuple[Run, ...] = ()
+    if len(chosen) == 1:
+        ordered = (runs[int(chosen[0])],)
+    elif len(chosen) > 1:
+        ordered = itemgetter(*chosen.tolist())(runs)
+    pair = h.pair[chosen]
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else pair
+    ends = np.r_[starts[1:], len(pair)] if len(pair) else pair
+    groups = {
+        h.pairs[p]: ordered[a:b]
+        for p, a, b in zip(pair[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+    }
+    timed = counted & ~h.start_null & ~h.finish_null
+    days, time_us = _interval_fields(np.where(timed, h.finish - h.start, 0))
+    cb_names, cb_of_run = h.codebase_codes()
+    su_names, su_of_run = h.campaign_codes()
+    data = _CutMemoryData(
+        dataset,
+        groups,
+        _grouped_average(cb_of_run, days, time_us, timed, cb_names),
+        _grouped_average(su_of_run, days, time_us, timed, su_names),
+    )
+    schedule: Schedule = run_legacy(data, dataset, engine_name=engine.name, backend="memory")
+    return schedule
+
+
+class _CutMemoryData(MemoryData):
+    """:class:`MemoryData` whose run groups and AVG fallbacks were computed on columns."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        groups: Mapping[tuple[str, str], Sequence[Run]],
+        by_codebase: Mapping[str, int | None],
+        by_campaign: Mapping[str, int | None],
+    ) -> None:
+        super().__init__(dataset)  # a dataset without runs: nothing to group here
+        self._runs = groups
+        self._by_codebase = by_codebase
+        self._by_campaign = by_campaign
+
+    def avg_duration_us(
+        self, *, codebase: str | None = None, campaign: str | None = None
+    ) -> int | None:
+        if codebase is not None:
+            return self._by_codebase.get(codebase)
+        if campaign is not None:
+            return self._by_campaign.get(campaign)
+        raise ValueError("avg_duration_us needs a codebase or a campaign")
 
 
 # ---------------------------------------------------------------- what followed

@@ -336,3 +336,27 @@ def test_replay_world_draws_missing_outcomes_from_the_campaign_seeded() -> None:
     assert world.success.tolist() == [True, True, False, False]
     # The top set holds only observed successes: drawn outcomes are not the truth.
     assert world.top.tolist() == [0]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    days_before=st.integers(0, 300),
+    nulls=st.lists(st.integers(0, 10**6), max_size=6),
+)
+def test_the_legacy_on_columns_decides_as_the_plain_backend(
+    seed: int, days_before: int, nulls: list[int]
+) -> None:
+    dataset = generate(GeneratorSettings(codebases=25, runs_per_candidate=10, seed=seed)).dataset
+    runs = list(dataset.runs)
+    for n in nulls:  # some runs lose their start time (they still count where visible)
+        i = n % len(runs)
+        runs[i] = runs[i]._replace(start_us=None)
+    dataset = replace(dataset, runs=tuple(runs))
+    source = source_from_dataset(dataset)
+    cut = AS_OF - timedelta(days=days_before)
+    engine = get_engine("legacy")
+    fast = decide_at(engine, source, cut)
+    plain = engine.schedule(cut_dataset(source, cut))
+    assert fast.decisions == plain.decisions
+    assert fast.queue == plain.queue
