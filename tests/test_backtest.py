@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import reports
 from engines.base import get_engine
 from engines.model import US_PER_SECOND, Dataset, Run, datetime_to_us
 from harness.backtest import (
@@ -251,6 +253,8 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "legacy vs truth: truth better on Brier score" in out
     doc = json.loads((tmp_path / "bt.json").read_text())
+    schema = json.loads((Path(reports.__file__).parent / "backtest.schema.json").read_text())
+    jsonschema.validate(doc, schema)
     assert doc["format"] == "janitor-shadow-backtest" and doc["engines"] == [
         "legacy",
         "new",
@@ -360,3 +364,16 @@ def test_the_legacy_on_columns_decides_as_the_plain_backend(
     plain = engine.schedule(cut_dataset(source, cut))
     assert fast.decisions == plain.decisions
     assert fast.queue == plain.queue
+
+
+def test_report_escapes_names_from_the_data(tmp_path: Path) -> None:
+    from reports.backtest_report import render_backtest_html
+
+    assert main(["backtest", "default", "--at", "2025-05-18", "--bootstrap", "20",
+                 "--json", str(tmp_path / "bt.json")]) == 0  # fmt: skip
+    doc = json.loads((tmp_path / "bt.json").read_text())
+    doc["by_campaign"][0]["campaign"] = "<script>alert(1)</script>"
+    doc["source"] = "<img src=x onerror=alert(2)>"
+    html = render_backtest_html(doc)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    assert "<img src=x" not in html
