@@ -377,3 +377,28 @@ def test_report_escapes_names_from_the_data(tmp_path: Path) -> None:
     html = render_backtest_html(doc)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
     assert "<img src=x" not in html
+
+
+@pytest.mark.postgres
+def test_a_live_database_backtests_as_its_snapshot(janitor_db: str) -> None:
+    from harness.restore import restore_dataset
+    from harness.snapshot import load_snapshot
+    from harness.sources import snapshot_path
+
+    restore_dataset(load_snapshot(snapshot_path("default")), janitor_db)
+    cuts = (AS_OF - timedelta(days=20),)
+    results = []
+    for spec in ("default", janitor_db):
+        source = open_backtest_source(spec)
+        assert source.base.live_dsn is None  # engines decide from the cut, never the database
+        results.append(
+            run_backtest(
+                source, BacktestSettings(cuts=cuts, engines=("legacy", "new"), resamples=50)
+            )
+        )
+    snapshot, live = results
+    assert live.rows.outcome.tolist() == snapshot.rows.outcome.tolist()
+    for name in ("legacy", "new"):
+        assert np.array_equal(
+            live.rows.forecasts[name].probability, snapshot.rows.forecasts[name].probability
+        )
