@@ -19,12 +19,15 @@ duration beside what really happened. This module scores those pairs:
   of a drawn candidate, at every cut point, come along: they are not
   independent), and *the same* resample scores every engine, so the
   confidence interval of a difference keeps the pairing. A difference is
-  called only when its interval excludes 0.
+  called only when its interval excludes 0. Intervals are percentile
+  intervals, for the groupings a candidate belongs to whole (overall, per
+  campaign); per cut point the scores are points.
 
-Every score is a weighted statistic (the weights are the bootstrap's draw
-counts, all 1 for the point estimate), computed for all groups (overall, per
-campaign, per cut) at once with ``np.bincount``. Medians are the lower
-weighted median (the smallest value whose cumulative weight reaches half).
+Point scores are computed for all groups at once with ``np.bincount``;
+medians are the lower median (the smallest value with half of the values
+at or below it). The bootstrap works on per-candidate sums instead of rows
+(:class:`_ClusterBootstrap`): 1,000 resamples of 200,000 forecasts take
+seconds, not minutes.
 """
 
 from __future__ import annotations
