@@ -69,7 +69,10 @@ def main() -> int:
         doc = json.loads(out.read_text())
         print(f"{'scored forecasts':<28} {doc['overall']['scored']:>8}")
         for cut in doc["by_cut"]:
-            per = ", ".join(f"{e} {d['seconds']:.1f} s" for e, d in cut["decisions"].items())
+            per = ", ".join(
+                f"{e} {d['seconds']:.1f} s (CPU {d['cpu_seconds']:.1f} s)"
+                for e, d in cut["decisions"].items()
+            )
             print(f"  decide at {cut['cut']}: {per}")
         for phase, seconds in doc["timings"].items():
             print(f"{phase:<28} {seconds:8.2f} s")

@@ -307,6 +307,8 @@ class CutDecisions:
     errors: int
     seconds: float
     notes: tuple[str, ...] = ()
+    #: CPU time of the decision (the wall time stretches on a busy machine).
+    cpu_seconds: float = 0.0
 
 
 def reduce_schedule(

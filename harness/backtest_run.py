@@ -89,6 +89,7 @@ def _decide(task: tuple[int, str]) -> tuple[tuple[int, str], CutDecisions]:
     source: BacktestSource = state["source"]
     cut: datetime = state["settings"].cuts[c_index]
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if name == TRUTH_ENGINE:  # re-priced on a parity schedule
         from harness.backtest_truth import truth_schedule
 
@@ -102,7 +103,14 @@ def _decide(task: tuple[int, str]) -> tuple[tuple[int, str], CutDecisions]:
     )
     seconds = time.perf_counter() - started
     return task, CutDecisions(
-        name, probability, duration, queue, errors, seconds, tuple(schedule.notes)
+        name,
+        probability,
+        duration,
+        queue,
+        errors,
+        seconds,
+        tuple(schedule.notes),
+        time.process_time() - cpu_started,
     )
 
 

@@ -121,7 +121,12 @@ def backtest_document(result: BacktestResult) -> dict[str, Any]:
                 "engines": _scores(result, "cut", i) if cut.scored else {},
                 "differences": _differences(result, "cut", i) if cut.scored else [],
                 "decisions": {
-                    e: {"errors": d.errors, "seconds": d.seconds, "queued": len(d.queue)}
+                    e: {
+                        "errors": d.errors,
+                        "seconds": d.seconds,
+                        "cpu_seconds": d.cpu_seconds,
+                        "queued": len(d.queue),
+                    }
                     for e, d in cut.decisions.items()
                 },
                 "replay": {e: r.to_json() for e, r in cut.replays.items()},
