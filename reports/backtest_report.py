@@ -173,6 +173,32 @@ def backtest_document(result: BacktestResult) -> dict[str, Any]:
     }
 
 
+def read_backtest_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A backtest document written by ``backtest --json``, checked against its schema."""
+    import jsonschema
+
+    from harness.errors import InputError
+
+    try:
+        document = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc}", file=str(path)) from exc
+    schema = orjson.loads(Path(__file__).with_name("backtest.schema.json").read_bytes())
+    try:
+        jsonschema.validate(document, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "document"
+        raise InputError(
+            f"not a backtest document ({FORMAT} version {VERSION}): {exc.message}",
+            file=str(path),
+            field=where,
+        ) from None
+    result: dict[str, Any] = document
+    return result
+
+
 def write_backtest_json(document: dict[str, Any], path: str | os.PathLike[str]) -> None:
     data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     if str(path) == "-":
@@ -230,17 +256,18 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = fmt
-    env.filters["ci"] = fmt_ci
     return env
 
 
 def backtest_view(document: dict[str, Any]) -> dict[str, Any]:
-    """What ``_backtest.html`` reads: the document plus its plots and sentences."""
+    """What ``_backtest.html`` reads: the document, its plots and sentences, and the
+    number formatters (as functions, so that any environment can render the section)."""
     engines = document["engines"]
     cuts = document["by_cut"]
     return {
         "doc": document,
+        "fmt": fmt,
+        "ci": fmt_ci,
         "engines": engines,
         "labels": METRIC_LABELS,
         "metrics": list(METRICS),

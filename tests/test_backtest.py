@@ -402,3 +402,29 @@ def test_a_live_database_backtests_as_its_snapshot(janitor_db: str) -> None:
         assert np.array_equal(
             live.rows.forecasts[name].probability, snapshot.rows.forecasts[name].probability
         )
+
+
+def test_compare_shows_a_backtest_in_its_report_and_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backtest", "default", "--at", "2025-05-18", "--bootstrap", "20",
+                 "--json", str(tmp_path / "bt.json")]) == 0  # fmt: skip
+    code = main(["compare", "default", "--a", "legacy", "--b", "new:parity", "--no-noise",
+                 "--backtest", str(tmp_path / "bt.json"),
+                 "--report", str(tmp_path / "r.html"), "--json", str(tmp_path / "s.json")])  # fmt: skip
+    assert code in (0, 1)
+    html = (tmp_path / "r.html").read_text()
+    assert 'id="backtest"' in html and "Reliability diagram" in html
+    summary = json.loads((tmp_path / "s.json").read_text())
+    schema = json.loads((Path(reports.__file__).parent / "summary.schema.json").read_text())
+    jsonschema.validate(summary, schema)
+    assert summary["backtest"]["format"] == "janitor-shadow-backtest"
+    # Without --backtest nothing changes.
+    assert main(["compare", "default", "--a", "legacy", "--b", "new:parity", "--no-noise",
+                 "--report", str(tmp_path / "plain.html")]) in (0, 1)  # fmt: skip
+    assert 'id="backtest"' not in (tmp_path / "plain.html").read_text()
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    capsys.readouterr()
+    assert main(["compare", "default", "--a", "legacy", "--b", "new:parity",
+                 "--backtest", str(tmp_path / "bad.json")]) == 2  # fmt: skip
+    assert "not a backtest document" in capsys.readouterr().err

@@ -156,12 +156,13 @@ def write_outputs(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    backtest: dict[str, Any] | None = None,
 ) -> None:
     if json_path:
         from reports.json_summary import write_json_summary
 
         with writing(json_path):
-            write_json_summary(comparison, json_path)
+            write_json_summary(comparison, json_path, backtest=backtest)
     if junit_path:
         from reports.junit import write_junit
 
@@ -176,7 +177,7 @@ def write_outputs(
             click.echo("note: the HTML report is not available in this build (no reports.html)")
             return
         with writing(report_path):
-            html.render_html(comparison, report_path)
+            html.render_html(comparison, report_path, backtest=backtest)
 
 
 def verdict_text(c: Comparison) -> str:
@@ -224,6 +225,12 @@ def verdict_text(c: Comparison) -> str:
 @click.option("--a", "engine_a", required=True, help="Reference engine (e.g. legacy).")
 @click.option("--b", "engine_b", required=True, help="Engine under test (e.g. new).")
 @output_options
+@click.option(
+    "--backtest",
+    "backtest_path",
+    type=click.Path(dir_okay=False),
+    help="A backtest document (backtest --json) to show in the report and the JSON summary.",
+)
 def command(
     source: str,
     engine_a: str,
@@ -238,6 +245,7 @@ def command(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    backtest_path: str | None = None,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -249,6 +257,11 @@ def command(
     they exceed it, 2 on bad input or usage.
     """
     settings, waivers = load_config(tolerances_path, waivers_path)
+    backtest = None
+    if backtest_path is not None:
+        from reports.backtest_report import read_backtest_json
+
+        backtest = read_backtest_json(backtest_path)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
     progress = Progress(5 if noise else 4)
     with progress.step(f"reading {source}"):
@@ -270,7 +283,7 @@ def command(
             waivers=waivers,
             budget=budget,
         )
-    write_outputs(comparison, report_path, json_path, junit_path)
+    write_outputs(comparison, report_path, json_path, junit_path, backtest)
     if json_path != "-":
         click.echo(verdict_text(comparison))
     return EXIT_OK if comparison.passed else EXIT_DIVERGED
