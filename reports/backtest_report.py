@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from harness.backtest_run import BacktestResult
@@ -25,7 +24,6 @@ from reports import backtest_svg
 
 FORMAT = "janitor-shadow-backtest"
 VERSION = 1
-TEMPLATE_DIR = Path(__file__).with_name("templates")
 METRIC_LABELS = {
     "brier": "Brier score",
     "log_loss": "log loss",
@@ -248,17 +246,6 @@ def headline(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env
-
-
 def backtest_view(document: dict[str, Any]) -> dict[str, Any]:
     """What ``_backtest.html`` reads: the document, its plots and sentences, and the
     number formatters (as functions, so that any environment can render the section)."""
@@ -300,7 +287,9 @@ def backtest_view(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_backtest_html(document: dict[str, Any]) -> str:
-    template = _environment().get_template("backtest.html")
+    from reports.html import environment  # the comparison report's: same templates, escaping
+
+    template = environment().get_template("backtest.html")
     return template.render(bt=backtest_view(document))
 
 
