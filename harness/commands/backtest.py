@@ -105,7 +105,13 @@ def summary_lines(result: BacktestResult) -> list[str]:
     type=click.IntRange(min=0),
     help="Paired bootstrap resamples.",
 )
-@click.option("--confidence", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999))
+@click.option(
+    "--confidence",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0.5, 0.999),
+    help="Level of the bootstrap intervals.",
+)
 @click.option(
     "--seed", default=0, show_default=True, help="Seed of the bootstrap and the replay's draws."
 )
