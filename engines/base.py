@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 from engines.model import Dataset, Schedule
+from harness.crash import OWN_PACKAGES, note_external_engine
 from harness.errors import EngineNotFound
 
 ENTRY_POINT_GROUP = "janitor_shadow.engines"
@@ -52,7 +53,27 @@ def _load(target: str, spec: str) -> EngineFactory:
         raise EngineNotFound(
             f"engine {spec!r}: module {module_name!r} has no {attribute!r}"
         ) from exc
+    if not callable(factory):
+        raise EngineNotFound(f"engine {spec!r}: {target} is not a factory (not callable)")
+    if module_name.split(".")[0] not in OWN_PACKAGES:
+        note_external_engine(module_name, spec)
     return factory
+
+
+def _make(factory: EngineFactory, option: str | None, spec: str) -> Engine:
+    """Call the factory; one that cannot take the option is the wrong shape (bad input).
+
+    A TypeError raised by the call itself (no frame inside the factory: a
+    builtin such as ``os:getcwd``, or a Python function with another
+    signature) is the spec's fault; one raised deeper is the factory's bug."""
+    try:
+        return factory(option)
+    except TypeError as exc:
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+            raise EngineNotFound(
+                f"engine {spec!r}: the factory cannot be called as factory(option): {exc}"
+            ) from None
+        raise
 
 
 def available_engines() -> dict[str, str]:
@@ -71,11 +92,11 @@ def get_engine(spec: str) -> Engine:
     head, _, rest = spec.partition(":")
     engines = available_engines()
     if head in engines:
-        engine = _load(engines[head], spec)(rest or None)
+        engine = _make(_load(engines[head], spec), rest or None, spec)
     elif rest:
         # module:factory[:option], for engines that live outside this repository
         factory_name, _, option = rest.partition(":")
-        engine = _load(f"{head}:{factory_name}", spec)(option or None)
+        engine = _make(_load(f"{head}:{factory_name}", spec), option or None, spec)
     else:
         names = ", ".join(sorted(engines))
         raise EngineNotFound(

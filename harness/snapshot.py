@@ -55,6 +55,7 @@ from engines.model import (
     datetime_to_us,
     us_to_datetime,
 )
+from harness.atomic import atomic_directory
 from harness.errors import InputError
 from harness.run_table import bulk_allocation, read_runs, write_runs
 
@@ -911,67 +912,62 @@ def write_snapshot(
     The run table goes to Parquet (``columnar_runs``) by default once it is
     large (over 50,000 runs); smaller ones stay JSON Lines, readable by eye.
 
-    Written to a temporary sibling first and renamed, so that a failure never
-    leaves a half-written snapshot behind.
+    Written into a temporary sibling and renamed (:func:`harness.atomic.atomic_directory`),
+    so that a failure never leaves a half-written snapshot behind.
     """
+    target = Path(path)
+    with atomic_directory(target) as staging:
+        write_snapshot_files(dataset, staging, compress=compress, columnar_runs=columnar_runs)
+    return target
+
+
+def write_snapshot_files(
+    dataset: Dataset,
+    staging: Path,
+    *,
+    compress: bool = True,
+    columnar_runs: bool | None = None,
+) -> None:
+    """The snapshot's files, into the (empty, not yet published) directory ``staging``."""
     if columnar_runs is None:
         columnar_runs = len(dataset.runs) > 50_000
-    target = Path(path)
-    occupied = any(target.iterdir()) if target.is_dir() else target.exists()
-    if occupied:
-        raise InputError("refusing to overwrite an existing snapshot", file=str(target))
-    staging = target.with_name(target.name + ".partial")
-    if staging.exists():
-        for child in staging.iterdir():
-            child.unlink()
-    staging.mkdir(parents=True, exist_ok=True)
     files: dict[str, Any] = {}
     absent = []
-    try:
-        for table, rows in table_rows(dataset).items():
-            if rows is None:
-                absent.append(table)
-                continue
-            if table == "run" and columnar_runs:
-                count = write_runs(dataset.runs, staging / "run.parquet")
-                files[table] = {"file": "run.parquet", "rows": count}
-                continue
-            name = f"{table}.jsonl.gz" if compress else f"{table}.jsonl"
-            digest = hashlib.sha256()
-            count = 0
-            with open(staging / name, "wb") as raw:
-                sink: IO[bytes] = (
-                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0)  # type: ignore[assignment]
-                    if compress
-                    else raw
-                )
-                chunk: list[bytes] = []
-                for row in rows:
-                    chunk.append(_dump_line(row))
-                    if len(chunk) >= 10_000:
-                        count += _write_chunk(sink, chunk, digest)
-                count += _write_chunk(sink, chunk, digest)
-                if compress:
-                    sink.close()
-            files[table] = {"file": name, "rows": count, "sha256_uncompressed": digest.hexdigest()}
-        manifest = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "as_of": dataset.as_of.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-            "provenance": dataset.provenance.to_json(),
-            "tables": files,
-            "absent_tables": absent,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        if target.exists():
-            target.rmdir()
-        staging.rename(target)
-    except BaseException:
-        for child in staging.iterdir():
-            child.unlink()
-        staging.rmdir()
-        raise
-    return target
+    for table, rows in table_rows(dataset).items():
+        if rows is None:
+            absent.append(table)
+            continue
+        if table == "run" and columnar_runs:
+            count = write_runs(dataset.runs, staging / "run.parquet")
+            files[table] = {"file": "run.parquet", "rows": count}
+            continue
+        name = f"{table}.jsonl.gz" if compress else f"{table}.jsonl"
+        digest = hashlib.sha256()
+        count = 0
+        with open(staging / name, "wb") as raw:
+            sink: IO[bytes] = (
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0)  # type: ignore[assignment]
+                if compress
+                else raw
+            )
+            chunk: list[bytes] = []
+            for row in rows:
+                chunk.append(_dump_line(row))
+                if len(chunk) >= 10_000:
+                    count += _write_chunk(sink, chunk, digest)
+            count += _write_chunk(sink, chunk, digest)
+            if compress:
+                sink.close()
+        files[table] = {"file": name, "rows": count, "sha256_uncompressed": digest.hexdigest()}
+    manifest = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "as_of": dataset.as_of.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "provenance": dataset.provenance.to_json(),
+        "tables": files,
+        "absent_tables": absent,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
 def dataset_to_yaml(dataset: Dataset, *, description: str | None = None) -> str:

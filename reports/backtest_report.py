@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 from markupsafe import Markup
 
+from harness.atomic import write_atomic
 from harness.backtest_run import BacktestResult
 from harness.forecast_scores import CALLED_METRICS, METRICS
 from reports import backtest_svg
@@ -204,7 +205,7 @@ def write_backtest_json(document: dict[str, Any], path: str | os.PathLike[str]) 
 
         sys.stdout.buffer.write(data + b"\n")
         return
-    Path(path).write_bytes(data + b"\n")
+    write_atomic(path, data + b"\n")
 
 
 # ---------------------------------------------------------------- HTML
@@ -294,4 +295,4 @@ def render_backtest_html(document: dict[str, Any]) -> str:
 
 
 def write_backtest_html(document: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(render_backtest_html(document), encoding="utf-8")
+    write_atomic(path, render_backtest_html(document))

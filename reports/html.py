@@ -16,13 +16,13 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
 from reports.view import DEFAULT_TOP_N, build_view
 
@@ -171,16 +171,7 @@ def render_html(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
 
 
 __all__ = ["FILTERS", "render_html", "render_string"]

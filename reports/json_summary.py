@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
 
 SCHEMA_NAME = "janitor-shadow/comparison-summary"
@@ -92,10 +93,7 @@ def write_json_summary(
     if str(path) == "-":
         print(data.decode("utf-8"), end="")
         return
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(target)
+    write_atomic(path, data)
 
 
 def load_schema() -> dict[str, Any]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
+from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -164,7 +164,4 @@ def junit_xml(comparison: Comparison) -> str:
 
 
 def write_junit(comparison: Comparison, path: str | os.PathLike[str]) -> None:
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(junit_xml(comparison), encoding="utf-8")
-    partial.replace(target)
+    write_atomic(path, junit_xml(comparison))

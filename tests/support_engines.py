@@ -203,3 +203,8 @@ def make_schedule(
         decisions=list(decisions),
         queue=sorted_queue(queue),
     )
+
+
+def broken_factory(option: str | None) -> SimpleEngine:
+    """A factory with a bug of its own: a TypeError raised inside it (not a wrong shape)."""
+    return SimpleEngine(option + "x")  # type: ignore[operator]

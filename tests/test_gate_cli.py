@@ -78,7 +78,6 @@ def test_budget_and_waivers_turn_a_failure_into_a_pass(tmp_path: Path) -> None:
         ["compare", SCENARIO, "--a", GOOD],  # --b missing
         ["compare", SCENARIO, "--a", "no-such-engine", "--b", GOOD],
         ["compare", "/nonexistent.yaml", "--a", GOOD, "--b", GOOD],
-        ["compare", SCENARIO, "--a", GOOD, "--b", f"{GOOD}:crash"],
         ["compare", SCENARIO, "--a", GOOD, "--b", GOOD, "--budget", "-1"],
         ["gate", SCENARIO, "--engine", GOOD, "--baseline", "/nonexistent.json"],
         ["gate", SCENARIO, "--engine", GOOD],  # --baseline missing

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from harness.backtest import BacktestSettings, open_backtest_source, parse_horizon
-from harness.backtest_run import BacktestResult, run_backtest
-from harness.commands.record import parse_as_of
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from harness.backtest_run import BacktestResult
 
 
 def feed_metrics(result: BacktestResult, metrics: object) -> None:
@@ -167,6 +168,10 @@ def command(
     scored against. Exit 0 whatever the scores say (a backtest informs, it
     does not gate); 2 on bad input.
     """
+    from harness.backtest import BacktestSettings, open_backtest_source, parse_horizon
+    from harness.backtest_run import run_backtest
+    from harness.commands.record import parse_as_of
+
     moments = []
     for text in cuts:
         try:
@@ -226,8 +231,9 @@ def command(
         metrics = SchedulingMetrics()
         feed_metrics(result, metrics)
         if metrics_file:
-            with open(metrics_file, "wb") as handle:
-                handle.write(metrics.exposition())
+            from harness.atomic import write_atomic
+
+            write_atomic(metrics_file, metrics.exposition())
         if pushgateway:
             metrics.push(pushgateway, job="janitor-shadow-backtest")
     return 0

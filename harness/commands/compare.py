@@ -9,47 +9,26 @@ The helpers here (options, noise, outputs, the verdict text) are shared with
 from __future__ import annotations
 
 import importlib
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from engines.base import Engine, get_engine
-from engines.model import Dataset, Schedule
-from harness.compare import compare_schedules
-from harness.comparison_model import Comparison
-from harness.errors import InputError, ShadowError
-from harness.noise import NoiseProfile, measure_noise, noise_runs
-from harness.sources import open_source
-from harness.tolerances import Settings, load_settings
-from harness.waivers import Waiver, describe, load_waivers
+from harness.commands import SOURCE, output_path
+from harness.console import Progress
+from harness.errors import EXIT_DIVERGED, EXIT_OK, EngineCrash, InputError, ShadowError
 
-EXIT_OK, EXIT_DIVERGED = 0, 1
+if TYPE_CHECKING:  # the commands import what they use when they run (fast --help)
+    from engines.base import Engine
+    from engines.model import Dataset, Schedule
+    from harness.comparison_model import Comparison
+    from harness.noise import NoiseProfile
+    from harness.tolerances import Settings
+    from harness.waivers import Waiver
+
+__all__ = ["EXIT_DIVERGED", "EXIT_OK", "Progress"]
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Progress:
-    """Step-by-step progress on stderr, only when stderr is a terminal (never in CI logs)."""
-
-    def __init__(self, total: int, *, enabled: bool | None = None) -> None:
-        self.total = total
-        self.done = 0
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-
-    @contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        self.done += 1
-        started = time.perf_counter()
-        if self.enabled:
-            click.echo(f"[{self.done}/{self.total}] {label}…", err=True, nl=False)
-        try:
-            yield
-        finally:
-            if self.enabled:
-                click.echo(f" {time.perf_counter() - started:.1f}s", err=True)
 
 
 def output_options(func: F) -> F:
@@ -92,16 +71,22 @@ def output_options(func: F) -> F:
             "--report",
             "report_path",
             type=click.Path(dir_okay=False),
+            callback=output_path,
             help="Write the HTML report.",
         ),
         click.option(
             "--json",
             "json_path",
             type=click.Path(dir_okay=False),
+            callback=output_path,
             help="Write the JSON summary (reports/summary.schema.json; '-': stdout).",
         ),
         click.option(
-            "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML."
+            "--junit",
+            "junit_path",
+            type=click.Path(dir_okay=False),
+            callback=output_path,
+            help="Write JUnit XML.",
         ),
     ]
     for option in reversed(options):
@@ -112,12 +97,17 @@ def output_options(func: F) -> F:
 def load_config(
     tolerances_path: str | None, waivers_path: str | None
 ) -> tuple[Settings, tuple[Waiver, ...]]:
+    from harness.tolerances import load_settings
+    from harness.waivers import load_waivers
+
     settings = load_settings(tolerances_path)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
 
 
 def resolve_engine(spec: str) -> Engine:
+    from engines.base import get_engine
+
     return get_engine(spec)
 
 
@@ -128,16 +118,20 @@ def run_engine(engine: Engine, dataset: Dataset) -> Schedule:
     except ShadowError:
         raise
     except Exception as exc:
-        raise EngineFailed(f"engine {engine.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise EngineFailed(
+            f"engine {engine.name!r} failed: {type(exc).__name__}: {exc}", engine=engine.name
+        ) from exc
 
 
-class EngineFailed(ShadowError):
-    """An engine raised instead of returning a schedule."""
+class EngineFailed(EngineCrash):
+    """An engine raised instead of returning a schedule: a crash (exit 3) naming it."""
 
 
 def measure(
     engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
 ) -> NoiseProfile:
+    from harness.noise import measure_noise, noise_runs
+
     runs = noise_runs(engine, dataset, seed=seed)
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
 
@@ -216,12 +210,14 @@ def verdict_text(c: Comparison) -> str:
             why = f" (dominant: {d.attribution.dominant})"
         what = ", ".join(f.field for f in d.fields) or d.kind
         lines.append(f"  {d.label}: {what}{why}")
+    from harness.waivers import describe
+
     lines.extend(describe(c.waivers))
     return "\n".join(lines)
 
 
 @click.command("compare")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option("--a", "engine_a", required=True, help="Reference engine (e.g. legacy).")
 @click.option("--b", "engine_b", required=True, help="Engine under test (e.g. new).")
 @output_options
@@ -254,8 +250,11 @@ def command(
     new[:parity|:default], or package.module:factory[:option].
 
     Exit status: 0 when the real divergences are within --budget, 1 when
-    they exceed it, 2 on bad input or usage.
+    they exceed it, 2 on bad input or usage, 3 on a crash.
     """
+    from harness.compare import compare_schedules
+    from harness.sources import open_source
+
     settings, waivers = load_config(tolerances_path, waivers_path)
     backtest = None
     if backtest_path is not None:

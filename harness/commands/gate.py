@@ -11,11 +11,11 @@ rewrites it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from engines.model import Schedule
-from harness.commands import source_filters
+from harness.commands import SOURCE, output_path, source_filters
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -29,14 +29,16 @@ from harness.commands.compare import (
     write_outputs,
     writing,
 )
-from harness.compare import compare_schedules
 from harness.errors import InputError, ShadowError
-from harness.schedule_json import read_schedule, write_schedule
-from harness.sources import open_source
+
+if TYPE_CHECKING:
+    from engines.model import Schedule
 
 
 def read_baseline(path: str) -> Schedule:
     """The stored baseline; a malformed one is bad input naming the file."""
+    from harness.schedule_json import read_schedule
+
     try:
         return read_schedule(path)
     except ShadowError:
@@ -56,19 +58,19 @@ class _DefaultToCheck(click.Group):
 
 @click.group("gate", cls=_DefaultToCheck)
 def command() -> None:
-    """CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2).
+    """CI gate: compare a fresh schedule with a stored baseline (exit 0/1/2/3).
 
     \b
     janitor-shadow gate SOURCE --engine E --baseline F.json [options]
         compare (same as `gate check`); exit 0 within the budget,
-        1 beyond it, 2 on bad input or usage
+        1 beyond it, 2 on bad input or usage, 3 on a crash
     janitor-shadow gate accept SOURCE --engine E --baseline F.json
         store the engine's current schedule as the new baseline
     """
 
 
 @command.command("check")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option("--engine", "engine_spec", required=True, help="Engine to run (B).")
 @click.option(
     "--baseline",
@@ -94,6 +96,9 @@ def check(
     junit_path: str | None,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
+    from harness.compare import compare_schedules
+    from harness.sources import open_source
+
     settings, waivers = load_config(tolerances_path, waivers_path)
     baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
@@ -123,13 +128,14 @@ def check(
 
 
 @command.command("accept")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option("--engine", "engine_spec", required=True, help="Engine to run.")
 @click.option(
     "--baseline",
     "baseline_path",
     required=True,
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Where to store the baseline schedule JSON (replaced if it exists).",
 )
 @source_filters
@@ -141,6 +147,10 @@ def accept(
     codebases: tuple[str, ...],
 ) -> int:
     """Store ENGINE's current schedule on SOURCE as the new baseline."""
+    from harness.compare import compare_schedules
+    from harness.schedule_json import write_schedule
+    from harness.sources import open_source
+
     engine = resolve_engine(engine_spec)
     dataset = open_source(source, campaign=campaign, codebases=codebases or None)
     schedule = run_engine(engine, dataset)

@@ -8,14 +8,7 @@ import click
 
 from harness.commands.record import parse_as_of
 from harness.errors import InputError
-from harness.snapshot import dataset_to_yaml, write_snapshot
-from scenarios.generator import (
-    DEFAULT_AS_OF,
-    GeneratorSettings,
-    generate,
-    truth_path_for,
-    write_truth,
-)
+from scenarios.settings import DEFAULT_AS_OF, GeneratorSettings
 
 #: Above this many runs a YAML scenario stops being something a person edits.
 YAML_MAX_RUNS = 50_000
@@ -138,6 +131,11 @@ def command(
         zero_value_fraction=zero_value_fraction,
     )
     settings.validate()
+    from harness.atomic import atomic_directory, refuse_existing, write_atomic
+    from harness.console import Progress
+    from harness.snapshot import dataset_to_yaml, write_snapshot_files
+    from scenarios.generator import TRUTH_FILE, generate, truth_path_for, write_truth
+
     target = Path(out)
     if fmt == "yaml":
         estimated = round(settings.runs_per_candidate * settings.candidate_count)
@@ -147,23 +145,24 @@ def command(
                 "use --format dir",
                 field="--format",
             )
-        if target.exists():
-            raise InputError("refusing to overwrite an existing file", file=out)
-    elif target.exists() and (not target.is_dir() or any(target.iterdir())):
-        # Checked before generating: a large generation should not be wasted.
-        raise InputError("refusing to overwrite an existing snapshot", file=out)
-    scenario = generate(settings)
-    if fmt == "yaml":
-        target.write_text(
-            dataset_to_yaml(
+    # Checked before generating: a large generation should not be wasted.
+    refuse_existing(target, directory=fmt == "dir")
+    progress = Progress(2)
+    with progress.step("generating"):
+        scenario = generate(settings)
+    with progress.step(f"writing {out}"):
+        if fmt == "yaml":
+            text = dataset_to_yaml(
                 scenario.dataset, description=f"janitor-shadow generate, seed {settings.seed}"
-            ),
-            encoding="utf-8",
-        )
-        truth_file = write_truth(scenario.truth, truth_path_for(target))
-    else:
-        write_snapshot(scenario.dataset, target)
-        truth_file = write_truth(scenario.truth, truth_path_for(target))
+            )
+            # the truth first: a scenario file that exists always has its truth beside it
+            truth_file = write_truth(scenario.truth, truth_path_for(target))
+            write_atomic(target, text, overwrite=False)
+        else:
+            with atomic_directory(target) as staging:  # data and truth appear together
+                write_snapshot_files(scenario.dataset, staging)
+                write_truth(scenario.truth, staging / TRUTH_FILE)
+            truth_file = target / TRUTH_FILE
     click.echo(f"wrote {target} (truth: {truth_file.name})")
     width = max(len(k) for k in scenario.stats)
     for name, count in scenario.stats.items():

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
+from harness.commands import SOURCE
 from harness.errors import InputError, SourceError
-from harness.live import read_dataset
-from harness.snapshot import dataset_to_yaml, write_snapshot
-from harness.sources import is_dsn
 
 
 def parse_as_of(value: str | None) -> datetime | None:
@@ -29,7 +27,7 @@ def parse_as_of(value: str | None) -> datetime | None:
 
 
 @click.command("record")
-@click.argument("dsn")
+@click.argument("dsn", type=SOURCE)
 @click.argument("out", type=click.Path())
 @click.option("--campaign", help="Only this campaign's candidates (and the runs they need).")
 @click.option("--codebase", "codebases", multiple=True, help="Only these codebases (repeatable).")
@@ -64,26 +62,34 @@ def command(
     says where it came from (without the password), when, and with which
     filters.
     """
+    from harness.atomic import refuse_existing, write_atomic
+    from harness.console import Progress
+    from harness.live import read_dataset
+    from harness.snapshot import dataset_to_yaml, write_snapshot
+    from harness.sources import is_dsn
+
     if not is_dsn(dsn):
         raise SourceError(f"{dsn}: expected a postgresql:// DSN")
-    dataset = read_dataset(
-        dsn,
-        campaign=campaign,
-        codebases=codebases or None,
-        sample_codebases=sample_codebases,
-        seed=seed,
-        as_of=parse_as_of(as_of),
-    )
     target = Path(out)
-    if fmt == "yaml":
-        if target.exists():
-            raise InputError("refusing to overwrite an existing file", file=out)
-        target.write_text(
-            dataset_to_yaml(dataset, description=f"recorded from {dataset.provenance.source}"),
-            encoding="utf-8",
+    refuse_existing(target, directory=fmt == "dir")  # before reading the whole database
+    progress = Progress(2)
+    with progress.step("reading the database"):
+        dataset = read_dataset(
+            dsn,
+            campaign=campaign,
+            codebases=codebases or None,
+            sample_codebases=sample_codebases,
+            seed=seed,
+            as_of=parse_as_of(as_of),
         )
-    else:
-        write_snapshot(dataset, target)
+    with progress.step(f"writing {out}"):
+        if fmt == "yaml":
+            text = dataset_to_yaml(
+                dataset, description=f"recorded from {dataset.provenance.source}"
+            )
+            write_atomic(target, text, overwrite=False)
+        else:
+            write_snapshot(dataset, target)
     counts = ", ".join(f"{k} {v}" for k, v in dataset.counts().items() if v is not None)
     click.echo(f"recorded {dataset.provenance.source} as of {dataset.as_of.isoformat()}: {counts}")
     for note in dataset.provenance.details.get("notes", ()):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
+from harness.commands import SOURCE
 from harness.errors import SourceError
-from harness.restore import restore_dataset
-from harness.sources import is_dsn, open_source
 
 
 @click.command("restore")
 @click.argument("snapshot")
-@click.argument("dsn")
+@click.argument("dsn", type=SOURCE)
 @click.option(
     "--create-schema",
     is_flag=True,
@@ -24,10 +23,17 @@ def command(snapshot: str, dsn: str, create_schema: bool) -> int:
     For running legacy:sql on recorded data and reproducing production bugs.
     Refuses a database whose Janitor tables hold rows.
     """
+    from harness.console import Progress
+    from harness.restore import restore_dataset
+    from harness.sources import is_dsn, open_source
+
     if not is_dsn(dsn):
         raise SourceError(f"{dsn}: expected a postgresql:// DSN")
-    dataset = open_source(snapshot)
-    report = restore_dataset(dataset, dsn, create_schema=create_schema, snapshot=snapshot)
+    progress = Progress(2)
+    with progress.step(f"reading {snapshot}"):
+        dataset = open_source(snapshot)
+    with progress.step("loading into the database"):
+        report = restore_dataset(dataset, dsn, create_schema=create_schema, snapshot=snapshot)
     counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
     created = " (schema created)" if report.created_schema else ""
     click.echo(f"restored {snapshot}{created}: {counts}")

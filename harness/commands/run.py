@@ -16,28 +16,43 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from engines.base import get_engine
-from engines.new.metrics import SchedulingMetrics
-from engines.new.orchestrator import (
-    OrchestrationMode,
-    OrchestrationResult,
-    SchedulingOrchestrator,
-)
-from harness.commands import source_filters
-from harness.commands.schedule import format_queue_head, summary_line
+from harness.commands import SOURCE, output_path, source_filters
 from harness.errors import ShadowError
-from harness.schedule_json import write_schedule
-from harness.sources import open_source
+
+if TYPE_CHECKING:
+    from engines.new.orchestrator import OrchestrationResult
+
+#: The orchestrator's modes (engines.new.orchestrator.OrchestrationMode's values;
+#: a test keeps them equal), spelled here so that --help imports no engine.
+MODES = ("new", "fallback", "shadow")
+
+
+def _gateway(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A Pushgateway address that cannot be a URL is refused before any work."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    url = value if value.startswith(("http://", "https://")) else f"http://{value}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a host:port or URL ({exc})") from None
+    if not parts.hostname:
+        raise click.BadParameter(f"{value!r} names no host")
+    return value
 
 
 @click.command("run")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option(
     "--mode",
-    type=click.Choice([m.value for m in OrchestrationMode]),
+    type=click.Choice(MODES),
     default="new",
     show_default=True,
     help="new: new engine only; fallback: legacy decides what the new engine fails on; "
@@ -62,6 +77,7 @@ from harness.sources import open_source
     "--json",
     "json_path",
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the returned schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
@@ -71,7 +87,11 @@ from harness.sources import open_source
     help="Serve Prometheus metrics on 127.0.0.1:PORT (stays up for --linger seconds).",
 )
 @click.option("--linger", default=0.0, show_default=True, help="Seconds to keep serving metrics.")
-@click.option("--pushgateway", help="Push the metrics to this Prometheus Pushgateway (host:port).")
+@click.option(
+    "--pushgateway",
+    callback=_gateway,
+    help="Push the metrics to this Prometheus Pushgateway (host:port).",
+)
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
 @click.option(
     "--sample",
@@ -144,6 +164,13 @@ def command(
     the legacy's, even if the new engine raised or diverged); 1 only with
     --fail-on-divergence; 2 on bad input or usage.
     """
+    from engines.base import get_engine
+    from engines.new.metrics import SchedulingMetrics
+    from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
+    from harness.commands.schedule import format_queue_head, summary_line
+    from harness.schedule_json import write_schedule
+    from harness.sources import open_source
+
     shadow_only = {
         "--sample": sample is not None,
         "--seed": seed is not None,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from engines.base import get_engine
-from engines.model import Schedule
-from harness.commands import source_filters
-from harness.schedule_json import write_schedule
-from harness.sources import schedule_source
+from harness.commands import SOURCE, output_path, source_filters
+
+if TYPE_CHECKING:  # the command imports what it uses when it runs (fast --help)
+    from engines.model import Schedule
 
 
 def format_queue_head(schedule: Schedule, limit: int) -> str:
@@ -51,7 +52,7 @@ def summary_line(schedule: Schedule) -> str:
 
 
 @click.command("schedule")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option(
     "--engine",
     "engine_spec",
@@ -64,6 +65,7 @@ def summary_line(schedule: Schedule) -> str:
     "--json",
     "json_path",
     type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the whole schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
@@ -86,17 +88,27 @@ def command(
     SOURCE is a snapshot directory, a YAML scenario, a bundled scenario name
     or a postgresql:// DSN (read only).
     """
-    engine = get_engine(engine_spec)
+    from engines.base import get_engine
     from harness.commands.record import parse_as_of
+    from harness.console import Progress
+    from harness.schedule_json import write_schedule
+    from harness.sources import schedule_source
 
-    schedule = schedule_source(
-        engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
-    )
+    engine = get_engine(engine_spec)
+
+    progress = Progress(2 if json_path and json_path != "-" else 1)
+    with progress.step(f"scheduling {source} with {engine_spec}"):
+        schedule = schedule_source(
+            engine, source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+        )
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))
         click.echo(summary_line(schedule))
         for note in schedule.notes:
             click.echo(f"note: {note}")
-    if json_path:
+    if json_path == "-":
         write_schedule(schedule, json_path)
+    elif json_path:
+        with progress.step(f"writing {json_path}"):
+            write_schedule(schedule, json_path)
     return 0

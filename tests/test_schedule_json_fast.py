@@ -1,0 +1,122 @@
+"""The schedule writer's shortcuts agree with the general path: orjson writes
+what the standard library's ``json`` wrote before (parsed, the same
+document), and the factors passed through untouched are what the general
+conversion would have made of them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
+from harness.schedule_json import (
+    _fast_jsonable,
+    _jsonable,
+    read_schedule,
+    schedule_bytes,
+    schedule_to_json,
+    write_schedule,
+)
+
+texts = st.text(max_size=12)
+maybe_text = st.none() | texts
+floats = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6)
+ints = st.none() | st.integers(-(2**62), 2**62)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**62), 2**62)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | texts
+)
+factor_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=6,
+)
+
+decisions = st.builds(
+    Decision,
+    codebase=texts,
+    campaign=texts,
+    change_set=maybe_text,
+    context=maybe_text,
+    command=maybe_text,
+    candidate_value=ints,
+    value=floats,
+    publish_bonus=floats,
+    first_run_bonus=floats,
+    normalized_codebase_value=floats,
+    success_probability=floats,
+    estimated_duration_us=ints,
+    total_previous_runs=ints,
+    offset=floats,
+    bucket=maybe_text,
+    error=st.none()
+    | st.builds(ErrorInfo, type=texts, message=texts, phase=maybe_text, sqlstate=maybe_text),
+    factors=st.dictionaries(texts, factor_values, max_size=5),
+    reasons=st.lists(texts, max_size=3).map(tuple),
+)
+queue_items = st.builds(
+    QueueItem,
+    id=st.integers(0, 2**62),
+    codebase=texts,
+    suite=texts,
+    command=maybe_text,
+    bucket=texts,
+    priority=st.integers(-(2**62), 2**62),
+    context=maybe_text,
+    estimated_duration_us=ints,
+    refresh=st.booleans(),
+    requester=maybe_text,
+    change_set=maybe_text,
+)
+schedules = st.builds(
+    Schedule,
+    engine=texts,
+    profile=maybe_text,
+    settings=st.dictionaries(texts, scalars, max_size=3),
+    as_of=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+    decisions=st.lists(decisions, max_size=6),
+    queue=st.lists(queue_items, max_size=6),
+    timings=st.dictionaries(texts, st.floats(allow_nan=True, allow_infinity=True), max_size=3),
+    provenance=st.none()
+    | st.builds(
+        Provenance,
+        source=texts,
+        recorded_at=maybe_text,
+        filters=st.dictionaries(texts, maybe_text, max_size=2),
+        details=st.dictionaries(texts, scalars, max_size=2),
+    ),
+    notes=st.lists(texts, max_size=2),
+)
+
+
+def reference(schedule: Schedule) -> Any:
+    return json.loads(json.dumps(schedule_to_json(schedule), indent=1, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedules)
+def test_fast_writer_writes_the_reference_document(schedule: Schedule) -> None:
+    assert json.loads(schedule_bytes(schedule)) == reference(schedule)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(texts, factor_values, max_size=6) | factor_values)
+def test_factors_passed_through_are_what_the_general_conversion_makes(value: Any) -> None:
+    fast = json.dumps(_fast_jsonable(value), allow_nan=False)
+    assert json.loads(fast) == json.loads(json.dumps(_jsonable(value), allow_nan=False))
+
+
+def test_integers_orjson_cannot_hold_take_the_reference_path(tmp_path: Path) -> None:
+    decision = Decision("a", "c", None, factors={"huge": 2**70, "bad": float("nan")})
+    schedule = Schedule("e", None, {}, datetime(2025, 6, 1), [decision], [])
+    assert json.loads(schedule_bytes(schedule)) == reference(schedule)
+    write_schedule(schedule, tmp_path / "s.json")
+    assert read_schedule(tmp_path / "s.json").decisions[0].factors["huge"] == 2**70
