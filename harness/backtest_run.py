@@ -12,6 +12,8 @@ import gc
 import multiprocessing as mp
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,10 +158,17 @@ def decide_all_cuts(
             _ = source.history.runs  # load the tuples once, before forking
         gc.collect()
         gc.freeze()  # workers then do not touch (and copy) the loaded objects' pages
-        with mp.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
-            for key, decided in pool.imap_unordered(_decide, tasks):
-                out[key] = decided
-                say(f"{settings.cuts[key[0]].isoformat()} {key[1]}: {decided.seconds:.1f}s")
+        # A pool whose worker dies (out of memory) says so, instead of waiting forever.
+        with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("fork")) as pool:
+            try:
+                for future in as_completed([pool.submit(_decide, task) for task in tasks]):
+                    key, decided = future.result()
+                    out[key] = decided
+                    say(f"{settings.cuts[key[0]].isoformat()} {key[1]}: {decided.seconds:.1f}s")
+            except BrokenProcessPool as exc:
+                raise RuntimeError(
+                    "a backtest worker process died (out of memory?); try fewer --jobs"
+                ) from exc
         return out
     finally:
         _SHARED.clear()
