@@ -308,17 +308,6 @@ def _grouped_lower_median(
 
 
 @dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
-
-    def excludes_zero(self) -> bool:
-        return bool(np.isfinite(self.low) and np.isfinite(self.high)) and (
-            self.low > 0.0 or self.high < 0.0
-        )
-
-
-@dataclass(frozen=True)
 class BootstrapResult:
     """Point scores, their CIs, and the paired differences' CIs, per grouping and group."""
 
