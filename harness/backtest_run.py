@@ -240,11 +240,11 @@ def run_backtest(
             )
         decided = {name: all_decisions[(c_index, name)] for name in names}
         outcomes = outcomes_after(history, cut_us, horizon_us)
-        has_pair = pair_of >= 0
-        safe_pair = np.where(has_pair, pair_of, 0)
-        ran = has_pair & outcomes.ran[safe_pair]
-        success = ran & outcomes.success[safe_pair]
-        actual = np.where(ran, outcomes.duration_us[safe_pair], 0)
+        # Candidates without any run point at one padding slot past the pairs.
+        pad = np.where(pair_of >= 0, pair_of, len(history.pairs))
+        ran = np.r_[outcomes.ran, False][pad]
+        success = ran & np.r_[outcomes.success, False][pad]
+        actual = np.where(ran, np.r_[outcomes.duration_us, 0][pad], 0)
         scoreable = ran & (actual > 0)
         for d in decided.values():
             scoreable &= np.isfinite(d.probability) & (d.duration_us > 0)

@@ -286,6 +286,8 @@ def _grouped_lower_median(
     labels: np.ndarray, values: np.ndarray, weights: np.ndarray, groups: int
 ) -> np.ndarray:
     """Lower weighted median per group of rows already sorted by (group, value)."""
+    if len(values) == 0:
+        return np.full(groups, np.nan)
     cumulative = np.cumsum(weights)
     counts = np.bincount(labels, minlength=groups)
     ends = np.cumsum(counts)

@@ -428,3 +428,25 @@ def test_compare_shows_a_backtest_in_its_report_and_summary(
     assert main(["compare", "default", "--a", "legacy", "--b", "new:parity",
                  "--backtest", str(tmp_path / "bad.json")]) == 2  # fmt: skip
     assert "not a backtest document" in capsys.readouterr().err
+
+
+RULES = sorted(
+    p.stem for p in (Path(reports.__file__).parent.parent / "scenarios" / "rules").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_every_bundled_rule_scenario_backtests(name: str, tmp_path: Path) -> None:
+    """Tiny sources (no run after the cut, or no run at all) still give a valid document."""
+    from harness.sources import open_source
+
+    as_of = open_source(f"rules/{name}").as_of
+    args = ["backtest", f"rules/{name}", "--bootstrap", "10", "--jobs", "1"]
+    for cut in (as_of, as_of - timedelta(days=2)):
+        args += ["--at", cut.isoformat()]
+    assert (
+        main([*args, "--json", str(tmp_path / "b.json"), "--report", str(tmp_path / "b.html")]) == 0
+    )
+    schema = json.loads((Path(reports.__file__).parent / "backtest.schema.json").read_text())
+    jsonschema.validate(json.loads((tmp_path / "b.json").read_text()), schema)
+    assert 'id="backtest"' in (tmp_path / "b.html").read_text()
