@@ -50,6 +50,7 @@ class InputError(ShadowError):
             where.append(f"record {record}")
         if field is not None:
             where.append(f"field {field!r}")
+        message = " ".join(message.split()) if "\n" in message else message  # one line, always
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 

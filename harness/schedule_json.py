@@ -31,6 +31,7 @@ import orjson
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
 from harness.atomic import write_atomic
 from harness.errors import InputError
+from harness.safe_files import load_json
 
 SCHEMA_NAME = "janitor-shadow/schedule"
 SCHEMA_VERSION = 1
@@ -177,99 +178,170 @@ def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> None:
     write_atomic(path, data)
 
 
-def _decision_from_json(row: Mapping[str, Any]) -> Decision:
-    error = row.get("error")
+class _Fields:
+    """Typed reads of one JSON object of a schedule file; a wrong type names file, record, field."""
+
+    __slots__ = ("file", "record", "row")
+
+    def __init__(self, row: Any, file: str, record: int | str | None) -> None:
+        if not isinstance(row, dict):
+            raise InputError(
+                f"expected an object, got {type(row).__name__}", file=file, record=record
+            )
+        self.row, self.file, self.record = row, file, record
+
+    def fail(self, name: str, expected: str) -> InputError:
+        return InputError(
+            f"expected {expected}, got {self.row.get(name)!r:.80}",
+            file=self.file,
+            record=self.record,
+            field=name,
+        )
+
+    def get(
+        self, name: str, types: type | tuple[type, ...], expected: str, *, required: bool = False
+    ) -> Any:
+        if name not in self.row:
+            if required:
+                raise InputError("missing", file=self.file, record=self.record, field=name)
+            return None
+        value = self.row[name]
+        if value is None and not required:
+            return None
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+            raise self.fail(name, expected)
+        return value
+
+    def text(self, name: str, *, required: bool = False) -> Any:
+        return self.get(name, str, "a string", required=required)
+
+    def integer(self, name: str, *, required: bool = False) -> Any:
+        return self.get(name, int, "an integer", required=required)
+
+    def number(self, name: str) -> float | None:
+        value = self.row.get(name)
+        if value is None:
+            return None
+        if value in ("NaN", "Infinity", "-Infinity"):
+            return _unnum(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, 'a number, "NaN", "Infinity" or "-Infinity"')
+        return float(value)
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        return self.get(name, dict, "an object") or {}
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        values = self.get(name, list, "a list of strings") or []
+        if not all(isinstance(v, str) for v in values):
+            raise self.fail(name, "a list of strings")
+        return tuple(values)
+
+
+def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _decision_from_json(row: Any, file: str, record: int) -> Decision:
+    f = _Fields(row, file, f"decisions {record}")
+    error = f.mapping("error") if f.row.get("error") is not None else None
+    info = None
+    if error is not None:
+        e = _Fields(error, file, f"decisions {record}, error")
+        info = ErrorInfo(
+            type=e.text("type", required=True),
+            message=e.text("message", required=True),
+            phase=e.text("phase"),
+            sqlstate=e.text("sqlstate"),
+        )
     return Decision(
-        codebase=row["codebase"],
-        campaign=row["campaign"],
-        change_set=row.get("change_set"),
-        context=row.get("context"),
-        command=row.get("command"),
-        candidate_value=row.get("candidate_value"),
-        value=_unnum(row.get("value")),
-        publish_bonus=_unnum(row.get("publish_bonus")),
-        first_run_bonus=_unnum(row.get("first_run_bonus")),
-        normalized_codebase_value=_unnum(row.get("normalized_codebase_value")),
-        success_probability=_unnum(row.get("success_probability")),
-        estimated_duration_us=row.get("estimated_duration_us"),
-        total_previous_runs=row.get("total_previous_runs"),
-        offset=_unnum(row.get("offset")),
-        bucket=row.get("bucket"),
-        error=None
-        if error is None
-        else ErrorInfo(
-            type=error["type"],
-            message=error["message"],
-            phase=error.get("phase"),
-            sqlstate=error.get("sqlstate"),
-        ),
-        factors=row.get("factors") or {},
-        reasons=tuple(row.get("reasons") or ()),
+        codebase=f.text("codebase", required=True),
+        campaign=f.text("campaign", required=True),
+        change_set=f.text("change_set"),
+        context=f.text("context"),
+        command=f.text("command"),
+        candidate_value=f.integer("candidate_value"),
+        value=f.number("value"),
+        publish_bonus=f.number("publish_bonus"),
+        first_run_bonus=f.number("first_run_bonus"),
+        normalized_codebase_value=f.number("normalized_codebase_value"),
+        success_probability=f.number("success_probability"),
+        estimated_duration_us=f.integer("estimated_duration_us"),
+        total_previous_runs=f.integer("total_previous_runs"),
+        offset=f.number("offset"),
+        bucket=f.text("bucket"),
+        error=info,
+        factors=f.mapping("factors"),
+        reasons=f.strings("reasons"),
     )
 
 
-def _queue_item_from_json(row: Mapping[str, Any]) -> QueueItem:
+def _queue_item_from_json(row: Any, file: str, record: int) -> QueueItem:
+    f = _Fields(row, file, f"queue {record}")
     return QueueItem(
-        id=row["id"],
-        codebase=row["codebase"],
-        suite=row["campaign"],
-        command=row.get("command"),
-        bucket=row["bucket"],
-        priority=row["priority"],
-        context=row.get("context"),
-        estimated_duration_us=row.get("estimated_duration_us"),
-        refresh=bool(row.get("refresh")),
-        requester=row.get("requester"),
-        change_set=row.get("change_set"),
+        id=f.integer("id", required=True),
+        codebase=f.text("codebase", required=True),
+        suite=f.text("campaign", required=True),
+        command=f.text("command"),
+        bucket=f.text("bucket", required=True),
+        priority=f.integer("priority", required=True),
+        context=f.text("context"),
+        estimated_duration_us=f.integer("estimated_duration_us"),
+        refresh=bool(f.get("refresh", bool, "true or false")),
+        requester=f.text("requester"),
+        change_set=f.text("change_set"),
     )
+
+
+def _timings(top: _Fields, file: str) -> dict[str, float]:
+    timings = top.mapping("timings")
+    reader = _Fields(timings, file, "timings")
+    return {name: reader.number(name) or 0.0 for name in timings}
 
 
 def read_schedule(path: str | os.PathLike[str]) -> Schedule:
     """Read a schedule JSON file written by :func:`write_schedule`."""
     file = str(path)
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=file) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}", file=file) from exc
+    doc = load_json(path, lambda message: InputError(message, file=file))
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
         raise InputError(f"not a {SCHEMA_NAME} file", file=file, field="schema")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise InputError(
-            f"schema version {doc.get('schema_version')!r} is not supported "
+            f"schema version {doc.get('schema_version')!r:.40} is not supported "
             f"(this build reads {SCHEMA_VERSION})",
             file=file,
             field="schema_version",
         )
-    decisions = []
-    for index, row in enumerate(doc.get("decisions") or [], start=1):
-        try:
-            decisions.append(_decision_from_json(row))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed decision: {exc}", file=file, record=index) from exc
-    queue = []
-    for index, row in enumerate(doc.get("queue") or [], start=1):
-        try:
-            queue.append(_queue_item_from_json(row))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed queue row: {exc}", file=file, record=index) from exc
+    top = _Fields(doc, file, None)
+    decision_rows = top.get("decisions", list, "a list") or []
+    queue_rows = top.get("queue", list, "a list") or []
+    decisions = [_decision_from_json(row, file, i) for i, row in enumerate(decision_rows, start=1)]
+    queue = [_queue_item_from_json(row, file, i) for i, row in enumerate(queue_rows, start=1)]
+    as_of_text = top.text("as_of", required=True)
+    try:
+        as_of = datetime.fromisoformat(as_of_text)
+    except ValueError as exc:
+        raise top.fail("as_of", "a timestamp YYYY-MM-DDTHH:MM:SS.ffffff") from exc
+    if as_of.tzinfo is not None:
+        raise top.fail("as_of", "a naive UTC timestamp")
     prov = doc.get("provenance")
+    provenance = None
+    if prov is not None:
+        p = _Fields(prov, file, "provenance")
+        provenance = Provenance(
+            source=p.text("source") or "?",
+            recorded_at=p.text("recorded_at"),
+            filters=p.mapping("filters"),
+            details=p.mapping("details"),
+        )
     return Schedule(
-        engine=doc.get("engine", "?"),
-        profile=doc.get("profile"),
-        settings=doc.get("settings") or {},
-        as_of=datetime.fromisoformat(doc["as_of"]),
+        engine=top.text("engine") or "?",
+        profile=top.text("profile"),
+        settings=top.mapping("settings"),
+        as_of=as_of,
         decisions=decisions,
         queue=queue,
-        timings=doc.get("timings") or {},
-        provenance=None
-        if prov is None
-        else Provenance(
-            source=prov.get("source", "?"),
-            recorded_at=prov.get("recorded_at"),
-            filters=prov.get("filters") or {},
-            details=prov.get("details") or {},
-        ),
-        notes=list(doc.get("notes") or ()),
+        timings=_timings(top, file),
+        provenance=provenance,
+        notes=list(top.strings("notes")),
     )

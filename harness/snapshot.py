@@ -23,19 +23,23 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime, timedelta
-from itertools import repeat
-from operator import attrgetter, itemgetter
+from datetime import date, datetime, timedelta
+from functools import partial
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_not, itemgetter
 from pathlib import Path
 from types import MemberDescriptorType, NoneType
 from typing import IO, Any, TypeVar
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from engines.model import (
@@ -58,6 +62,7 @@ from engines.model import (
 from harness.atomic import atomic_directory
 from harness.errors import InputError
 from harness.run_table import bulk_allocation, read_runs, write_runs
+from harness.safe_files import load_json, load_yaml
 
 FORMAT_NAME = "janitor-shadow-snapshot"
 FORMAT_VERSION = 1
@@ -76,6 +81,13 @@ TABLES = (
 
 T = TypeVar("T")
 ONE_MICROSECOND = timedelta(microseconds=1)
+#: The latest microsecond a timestamp can hold (Python's datetime.max), and a bound on
+#: a scenario run's ``duration_s`` (about 31 years) that keeps finish times in range.
+MAX_US = datetime_to_us(datetime.max)
+MAX_DURATION_S = 1e9
+#: PostgreSQL's ``integer``: candidate ids and values, codebase values, queue ids.
+INT4 = (-(2**31), 2**31 - 1)
+INT8 = (-(2**63), 2**63 - 1)
 
 
 class _Row:
@@ -131,7 +143,13 @@ class _Row:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(name, "a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(name, "a finite number")
+        return number
 
     def boolean(self, name: str, *, required: bool = True, nullable: bool = True) -> Any:
         value = self._get(name, required)
@@ -275,6 +293,7 @@ def _run_factory() -> Callable[[_Row], Run]:
         if (
             start is _NO_TIME
             or finish is _NO_TIME
+            or (start is not None and finish is not None and finish < start)
             or type(ident) is not str
             or type(codebase) is not str
             or type(suite) is not str
@@ -309,9 +328,21 @@ def _checked_run_factory() -> Callable[[_Row], Run]:
         finish = row.timestamp_us("finish_time", required=False)
         if finish is None and start is not None and "duration_s" in row.data:
             seconds = row.number("duration_s")
-            if seconds is None or seconds < 0:
-                raise row.fail("duration_s", "a non-negative number of seconds")
+            if seconds is None or not 0 <= seconds <= MAX_DURATION_S:
+                raise row.fail(
+                    "duration_s", "a finite, non-negative number of seconds (at most 1e9)"
+                )
             finish = start + round(seconds * 1_000_000)
+            if finish > MAX_US:
+                raise row.fail("duration_s", "a duration ending before the year 10000")
+        if start is not None and finish is not None and finish < start:
+            raise InputError(
+                f"finish_time {format_timestamp(finish)} is before start_time "
+                f"{format_timestamp(start)} (the schema requires finish_time >= start_time)",
+                file=row.file,
+                record=row.record,
+                field="finish_time",
+            )
         ident = row.data.get("id")
         if ident is None:
             ident = f"run-{counter[0]}"
@@ -485,6 +516,37 @@ _FAST_TABLES: dict[str, _FastTable] = {
 }
 
 
+def _inflation_limit(compressed: int) -> int:
+    """How large a gzip table may inflate: recorded tables inflate about ten-fold; a
+    gzip bomb of a kilobyte would fill gigabytes of memory."""
+    return 100 * compressed + (64 << 20)
+
+
+def _inflated_too_far(limit: int, file: str) -> InputError:
+    return InputError(
+        f"inflates to more than {limit:,} bytes, 100 times its size (a gzip bomb?): refused",
+        file=file,
+    )
+
+
+def _gunzip(data: bytes, file: str) -> bytes:
+    """``gzip.decompress``, every member, refusing to inflate beyond :func:`_inflation_limit`."""
+    limit = _inflation_limit(len(data))
+    parts: list[bytes] = []
+    total = 0
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        part = inflater.decompress(data, limit - total + 1)
+        total += len(part)
+        if total > limit:
+            raise _inflated_too_far(limit, file)
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        parts.append(part)
+        data = inflater.unused_data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _whole_records(path: Path) -> list[Any] | None:
     """Every record of a (gzipped) JSON Lines file, read in one go; ``None`` on any problem.
 
@@ -495,7 +557,7 @@ def _whole_records(path: Path) -> list[Any] | None:
     try:
         data = path.read_bytes()
         if path.suffix == ".gz":
-            data = gzip.decompress(data)
+            data = _gunzip(data, str(path))
         lines = data.split(b"\n")
         if not lines[-1]:
             lines.pop()
@@ -506,6 +568,8 @@ def _whole_records(path: Path) -> list[Any] | None:
 
 def _decode_table(table: str, path: Path, decode: Callable[[_Row], T]) -> list[T]:
     """A JSON Lines table's records: the fast path if it applies, else record by record."""
+    if path.suffix == ".gz" and path.stat().st_size == 0:  # gzip.decompress(b"") is b""
+        raise InputError("empty file: not even a gzip header (truncated?)", file=str(path))
     fast = _FAST_TABLES.get(table)
     if fast is not None:
         records = _whole_records(path)
@@ -630,6 +694,10 @@ class _Tables:
     as_of: datetime
     provenance: Provenance
     tables: Mapping[str, list[Any] | None]
+    #: Table → what an error names (its file, or "scenario.yaml: candidates").
+    labels: Mapping[str, str]
+    #: False only for a YAML scenario that says ``schema_checks: false``.
+    schema_checks: bool = True
 
 
 def _parse_as_of(value: Any, file: str) -> datetime:
@@ -656,27 +724,29 @@ def _decode_all(
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    opener: Callable[..., IO[bytes]] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    compressed = path.suffix == ".gz"
+    opener: Callable[..., IO[bytes]] = gzip.open if compressed else open  # type: ignore[assignment]
     try:
+        limit = _inflation_limit(path.stat().st_size) if compressed else -1
         with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            total = number = 0
+            while line := handle.readline(limit - total + 1 if compressed else -1):
+                number += 1
+                total += len(line)
+                if compressed and total > limit:
+                    raise _inflated_too_far(limit, str(path))
                 if not line.strip():
                     continue
                 try:
                     yield number, orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise InputError(f"invalid JSON: {exc}", file=str(path), record=number) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read: {exc}", file=str(path)) from exc
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=str(path)) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}", file=str(path)) from exc
+    return load_json(path, lambda message: InputError(message, file=str(path)), limit=16 << 20)
 
 
 def _find_table_file(folder: Path, table: str) -> Path | None:
@@ -689,51 +759,114 @@ def _find_table_file(folder: Path, table: str) -> Path | None:
     return None
 
 
-def _directory_header(path: Path) -> tuple[Path, datetime, Provenance, set[str]]:
-    """(folder holding the tables, as_of, provenance, tables recorded as absent)."""
+@dataclass(frozen=True)
+class _Header:
+    folder: Path
+    as_of: datetime
+    provenance: Provenance
+    #: Tables the manifest records as absent from the source.
+    absent: frozenset[str]
+    #: Table → its manifest entry ({file, rows, sha256...}); empty without a manifest.
+    entries: Mapping[str, Mapping[str, Any]]
+
+
+def _mapping(value: Any, file: str, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"expected an object, got {type(value).__name__}", file=file, field=field)
+    return value
+
+
+def _table_entries(manifest: Mapping[str, Any], file: str) -> dict[str, Mapping[str, Any]]:
+    """The manifest's per-table entries, checked: a known table, its file name, rows, hashes."""
+    entries: dict[str, Mapping[str, Any]] = {}
+    for table, entry in _mapping(manifest.get("tables"), file, "tables").items():
+        field = f"tables.{table}"
+        if table not in TABLES:
+            raise InputError("not a table of this format", file=file, field=field)
+        names = {f"{table}.jsonl", f"{table}.jsonl.gz"} | (
+            {"run.parquet"} if table == "run" else set()
+        )
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("file"), str)
+            or entry["file"] not in names
+            or type(entry.get("rows")) is not int
+            or entry["rows"] < 0
+        ):
+            raise InputError(
+                "expected {file: " + " or ".join(sorted(names)) + ", rows: a count, sha256: …}",
+                file=file,
+                field=field,
+            )
+        for key in ("sha256", "sha256_uncompressed"):
+            digest = entry.get(key)
+            if digest is not None and not (
+                isinstance(digest, str)
+                and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)
+            ):
+                raise InputError(
+                    "expected 64 lowercase hex digits", file=file, field=f"{field}.{key}"
+                )
+        entries[table] = entry
+    return entries
+
+
+def _directory_header(path: Path) -> _Header:
     manifest_path = path / MANIFEST
     if manifest_path.exists():
+        file = str(manifest_path)
         manifest = _read_json(manifest_path)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise InputError(f"not a {FORMAT_NAME} manifest", file=str(manifest_path))
+            raise InputError(f"not a {FORMAT_NAME} manifest", file=file)
         version = manifest.get("version")
         if version != FORMAT_VERSION:
             raise InputError(
                 f"format version {version!r} is not supported (this build reads {FORMAT_VERSION})",
-                file=str(manifest_path),
+                file=file,
                 field="version",
             )
-        folder = path
-        as_of = _parse_as_of(manifest.get("as_of"), str(manifest_path))
-        prov = manifest.get("provenance") or {}
+        as_of = _parse_as_of(manifest.get("as_of"), file)
+        prov = _mapping(manifest.get("provenance"), file, "provenance")
         provenance = Provenance(
             source=str(prov.get("source", path)),
-            recorded_at=prov.get("recorded_at"),
-            filters=prov.get("filters") or {},
-            details=prov.get("details") or {},
+            recorded_at=_optional_text(prov.get("recorded_at"), file, "provenance.recorded_at"),
+            filters=dict(_mapping(prov.get("filters"), file, "provenance.filters")),
+            details=dict(_mapping(prov.get("details"), file, "provenance.details")),
         )
-        absent = set(manifest.get("absent_tables") or ())
-    elif (path / "meta.json").exists() and (path / "input").is_dir():
-        meta = _read_json(path / "meta.json")
-        folder = path / "input"
-        as_of = _parse_as_of(meta.get("as_of"), str(path / "meta.json"))
+        absent = manifest.get("absent_tables") or []
+        if not isinstance(absent, list) or not all(isinstance(t, str) for t in absent):
+            raise InputError("expected a list of table names", file=file, field="absent_tables")
+        return _Header(path, as_of, provenance, frozenset(absent), _table_entries(manifest, file))
+    if (path / "meta.json").exists() and (path / "input").is_dir():
+        file = str(path / "meta.json")
+        meta = _mapping(_read_json(path / "meta.json"), file, "(top level)")
+        as_of = _parse_as_of(meta.get("as_of"), file)
         provenance = Provenance(
             source=f"golden vectors {meta.get('name', path.name)}",
             details={"generator": meta.get("generator"), "legacy": meta.get("legacy")},
         )
-        absent = set()
-    else:
-        raise InputError(
-            f"not a snapshot: expected {MANIFEST} (or meta.json and input/ of the golden vectors)",
-            file=str(path),
-        )
-    return folder, as_of, provenance, absent
+        return _Header(path / "input", as_of, provenance, frozenset(), {})
+    raise InputError(
+        f"not a snapshot: expected {MANIFEST} (or meta.json and input/ of the golden vectors)",
+        file=str(path),
+    )
+
+
+def _optional_text(value: Any, file: str, field: str) -> str | None:
+    if isinstance(value, date):  # YAML reads an unquoted date or timestamp as one
+        return value.isoformat()
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"expected a string, got {value!r:.60}", file=file, field=field)
+    return value
 
 
 def load_debian_versions(path: str | os.PathLike[str]) -> list[DebianVersion] | None:
     """A snapshot directory's ``all_debian_versions`` rows alone; ``None`` when it has none."""
-    folder, _, _, _ = _directory_header(Path(path))
-    file = _find_table_file(folder, "all_debian_versions")
+    header = _directory_header(Path(path))
+    file = _table_file(header, "all_debian_versions")
     if file is None:
         return None
     return _decode_table("all_debian_versions", file, _debian_version)
@@ -741,31 +874,129 @@ def load_debian_versions(path: str | os.PathLike[str]) -> list[DebianVersion] | 
 
 def snapshot_as_of(path: str | os.PathLike[str]) -> datetime:
     """A snapshot directory's ``as_of``, read from its manifest alone (no table is decoded)."""
-    return _directory_header(Path(path))[1]
+    return _directory_header(Path(path)).as_of
+
+
+#: Tables a snapshot may lack (an old recording, a hand-made directory) when its
+#: manifest does not list them. A table the manifest lists must be there.
+OPTIONAL_TABLES = frozenset({"all_debian_versions", "candidate_row_order", "queue"})
+
+
+def _table_file(header: _Header, table: str) -> Path | None:
+    """The file of ``table``; ``None`` when the snapshot does not have that table."""
+    entry = header.entries.get(table)
+    if entry is not None:
+        file = header.folder / entry["file"]
+        if not file.is_file():
+            raise InputError(
+                f"table {table} ({entry['rows']} rows in the manifest) is missing its file",
+                file=str(file),
+            )
+        return file
+    file = _find_table_file(header.folder, table)
+    if file is None and table not in header.absent and table not in OPTIONAL_TABLES:
+        raise InputError(f"missing table file {table}.jsonl[.gz]", file=str(header.folder))
+    return file
+
+
+def _sha256_file(path: Path) -> str:
+    """The file's sha256, read in 1 MiB blocks (hashlib releases the GIL for each)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256_uncompressed(path: Path) -> str:
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_table_file(header: _Header, table: str, file: Path) -> None:
+    """Check ``file`` against the manifest's sha256 (of the file as stored; or, for
+    snapshots written before that was recorded, of its uncompressed content)."""
+    entry = header.entries.get(table)
+    if entry is None:
+        return
+    try:
+        if entry.get("sha256") is not None:
+            ok = _sha256_file(file) == entry["sha256"]
+        elif entry.get("sha256_uncompressed") is not None:
+            ok = _sha256_uncompressed(file) == entry["sha256_uncompressed"]
+        else:
+            return
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read: {exc}", file=str(file)) from exc
+    if not ok:
+        raise InputError(
+            "its sha256 is not the one in the manifest: the file was changed or damaged "
+            "since it was recorded",
+            file=str(file),
+        )
+
+
+def _vouched(header: _Header, table: str) -> bool:
+    """Whether the manifest holds a sha256 of the file as stored (then verified)."""
+    entry = header.entries.get(table)
+    return entry is not None and entry.get("sha256") is not None
+
+
+def _check_row_count(header: _Header, table: str, file: Path, count: int) -> None:
+    entry = header.entries.get(table)
+    if entry is not None and entry["rows"] != count:
+        raise InputError(
+            f"holds {count} rows, the manifest says {entry['rows']}: the file is incomplete or "
+            "was replaced",
+            file=str(file),
+        )
+
+
+def verify_run_table(path: str | os.PathLike[str], file: Path) -> bool:
+    """For a caller that reads a directory's run table itself (``load_snapshot(runs=False)``):
+    check it against the manifest (sha256, row count). Returns whether a manifest
+    vouches for the file by its sha256 (see :func:`harness.run_table.check_unvouched`)."""
+    header = _directory_header(Path(path))
+    verify_table_file(header, "run", file)
+    entry = header.entries.get("run")
+    if entry is None:
+        return False
+    if file.suffix == ".parquet":
+        try:
+            rows = pq.ParquetFile(file).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read Parquet: {exc}", file=str(file)) from exc
+        _check_row_count(header, "run", file, rows)
+    return _vouched(header, "run")
 
 
 def _read_directory(path: Path, *, runs: bool = True) -> _Tables:
-    folder, as_of, provenance, absent = _directory_header(path)
+    header = _directory_header(path)
     decoders = _decoders()
     tables: dict[str, list[Any] | None] = {}
+    labels: dict[str, str] = {}
     for table in TABLES:
         if table == "run" and not runs:
             tables[table] = None  # the caller reads the run table itself (run_table_file)
             continue
-        file = _find_table_file(folder, table)
+        file = _table_file(header, table)
         if file is None:
-            if table in absent or table in ("all_debian_versions", "candidate_row_order", "queue"):
-                tables[table] = None
-                continue
-            raise InputError(f"missing table file {table}.jsonl[.gz]", file=str(folder))
+            tables[table] = None
+            continue
+        labels[table] = str(file)
+        verify_table_file(header, table, file)
         if file.suffix == ".parquet":
-            tables[table] = read_runs(file)
+            tables[table] = read_runs(file, vouched=_vouched(header, table))
         else:
             with bulk_allocation():
                 tables[table] = _decode_table(table, file, decoders[table])
+        _check_row_count(header, table, file, len(tables[table] or ()))
     if tables["queue"] is None:
         tables["queue"] = []
-    return _Tables(as_of=as_of, provenance=provenance, tables=tables)
+    return _Tables(header.as_of, header.provenance, tables, labels)
 
 
 #: YAML scenario keys → table names.
@@ -778,17 +1009,21 @@ YAML_TABLES = {
     "queue": "queue",
     "candidate_row_order": "candidate_row_order",
 }
-YAML_OTHER_KEYS = {"format", "version", "as_of", "description", "provenance", "expected", "name"}
+YAML_OTHER_KEYS = {
+    "format",
+    "version",
+    "as_of",
+    "description",
+    "provenance",
+    "expected",
+    "name",
+    "schema_checks",
+}
 
 
 def _read_yaml(path: Path) -> _Tables:
     file = str(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", file=file) from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML: {exc}", file=file) from exc
+    document = load_yaml(path, lambda message: InputError(message, file=file))
     if not isinstance(document, dict):
         raise InputError("expected a mapping at the top level", file=file)
     unknown = set(document) - set(YAML_TABLES) - YAML_OTHER_KEYS
@@ -813,20 +1048,27 @@ def _read_yaml(path: Path) -> _Tables:
         if not isinstance(rows, list):
             raise InputError(f"expected a list, got {type(rows).__name__}", file=file, field=key)
         tables[table] = _decode_all(enumerate(rows, start=1), decoders[table], f"{file}: {key}")
-    prov = document.get("provenance") or {}
+    prov = _mapping(document.get("provenance"), file, "provenance")
     provenance = Provenance(
         source=str(prov.get("source", f"scenario {path.name}")),
-        recorded_at=prov.get("recorded_at"),
+        recorded_at=_optional_text(prov.get("recorded_at"), file, "provenance.recorded_at"),
         details={"description": document.get("description")} if document.get("description") else {},
     )
-    return _Tables(as_of=as_of, provenance=provenance, tables=tables)
+    checks = document.get("schema_checks", True)
+    if not isinstance(checks, bool):
+        raise InputError(
+            f"expected true or false, got {checks!r}", file=file, field="schema_checks"
+        )
+    labels = {table: f"{file}: {key}" for key, table in YAML_TABLES.items()}
+    return _Tables(as_of, provenance, tables, labels, schema_checks=checks)
 
 
 def run_table_file(path: str | os.PathLike[str]) -> Path | None:
     """The run table file of a snapshot directory (``run.parquet`` or JSON Lines), if any."""
     path = Path(path)
-    folder = path / "input" if (path / "meta.json").exists() and (path / "input").is_dir() else path
-    return _find_table_file(folder, "run") if folder.is_dir() else None
+    if not path.is_dir():
+        return None
+    return _table_file(_directory_header(path), "run")
 
 
 def load_snapshot(path: str | os.PathLike[str], *, runs: bool = True) -> Dataset:
@@ -847,6 +1089,7 @@ def load_snapshot(path: str | os.PathLike[str], *, runs: bool = True) -> Dataset
 
 def _build_dataset(raw: _Tables, origin: str) -> Dataset:
     t = raw.tables
+    _check_schema(raw)
     candidates: list[Candidate] = t["candidate"] or []
     # Plain (codebase, suite, change_set) tuples: equal to and hashed as CandidateKeys, built in C.
     keys = set(map(attrgetter("codebase", "suite", "change_set"), candidates))
@@ -861,14 +1104,25 @@ def _build_dataset(raw: _Tables, origin: str) -> Dataset:
                 )
             seen.add(c.key)
     row_order = t["candidate_row_order"]
-    if row_order is not None and not keys.issuperset(row_order):
-        for index, key in enumerate(row_order, start=1):
-            if key not in keys:
-                raise InputError(
-                    f"names no candidate: {key.label()}",
-                    file=origin,
-                    record=f"candidate_row_order {index}",
-                )
+    if row_order is not None:
+        # The recorded row order is the legacy query's rows: only candidates its inner joins keep.
+        unjoinable = _unjoinable_keys(raw, candidates)
+        allowed = keys - unjoinable if unjoinable else keys
+        if not allowed.issuperset(row_order):
+            for index, key in enumerate(row_order, start=1):
+                if key not in keys:
+                    raise InputError(
+                        f"names no candidate: {key.label()}",
+                        file=origin,
+                        record=f"candidate_row_order {index}",
+                    )
+                if key not in allowed:
+                    raise InputError(
+                        f"names {key.label()}, which the legacy's candidate query cannot return "
+                        "(its codebase or publish policy is NULL or missing)",
+                        file=origin,
+                        record=f"candidate_row_order {index}",
+                    )
     return Dataset(
         as_of=raw.as_of,
         codebases=tuple(t["codebase"] or ()),
@@ -882,6 +1136,143 @@ def _build_dataset(raw: _Tables, origin: str) -> Dataset:
         candidate_row_order=None if row_order is None else tuple(row_order),
         provenance=raw.provenance,
     )
+
+
+# ------------------------------------------------- what the schema forbids
+
+
+_NOT_NONE = partial(is_not, None)
+
+
+def _first_duplicate(values: list[Any]) -> tuple[int, int] | None:
+    """(first index, repeated index) of the first value seen twice; ``None`` if all differ."""
+    if len(set(values)) == len(values):
+        return None
+    seen: dict[Any, int] = {}
+    for index, value in enumerate(values):
+        first = seen.setdefault(value, index)
+        if first != index:
+            return first, index
+    return None
+
+
+def _unique(raw: _Tables, table: str, values: list[Any], what: str, field: str) -> None:
+    found = _first_duplicate(values)
+    if found is not None:
+        first, again = found
+        raise InputError(
+            f"duplicate {what} {values[again]!r} (also record {first + 1}; the schema "
+            "makes it unique)",
+            file=raw.labels.get(table, table),
+            record=again + 1,
+            field=field,
+        )
+
+
+def _in_range(
+    raw: _Tables, table: str, values: list[Any], field: str, bounds: tuple[int, int], note: str = ""
+) -> None:
+    low, high = bounds
+    present = list(filter(_NOT_NONE, values))
+    if present and (min(present) < low or max(present) > high):
+        index = next(i for i, v in enumerate(values) if v is not None and not low <= v <= high)
+        raise InputError(
+            f"expected an integer from {low} to {high}{note}, got {values[index]!r}",
+            file=raw.labels.get(table, table),
+            record=index + 1,
+            field=field,
+        )
+
+
+def _check_schema(raw: _Tables) -> None:
+    """Refuse what the production schema forbids (see ``janitor-schema.md``), column-wise.
+
+    A live database cannot hold such rows, so neither engine was written for
+    them: a run ending before it started made a duration of minus 25 years,
+    a candidate naming no policy a traceback. Duplicates, time order, ranges
+    and non-finite numbers are always refused; the foreign keys and
+    ``candidate.value > 0`` may be waived by a YAML scenario's
+    ``schema_checks: false``, for the rule scenarios that pin what the
+    legacy does with such rows (it drops a candidate whose codebase or
+    policy is missing, in its inner joins; a value of 0 or below fails its
+    assertion unless the candidate has no runs).
+    """
+    t = raw.tables
+    codebases: list[Codebase] = t["codebase"] or []
+    names = list(map(attrgetter("name"), codebases))
+    _unique(raw, "codebase", names, "codebase name", "name")
+    _in_range(raw, "codebase", list(map(attrgetter("value"), codebases)), "value", INT4)
+    policies: list[NamedPublishPolicy] = t["named_publish_policy"] or []
+    policy_names = list(map(attrgetter("name"), policies))
+    _unique(raw, "named_publish_policy", policy_names, "policy name", "name")
+    candidates: list[Candidate] = t["candidate"] or []
+    ids = list(map(attrgetter("id"), candidates))
+    _in_range(raw, "candidate", ids, "id", INT4)
+    _unique(raw, "candidate", ids, "candidate id", "id")
+    values = list(map(attrgetter("value"), candidates))
+    value_bounds = (1, INT4[1]) if raw.schema_checks else INT4
+    _in_range(raw, "candidate", values, "value", value_bounds, " (the schema: value > 0)")
+    chances = filter(_NOT_NONE, map(attrgetter("success_chance"), candidates))
+    if not all(map(math.isfinite, chances)):
+        index = next(
+            i
+            for i, c in enumerate(candidates)
+            if c.success_chance is not None and not math.isfinite(c.success_chance)
+        )
+        raise InputError(
+            f"expected a finite number, got {candidates[index].success_chance!r}",
+            file=raw.labels.get("candidate", "candidate"),
+            record=index + 1,
+            field="success_chance",
+        )
+    if raw.schema_checks:
+        _references(raw, candidates, "publish_policy", set(policy_names), "named_publish_policy")
+        _references(raw, candidates, "codebase", set(names), "codebase")
+    runs = t["run"]
+    if runs is not None and not raw.labels.get("run", "").endswith(".parquet"):
+        _unique(raw, "run", list(map(itemgetter(0), runs)), "run id", "id")  # Parquet: read_runs
+    queue: list[QueueItem] = t["queue"] or []
+    _in_range(raw, "queue", list(map(attrgetter("id"), queue)), "id", INT4)
+    _unique(raw, "queue", list(map(attrgetter("id"), queue)), "queue id", "id")
+    _unique(raw, "queue", [q.key for q in queue], "queue entry", "change_set")
+    _in_range(raw, "queue", list(map(attrgetter("priority"), queue)), "priority", INT8)
+    durations = list(map(attrgetter("estimated_duration_us"), queue))
+    _in_range(raw, "queue", durations, "estimated_duration_us", INT8)
+
+
+def _references(
+    raw: _Tables, candidates: list[Candidate], field: str, known: set[str], target: str
+) -> None:
+    named = set(map(attrgetter(field), candidates))
+    named.discard(None)
+    if named <= known:
+        return
+    index = next(
+        i
+        for i, c in enumerate(candidates)
+        if getattr(c, field) is not None and getattr(c, field) not in known
+    )
+    raise InputError(
+        f"names no {target} row: {getattr(candidates[index], field)!r} (the schema's foreign "
+        f"key {field} → {target}.name)",
+        file=raw.labels.get("candidate", "candidate"),
+        record=index + 1,
+        field=field,
+    )
+
+
+def _unjoinable_keys(raw: _Tables, candidates: list[Candidate]) -> set[tuple[Any, ...]]:
+    """Keys of the candidates the legacy's inner joins drop (NULL or unknown policy or codebase)."""
+    policies = set(map(attrgetter("name"), raw.tables["named_publish_policy"] or ()))
+    policy_column = list(map(attrgetter("publish_policy"), candidates))
+    odd_policies = set(policy_column) - policies  # usually {None}, or nothing
+    selected: Iterable[Candidate] = (
+        compress(candidates, map(odd_policies.__contains__, policy_column)) if odd_policies else ()
+    )
+    if not raw.schema_checks:  # otherwise every candidate's codebase exists
+        codebases = set(map(attrgetter("name"), raw.tables["codebase"] or ()))
+        selected = chain(selected, (c for c in candidates if c.codebase not in codebases))
+    return set(map(attrgetter("codebase", "suite", "change_set"), selected))
 
 
 # ---------------------------------------------------------------- writing
@@ -939,7 +1330,8 @@ def write_snapshot_files(
             continue
         if table == "run" and columnar_runs:
             count = write_runs(dataset.runs, staging / "run.parquet")
-            files[table] = {"file": "run.parquet", "rows": count}
+            digest_of_file = _sha256_file(staging / "run.parquet")
+            files[table] = {"file": "run.parquet", "rows": count, "sha256": digest_of_file}
             continue
         name = f"{table}.jsonl.gz" if compress else f"{table}.jsonl"
         digest = hashlib.sha256()
@@ -958,7 +1350,12 @@ def write_snapshot_files(
             count += _write_chunk(sink, chunk, digest)
             if compress:
                 sink.close()
-        files[table] = {"file": name, "rows": count, "sha256_uncompressed": digest.hexdigest()}
+        files[table] = {
+            "file": name,
+            "rows": count,
+            "sha256": _sha256_file(staging / name),
+            "sha256_uncompressed": digest.hexdigest(),
+        }
     manifest = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.comparison_model import NUMERIC_FIELDS, NoiseRule, Tolerance
 from harness.errors import ConfigError
+from harness.safe_files import load_yaml
 
 DEFAULT_FILE = Path(__file__).with_name("tolerances.default.yaml")
 VERSION = 1
@@ -146,14 +145,7 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
 
 
 def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    doc = load_yaml(path, lambda message: ConfigError(f"{path}: {message}"), limit=1024 * 1024)
     return {} if doc is None else doc
 
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from harness.comparison_model import NUMERIC_FIELDS, PSEUDO_FIELDS, WaiverUse
 from harness.errors import ConfigError
+from harness.safe_files import load_yaml
 
 VERSION = 1
 WAIVABLE_FIELDS = (*NUMERIC_FIELDS, *PSEUDO_FIELDS, "*")
@@ -126,14 +126,7 @@ def parse_waivers(doc: Any, file: str) -> tuple[Waiver, ...]:
 
 def load_waivers(path: str | os.PathLike[str]) -> tuple[Waiver, ...]:
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: invalid YAML: {exc}") from exc
+    doc = load_yaml(path, lambda message: ConfigError(f"{file}: {message}"), limit=16 * 1024 * 1024)
     return parse_waivers(doc, file)
 
 

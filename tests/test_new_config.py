@@ -102,7 +102,7 @@ def test_malformed_config_names_file_and_key(tmp_path: Path, data: object, needl
 def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("scheduling: [1, 2\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml: invalid YAML at line \d+"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: invalid YAML: line \d+, column \d+: "):
         load_config(path)
 
 

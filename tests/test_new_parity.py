@@ -210,6 +210,16 @@ def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: 
     ]
 
 
+def forget_run_hash(folder: Path) -> None:
+    """As if the run table had been written by hand: the manifest no longer vouches for it
+    (else its sha256 would refuse the edited file before the checks under test)."""
+    import json
+
+    manifest = json.loads((folder / "snapshot.json").read_text())
+    manifest["tables"].pop("run")
+    (folder / "snapshot.json").write_text(json.dumps(manifest))
+
+
 def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -220,6 +230,7 @@ def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: P
     folder = write_snapshot(load_snapshot(VECTORS / "small"), tmp_path / "snap", columnar_runs=True)
     table = pq.read_table(folder / "run.parquet")
     pq.write_table(table.drop_columns(["suite"]), folder / "run.parquet")
+    forget_run_hash(folder)
     with pytest.raises(InputError) as caught:
         schedule_snapshot(create_engine("parity"), folder)
     assert "run.parquet" in str(caught.value) and "suite" in str(caught.value)
@@ -239,6 +250,7 @@ def test_a_parquet_run_table_with_a_null_campaign_is_a_clear_input_error(tmp_pat
     suites[1] = None
     table = table.set_column(table.schema.get_field_index("suite"), "suite", pa.array(suites))
     pq.write_table(table, folder / "run.parquet")
+    forget_run_hash(folder)
     with pytest.raises(InputError) as caught:
         schedule_snapshot(create_engine("parity"), folder)
     assert "run.parquet" in str(caught.value) and "row 1: column suite is NULL" in str(caught.value)

@@ -105,9 +105,17 @@ def test_row_order_must_name_candidates(tmp_path: Path) -> None:
         load_snapshot(_write_yaml(tmp_path, doc))
 
 
+def forget_hashes(snap: Path) -> None:
+    """Drop the manifest's sha256s and row counts, so that a hand-edited table reaches the decoders."""
+    manifest = json.loads((snap / "snapshot.json").read_text())
+    manifest.pop("tables")
+    (snap / "snapshot.json").write_text(json.dumps(manifest))
+
+
 def test_broken_jsonl_line_is_named(tmp_path: Path) -> None:
     ds = load_snapshot(_write_yaml(tmp_path, MINIMAL))
     snap = write_snapshot(ds, tmp_path / "snap", compress=False)
+    forget_hashes(snap)
     with open(snap / "candidate.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"id": 2, "codebase": "foo"\n')
     with pytest.raises(InputError, match=r"candidate.jsonl, record 2: invalid JSON"):
@@ -142,6 +150,7 @@ def test_parquet_run_table_rejects_wrong_columns(tmp_path: Path) -> None:
     ds = load_snapshot(_write_yaml(tmp_path, MINIMAL))
     snap = write_snapshot(ds, tmp_path / "snap", columnar_runs=True)
     pq.write_table(pa.table({"id": ["x"]}), snap / "run.parquet")
+    forget_hashes(snap)
     with pytest.raises(InputError, match=r"run.parquet, field 'codebase': missing column"):
         load_snapshot(snap)
 

@@ -18,7 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engines.model import Candidate, CandidateKey, Codebase, Dataset, DebianVersion, Run
+from engines.model import (
+    Candidate,
+    CandidateKey,
+    Codebase,
+    Dataset,
+    DebianVersion,
+    NamedPublishPolicy,
+    Run,
+)
 from harness import run_table, snapshot
 from harness.errors import InputError
 
@@ -215,7 +223,7 @@ def test_written_snapshot_loads_without_the_careful_path(
     """A snapshot as ``write_snapshot`` writes it never needs the slow decoders for its big tables."""
     from datetime import datetime
 
-    from engines.model import NamedPublishPolicy, PolicyEntry
+    from engines.model import PolicyEntry
 
     candidates = tuple(
         Candidate(i, f"cb{i}", "lintian-fixes", "lintian-brush", None, "c", i, 0.5, "p")
@@ -254,9 +262,9 @@ def test_row_order_naming_no_candidate_is_still_reported(tmp_path: Path) -> None
 
     dataset = Dataset(
         as_of=datetime(2025, 6, 1),
-        codebases=(),
-        candidates=(Candidate(1, "a", "s", "cmd"),),
-        policies=(),
+        codebases=(Codebase("a", None, 1),),
+        candidates=(Candidate(1, "a", "s", "cmd", publish_policy="p"),),
+        policies=(NamedPublishPolicy("p", ()),),
         runs=(),
         debian_versions=None,
         candidate_row_order=(CandidateKey("a", "s", None), CandidateKey("b", "s", "cs")),

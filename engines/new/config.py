@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engines.model import PUBLISH_MODES
 from harness.errors import ConfigError
+from harness.safe_files import load_yaml
 
 SUCCESS_METHODS = ("legacy", "decayed")
 #: The plan's table plus ``push-derived`` (which the legacy lacks), valued like ``push``.
@@ -396,16 +395,7 @@ def config_from_mapping(data: Any, file: str = "<mapping>") -> EngineConfig:
 def load_config(path: str | Path) -> EngineConfig:
     """Read and validate a YAML configuration file."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    data = load_yaml(path, lambda message: ConfigError(f"{file}: {message}"), limit=1024 * 1024)
     return config_from_mapping(data, file)
 
 

@@ -9,7 +9,8 @@ Two kinds, as in the plan's ``DependencyResolver``:
 * **version constraints** from a run's ``failure_details.relations`` (an
   install-deps failure): satisfied when every alternatives-list has one
   entry available in ``all_debian_versions``, compared with Debian's own
-  ordering (python-debian) and operators ``<<``, ``<=``, ``=``, ``>=``,
+  ordering (APT's, :mod:`engines.legacy.debversion`; versions python-debian
+  rejects satisfy nothing) and operators ``<<``, ``<=``, ``=``, ``>=``,
   ``>>``. The SQL spellings the legacy sends (``<``, ``>``, ``<>``) keep
   their SQL meaning (strict). Where the legacy would have failed (it pastes
   ``<<``/``>>`` into SQL, which the ``debversion`` type rejects), the answer
@@ -25,6 +26,7 @@ from typing import Any
 
 from debian.debian_support import Version
 
+from engines.legacy.debversion import compare_versions
 from harness.errors import ConfigError
 
 _TESTS: Mapping[str, Callable[[int], bool]] = {
@@ -52,85 +54,27 @@ _ENTRY_KEYS = frozenset({"name", "archqual", "arch", "distribution", "version", 
 def version_satisfies(have: str, op: str, wanted: str) -> bool:
     """``have op wanted`` under Debian version ordering; False for an unparseable version."""
     test = _TESTS.get(op)
-    left, right = _version_key(have), _version_key(wanted)
-    if test is None or left is None or right is None:
+    if test is None or not valid_version(have) or not valid_version(wanted):
         return False
-    return test(_compare_keys(left, right))
-
-
-#: One run of a version part: (its integer value if all digits, else None; character orders).
-_Run = tuple[int | None, tuple[int, ...]]
-_VersionKey = tuple[int, tuple[_Run, ...], tuple[_Run, ...]]
-#: python-debian pads the shorter part with the run "0".
-_PAD_RUN: _Run = (0, (1,))
-#: python-debian's own splitting expressions and character order (untyped in its stubs).
-_PYTHON_DEBIAN: Any = Version
-
-
-#: python-debian's character order, memoised per character (it matches regexes per call).
-_char_order = cache(_PYTHON_DEBIAN._order)
+    return test(compare_versions(have, wanted))
 
 
 @cache
-def _run(part: str) -> _Run:
-    """One run (all digits or none); the same few runs ("1", ".", "+dfsg") recur everywhere."""
-    return (int(part) if part[0].isdecimal() else None, tuple(map(_char_order, part)))
+def valid_version(text: str) -> bool:
+    """Whether python-debian (its public ``Version``) accepts ``text`` as a Debian version.
 
-
-def _runs(text: str) -> tuple[_Run, ...]:
-    return tuple(map(_run, _PYTHON_DEBIAN.re_all_digits_or_not.findall(text)))
-
-
-@cache
-def _version_key(text: str) -> _VersionKey | None:
-    """python-debian's comparison, pre-split once per version string.
-
-    ``Version._compare`` re-splits both strings with regular expressions on
-    every comparison, which made it the costliest step of a run at 100,000
-    candidates; this is the same algorithm (same regular expressions, same
-    character order, same "0" padding) on cached runs. The string is split
-    with python-debian's own validity expression and rule (no colon in the
-    upstream part without an epoch), without building a ``Version``.
+    The new engine answers "not satisfied" for a version dpkg would reject;
+    valid versions are then ordered by APT's rules (:func:`compare_versions`),
+    on which dpkg and APT agree (``tests/test_debversion.py`` holds them together).
     """
-    match = _PYTHON_DEBIAN.re_valid_version.match(text)
-    if match is None:
-        return None
-    epoch, upstream, revision = match.group("epoch", "upstream_version", "debian_revision")
-    if epoch is None and ":" in upstream:
-        return None
-    return (int(epoch or "0"), _runs(upstream or "0"), _runs(revision or "0"))
+    try:
+        Version(text)
+    except ValueError:
+        return False
+    return True
 
 
-def _compare_runs(left: tuple[_Run, ...], right: tuple[_Run, ...]) -> int:
-    for i in range(max(len(left), len(right))):
-        a = left[i] if i < len(left) else _PAD_RUN
-        b = right[i] if i < len(right) else _PAD_RUN
-        if a[0] is not None and b[0] is not None:
-            if a[0] != b[0]:
-                return -1 if a[0] < b[0] else 1
-            continue
-        la, lb = a[1], b[1]
-        if la != lb:
-            n = max(len(la), len(lb))
-            la = la + (0,) * (n - len(la))
-            lb = lb + (0,) * (n - len(lb))
-            if la != lb:
-                return -1 if la < lb else 1
-    return 0
-
-
-def _compare_keys(left: _VersionKey, right: _VersionKey) -> int:
-    if left[0] != right[0]:
-        return -1 if left[0] < right[0] else 1
-    return _compare_runs(left[1], right[1]) or _compare_runs(left[2], right[2])
-
-
-def _compare_texts(left: str, right: str) -> int:
-    """Debian order of two parseable version strings."""
-    return _compare_keys(_version_key(left), _version_key(right))  # type: ignore[arg-type]
-
-
-_ORDER = cmp_to_key(_compare_texts)
+_ORDER = cmp_to_key(compare_versions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +226,7 @@ class DependencyResolver:
         """The smallest and largest parseable version of ``name`` (unparseable ones never match)."""
         cached = self._extreme_cache.get(name)
         if cached is None:
-            valid = [v for v in have if _version_key(v) is not None]
+            valid = [v for v in have if valid_version(v)]
             cached = (min(valid, key=_ORDER), max(valid, key=_ORDER)) if valid else (None, None)
             self._extreme_cache[name] = cached
         return cached
@@ -295,15 +239,13 @@ class DependencyResolver:
         have = () if self.debian_versions is None else self.debian_versions.get(name, ())
         if op is None or wanted is None:
             result = bool(have)
-        elif op in _BY_EXTREME and _version_key(wanted) is not None:
+        elif op in _BY_EXTREME and valid_version(wanted):
             # Debian ordering is a total preorder: "some version ≥ wanted" is
             # "the largest version ≥ wanted", one comparison instead of one per version.
             low, high = self._extremes(name, have)
             extreme = high if op in _UPWARD else low
             # not version_satisfies: its cache would only duplicate self._entries
-            result = extreme is not None and _TESTS[op](
-                _compare_keys(_version_key(extreme), _version_key(wanted))  # type: ignore[arg-type]
-            )
+            result = extreme is not None and _TESTS[op](compare_versions(extreme, wanted))
         else:
             result = any(version_satisfies(v, op, wanted) for v in have)
         self._entries[key] = result

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engines.model import Schedule, datetime_to_us
 from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
@@ -27,8 +28,8 @@ from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine
 from engines.new.verdict_worker import VerdictWorker
 from harness.errors import InputError
-from harness.run_table import bulk_allocation
-from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of
+from harness.run_table import bulk_allocation, check_time_order, check_unvouched
+from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 
 
 def schedule_snapshot(
@@ -54,7 +55,7 @@ def schedule_snapshot(
             # Arrow reads the Parquet file and numpy sorts it mostly without the GIL:
             # both overlap with decoding the other tables, which is pure Python.
             with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
-                aggregating = pool.submit(_aggregate_runs, runs_file, engine.config, as_of_us)
+                aggregating = pool.submit(_aggregate_runs, path, runs_file, engine.config, as_of_us)
                 dataset = load_snapshot(path, runs=False)
                 if as_of is not None:
                     dataset = replace(dataset, as_of=as_of)
@@ -69,10 +70,20 @@ def schedule_snapshot(
 
 
 def _aggregate_runs(
-    runs_file: Path, config: EngineConfig, as_of_us: int
+    snapshot: Path, runs_file: Path, config: EngineConfig, as_of_us: int
 ) -> tuple[Aggregates, ContextRuns]:
+    """Verify the run table against the manifest, read its columns, aggregate them.
+
+    The checks are those ``load_snapshot`` makes of a run table; hashing
+    the file mostly releases the GIL, so it overlaps with the small tables' decoding.
+    """
+    file = str(runs_file)
+    vouched = verify_run_table(snapshot, runs_file)
     try:
+        if not vouched:
+            check_unvouched(pq.read_table(runs_file), file)
         columns = RunColumns.read_parquet(runs_file)
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise InputError(f"cannot read Parquet: {exc}", file=str(runs_file)) from exc
+        raise InputError(f"cannot read Parquet: {exc}", file=file) from exc
+    check_time_order(columns.start, columns.start_null, columns.finish, columns.finish_null, file)
     return aggregate_run_columns(columns, config, as_of_us)

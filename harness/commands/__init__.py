@@ -13,7 +13,7 @@ def source_filters(function: F) -> F:
     function = click.option(
         "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
     )(function)
-    return click.option("--campaign", help="Only this campaign (live databases).")(function)
+    return click.option("--campaign", help="Only this campaign's candidates.")(function)
 
 
 class SourceArgument(click.ParamType):

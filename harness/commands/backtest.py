@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from harness.commands import SOURCE, output_path
 from harness.errors import InputError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def summary_lines(result: BacktestResult) -> list[str]:
 
 
 @click.command("backtest")
-@click.argument("source")
+@click.argument("source", type=SOURCE)
 @click.option(
     "--at",
     "cuts",
@@ -124,12 +125,15 @@ def summary_lines(result: BacktestResult) -> list[str]:
     help="Processes deciding cut points in parallel (forked; 1: in this process).",
 )
 @click.option(
-    "--report", "report_path", type=click.Path(dir_okay=False), help="Write the HTML report here."
+    "--report",
+    "report_path",
+    callback=output_path,
+    help="Write the HTML report here.",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the JSON document here ('-': stdout).",
 )
 @click.option(
@@ -140,7 +144,7 @@ def summary_lines(result: BacktestResult) -> list[str]:
 )
 @click.option(
     "--metrics-file",
-    type=click.Path(dir_okay=False),
+    callback=output_path,
     help="Write the accuracy histograms in Prometheus' text format (textfile collector).",
 )
 @click.option("--pushgateway", help="Push the accuracy histograms to this Prometheus Pushgateway.")

@@ -63,7 +63,7 @@ def output_options(func: F) -> F:
             type=click.IntRange(min=0),
             help="Real divergences allowed before exit code 1.",
         ),
-        click.option("--campaign", help="Only this campaign (live databases)."),
+        click.option("--campaign", help="Only this campaign's candidates."),
         click.option(
             "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
         ),
@@ -88,6 +88,12 @@ def output_options(func: F) -> F:
             callback=output_path,
             help="Write JUnit XML.",
         ),
+        click.option(
+            "--allow-empty",
+            is_flag=True,
+            help="Compare even when SOURCE (after the filters) has no candidate; "
+            "without it that is bad input (exit 2), never a vacuous pass.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -103,6 +109,25 @@ def load_config(
     settings = load_settings(tolerances_path)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
+
+
+def require_candidates(
+    dataset: Dataset,
+    source: str,
+    campaign: str | None,
+    codebases: tuple[str, ...],
+    allow_empty: bool,
+) -> None:
+    """Zero candidates would PASS any comparison: an empty database or a misspelled
+    --campaign must not look like success in CI."""
+    if dataset.candidates or allow_empty:
+        return
+    from harness.sources import describe_source
+
+    raise InputError(
+        f"nothing to compare: 0 candidates in {describe_source(source, campaign, codebases)} "
+        "(--allow-empty accepts that)"
+    )
 
 
 def resolve_engine(spec: str) -> Engine:
@@ -241,6 +266,7 @@ def command(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    allow_empty: bool,
     backtest_path: str | None = None,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
@@ -265,6 +291,7 @@ def command(
     progress = Progress(5 if noise else 4)
     with progress.step(f"reading {source}"):
         dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    require_candidates(dataset, source, campaign, codebases, allow_empty)
     with progress.step(f"running A ({engine_a})"):
         schedule_a = run_engine(a, dataset)
     with progress.step(f"running B ({engine_b})"):

@@ -23,6 +23,7 @@ from harness.commands.compare import (
     load_config,
     measure,
     output_options,
+    require_candidates,
     resolve_engine,
     run_engine,
     verdict_text,
@@ -94,6 +95,7 @@ def check(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    allow_empty: bool,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
     from harness.compare import compare_schedules
@@ -105,6 +107,7 @@ def check(
     progress = Progress(4 if noise else 3)
     with progress.step(f"reading {source}"):
         dataset = open_source(source, campaign=campaign, codebases=codebases or None)
+    require_candidates(dataset, source, campaign, codebases, allow_empty)
     with progress.step(f"running {engine_spec}"):
         fresh = run_engine(engine, dataset)
     profile = None
