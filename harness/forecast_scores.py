@@ -20,8 +20,8 @@ duration beside what really happened. This module scores those pairs:
   independent), and *the same* resample scores every engine, so the
   confidence interval of a difference keeps the pairing. A difference is
   called only when its interval excludes 0. Intervals are percentile
-  intervals, for the groupings a candidate belongs to whole (overall, per
-  campaign); per cut point the scores are points.
+  intervals; per cut point (a grouping that splits a candidate's rows),
+  each cut's candidates are resampled on their own.
 
 Point scores are computed for all groups at once with ``np.bincount``;
 medians are the lower median (the smallest value with half of the values
@@ -336,9 +336,10 @@ def paired_bootstrap(
 ) -> BootstrapResult:
     """Percentile intervals from ``resamples`` paired resamples of candidates (seeded).
 
-    Intervals are computed for the groupings whose label is the same on all
-    of a candidate's rows (overall, campaign); a grouping that splits a
-    candidate (cut point) gets point scores only. See :class:`_ClusterBootstrap`.
+    A grouping a candidate belongs to whole (overall, campaign) is scored on
+    the same resamples of all candidates; a grouping that splits a candidate's
+    rows (cut point) is bootstrapped group by group, each on resamples of its
+    own candidates. See :class:`_ClusterBootstrap`.
     """
     scorer = GroupedScorer(rows, bins)
     point = scorer.scores()
@@ -346,33 +347,28 @@ def paired_bootstrap(
     pairs = [(a, b) for i, a in enumerate(engines) for b in engines[i + 1 :]]
     alpha = (1.0 - confidence) / 2.0
     clusters = int(rows.cluster.max()) + 1 if len(rows) else 0
-    booted: dict[str, _ClusterBootstrap] = {}
+    samples: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     if clusters and resamples > 0:
+        whole: dict[str, _ClusterBootstrap] = {}
         for name, (labels, names) in scorer.groups.items():
             per_cluster = _cluster_labels(rows.cluster, labels, clusters)
             if per_cluster is not None:
-                booted[name] = _ClusterBootstrap(scorer, per_cluster, len(names), pairs)
-    collected: dict[str, list[dict[str, dict[str, np.ndarray]]]] = {g: [] for g in booted}
-    # One BLAS thread: the products are small, and on a busy machine OpenBLAS's
-    # spinning threads made them 10-30 times slower.
-    with threadpool_limits(1, user_api="blas"):
-        for index, start in enumerate(range(0, resamples if booted else 0, CHUNK)):
-            k = min(CHUNK, resamples - start)
-            rng = np.random.default_rng([seed, index])
-            drawn = rng.integers(0, clusters, (k, clusters)) + np.arange(k)[:, None] * clusters
-            weights = np.bincount(drawn.ravel(), minlength=k * clusters).reshape(k, clusters)
-            for name, boot in booted.items():
-                collected[name].append(boot.chunk(weights))
+                whole[name] = _ClusterBootstrap(scorer, per_cluster, len(names), pairs)
+            else:
+                samples[name] = _split_bootstrap(
+                    rows, labels, len(names), pairs, resamples, (seed, len(samples) + 1), bins
+                )
+        samples.update(_resample(whole, clusters, resamples, (seed, 0)))
     intervals: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
     differences: dict[
         str, dict[tuple[str, str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
     ] = {}
     for name, (_, names) in scorer.groups.items():
         nan = np.full(len(names), np.nan)
-        chunks = collected.get(name)
+        got = samples.get(name, {})
 
-        def stacked(key: str, metric: str, chunks: list[Any] | None = chunks) -> np.ndarray | None:
-            return None if not chunks else np.vstack([c[key][metric] for c in chunks])
+        def stacked(key: str, metric: str, got: Any = got) -> np.ndarray | None:
+            return got.get(key, {}).get(metric)
 
         intervals[name] = {}
         for e in engines:
@@ -396,6 +392,69 @@ def paired_bootstrap(
                 low, high = (nan, nan.copy()) if sample is None else _quantiles(sample, alpha)
                 differences[name][(a, b)][m] = (diff, low, high)
     return BootstrapResult(resamples, confidence, seed, point, intervals, differences)
+
+
+def _resample(
+    booted: Mapping[str, _ClusterBootstrap],
+    clusters: int,
+    resamples: int,
+    seed: tuple[int, ...],
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """grouping → engine (or pair) → metric → (resamples × groups), in seeded chunks."""
+    collected: dict[str, list[dict[str, dict[str, np.ndarray]]]] = {g: [] for g in booted}
+    # One BLAS thread: the products are small, and on a busy machine OpenBLAS's
+    # spinning threads made them 10-30 times slower.
+    with threadpool_limits(1, user_api="blas"):
+        for index, start in enumerate(range(0, resamples if booted else 0, CHUNK)):
+            k = min(CHUNK, resamples - start)
+            rng = np.random.default_rng([*seed, index])
+            drawn = rng.integers(0, clusters, (k, clusters)) + np.arange(k)[:, None] * clusters
+            weights = np.bincount(drawn.ravel(), minlength=k * clusters).reshape(k, clusters)
+            for name, boot in booted.items():
+                collected[name].append(boot.chunk(weights))
+    return {
+        name: {
+            key: {m: np.vstack([c[key][m] for c in chunks]) for m in chunks[0][key]}
+            for key in chunks[0]
+        }
+        for name, chunks in collected.items()
+        if chunks
+    }
+
+
+def _split_bootstrap(
+    rows: ScoredRows,
+    labels: np.ndarray,
+    groups: int,
+    pairs: Sequence[tuple[str, str]],
+    resamples: int,
+    seed: tuple[int, ...],
+    bins: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each group's resamples drawn among its own candidates, side by side as columns."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for g in range(groups):
+        rows_g = np.flatnonzero(labels == g)
+        if len(rows_g) == 0:
+            continue
+        _, cluster = np.unique(rows.cluster[rows_g], return_inverse=True)
+        sub = ScoredRows(
+            cluster=cluster,
+            outcome=rows.outcome[rows_g],
+            actual_us=rows.actual_us[rows_g],
+            forecasts={
+                e: Forecasts(f.probability[rows_g], f.duration_us[rows_g])
+                for e, f in rows.forecasts.items()
+            },
+        )
+        sub_scorer = GroupedScorer(sub, bins)
+        n = int(cluster.max()) + 1
+        boot = _ClusterBootstrap(sub_scorer, np.zeros(n, dtype=np.int64), 1, pairs)
+        for key, metrics in _resample({"g": boot}, n, resamples, (*seed, g)).get("g", {}).items():
+            for m, values in metrics.items():
+                column = out.setdefault(key, {}).setdefault(m, np.full((resamples, groups), np.nan))
+                column[:, g] = values[:, 0]
+    return out
 
 
 def _quantiles(stack: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

@@ -201,3 +201,29 @@ def test_bootstrap_is_seeded() -> None:
         first.differences["overall"][("a", "b")]["log_loss"][1],
         second.differences["overall"][("a", "b")]["log_loss"][1],
     )
+
+
+def test_a_grouping_that_splits_candidates_gets_intervals_per_group() -> None:
+    rng = np.random.default_rng(11)
+    n = 1200
+    truth = rng.random(n)
+    y = (rng.random(n) < truth).astype(float)
+    noisy = np.clip(truth + rng.normal(0, 0.35, n), 0, 1)
+    base = _rows(truth, noisy, y)
+    cut = np.arange(n) % 3  # each candidate (cluster) has rows in every cut
+    rows = ScoredRows(
+        cluster=np.arange(n) // 3,
+        outcome=base.outcome,
+        actual_us=base.actual_us,
+        forecasts=base.forecasts,
+        groups={"cut": (cut, ["t0", "t1", "t2"])},
+    )
+    result = paired_bootstrap(rows, resamples=200, seed=2)
+    diff, low, high = result.differences["cut"][("a", "b")]["brier"]
+    assert np.all(np.isfinite(low)) and np.all(high < 0) and np.all(diff < 0)
+    same = ScoredRows(rows.cluster, rows.outcome, rows.actual_us,
+                      {"a": base.forecasts["a"], "b": base.forecasts["a"]}, rows.groups)  # fmt: skip
+    _, low, high = paired_bootstrap(same, resamples=50, seed=2).differences["cut"][("a", "b")][
+        "log_loss"
+    ]
+    assert np.all(low == 0.0) and np.all(high == 0.0)
