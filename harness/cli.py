@@ -89,6 +89,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "harness.commands.enqueue",
         "Schedule SOURCE with an engine and write its queue entries to --to.",
     ),
+    "backtest": LazyCommand(
+        "harness.commands.backtest",
+        "Cut SOURCE at each --at time, let each engine decide, score against what followed.",
+    ),
 }
 
 #: Kept for callers that iterate the modules.

@@ -203,12 +203,13 @@ def write_outputs(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    backtest: dict[str, Any] | None = None,
 ) -> None:
     if json_path:
         from reports.json_summary import write_json_summary
 
         with writing(json_path):
-            write_json_summary(comparison, json_path)
+            write_json_summary(comparison, json_path, backtest=backtest)
     if junit_path:
         from reports.junit import write_junit
 
@@ -223,7 +224,7 @@ def write_outputs(
             click.echo("note: the HTML report is not available in this build (no reports.html)")
             return
         with writing(report_path):
-            html.render_html(comparison, report_path)
+            html.render_html(comparison, report_path, backtest=backtest)
 
 
 def verdict_text(c: Comparison) -> str:
@@ -286,6 +287,12 @@ def verdict_text(c: Comparison) -> str:
 @click.option("--a", "engine_a", required=True, help="Reference engine (e.g. legacy).")
 @click.option("--b", "engine_b", required=True, help="Engine under test (e.g. new).")
 @output_options
+@click.option(
+    "--backtest",
+    "backtest_path",
+    type=click.Path(dir_okay=False),
+    help="A backtest document (backtest --json) to show in the report and the JSON summary.",
+)
 def command(
     source: str,
     engine_a: str,
@@ -303,6 +310,7 @@ def command(
     junit_path: str | None,
     table_rows: int | None,
     allow_empty: bool,
+    backtest_path: str | None = None,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -318,6 +326,11 @@ def command(
     from harness.sources import open_input
 
     settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
+    backtest = None
+    if backtest_path is not None:
+        from reports.backtest_report import read_backtest_json
+
+        backtest = read_backtest_json(backtest_path)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
     moment = parse_as_of(as_of)
     progress = Progress(5)
@@ -346,7 +359,7 @@ def command(
             waivers=waivers,
             budget=budget,
         )
-    write_outputs(comparison, report_path, json_path, junit_path)
+    write_outputs(comparison, report_path, json_path, junit_path, backtest)
     if json_path != "-":
         click.echo(verdict_text(comparison))
     return EXIT_OK if comparison.passed else EXIT_DIVERGED
