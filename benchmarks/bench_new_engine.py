@@ -238,7 +238,7 @@ def compare(a, b) -> tuple[int, int, bool]:  # type: ignore[no-untyped-def]
 def live_part(args: argparse.Namespace, dataset: Dataset, dsn: str) -> None:
     from engines.new.live import schedule_from_database
     from engines.new.single import SingleCandidateScheduler
-    from harness.live import read_dataset
+    from harness.janitor_db import read_dataset
     from harness.restore import restore_dataset
 
     timed(

@@ -12,13 +12,18 @@ the option after the colon (or ``None``) and returns an engine.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
+from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engines.model import Dataset, Schedule
 from harness.crash import OWN_PACKAGES, note_external_engine
 from harness.errors import EngineNotFound
+
+if TYPE_CHECKING:
+    from harness.janitor_db import JanitorSession
 
 ENTRY_POINT_GROUP = "janitor_shadow.engines"
 
@@ -30,6 +35,37 @@ class Engine(Protocol):
 
     def schedule(self, dataset: Dataset) -> Schedule:
         """Decide every candidate of ``dataset`` and build the resulting queue."""
+        ...
+
+
+@runtime_checkable
+class ReadsDatabase(Protocol):
+    """An engine that reads a live Janitor database itself (set-based queries).
+
+    The commands hand it the command's session (one exported snapshot, see
+    :mod:`harness.janitor_db`) instead of loading every run into a Dataset.
+    Every connection it opens must join the session's snapshot
+    (``session.joined()``), and ``session.rows()`` gives the scheduling rows
+    without the runs, read once per command.
+    """
+
+    name: str
+
+    def schedule_live(self, session: JanitorSession, *, as_of: datetime | None = None) -> Schedule:
+        """Decide the session's candidates; ``as_of`` replaces ``session.moment``."""
+        ...
+
+
+@runtime_checkable
+class ReadsSnapshot(Protocol):
+    """An engine that reads a snapshot directory itself (columns, not run tuples)."""
+
+    name: str
+
+    def schedule_snapshot(
+        self, path: str | os.PathLike[str], *, as_of: datetime | None = None
+    ) -> Schedule:
+        """Decide the snapshot's candidates; ``as_of`` replaces its recorded moment."""
         ...
 
 

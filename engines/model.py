@@ -222,7 +222,10 @@ class Dataset:
     source cannot know it, it is the candidates that survive the join in id
     order. ``debian_versions`` is ``None`` when the table does not exist.
     ``live_dsn`` is set when the dataset was read from a live database, so
-    that engines which query the database themselves can reach it.
+    that engines which query the database themselves can reach it;
+    ``live_snapshot`` is the exported snapshot it was read in, while the
+    command that read it holds that open: such an engine joins it, so it
+    sees the very rows the dataset holds.
     """
 
     as_of: datetime
@@ -235,6 +238,7 @@ class Dataset:
     candidate_row_order: tuple[CandidateKey, ...] | None = None
     provenance: Provenance = field(default_factory=lambda: Provenance(source="memory"))
     live_dsn: str | None = None
+    live_snapshot: str | None = None
 
     @property
     def as_of_us(self) -> int:

@@ -203,6 +203,45 @@ class Alignment:
     #: ``queue_a[i]`` in A's queue and ``queue_b[i]`` in B's are the same key
     queue_a: IntArray
     queue_b: IntArray
+    #: per key of A / of B: the tie-aware position among the keys queued on both
+    #: sides (see :func:`common_positions`); NaN where not queued on both
+    position_a: FloatArray
+    position_b: FloatArray
+    #: B's queue priorities minus this are compared with A's (see :func:`priority_shift`)
+    priority_shift: float = 0.0
+
+    def column_a(self, name: str) -> Column:
+        """A's column ``name`` for its aligned keys (positions are this alignment's)."""
+        if name == "queue_position":
+            return Column(self.position_a[self.ia], np.isnan(self.position_a[self.ia]))
+        return self.a.columns[name].take(self.ia)
+
+    def value_a(self, name: str, key_index: int) -> float | None:
+        """A's value of field ``name`` for its key ``key_index`` (``None``: null)."""
+        return _value(self.a, self.position_a, name, key_index)
+
+    def value_b(self, name: str, key_index: int) -> float | None:
+        """B's value as compared (a queue priority less the common shift)."""
+        value = _value(self.b, self.position_b, name, key_index)
+        if name == "queue_priority" and value is not None:
+            value -= self.priority_shift
+        return value
+
+    def column_b(self, name: str) -> Column:
+        if name == "queue_position":
+            return Column(self.position_b[self.ib], np.isnan(self.position_b[self.ib]))
+        column = self.b.columns[name].take(self.ib)
+        if name == "queue_priority" and self.priority_shift:
+            return Column(column.values - self.priority_shift, column.null)
+        return column
+
+
+def _value(side: Side, positions: FloatArray, name: str, key_index: int) -> float | None:
+    if name == "queue_position":
+        value = float(positions[key_index])
+        return None if value != value else value
+    column = side.columns[name]
+    return None if column.null[key_index] else float(column.values[key_index])
 
 
 def align(a: Side, b: Side) -> Alignment:
@@ -230,24 +269,58 @@ def align(a: Side, b: Side) -> Alignment:
             qa.append(row)
             qb.append(position - 1)
     as_array = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
-    al = Alignment(
+    queue_a, queue_b = as_array(qa), as_array(qb)
+    pairs_a, pairs_b = as_array(ia), as_array(ib)
+    return Alignment(
         a,
         b,
-        as_array(ia),
-        as_array(ib),
+        pairs_a,
+        pairs_b,
         as_array(missing),
         as_array(extra),
-        as_array(qa),
-        as_array(qb),
+        queue_a,
+        queue_b,
+        _group_starts(a, queue_a),
+        _group_starts(b, np.sort(queue_b)),
+        priority_shift(a.columns["queue_priority"], b.columns["queue_priority"], pairs_a, pairs_b),
     )
-    set_common_positions(al)
-    return al
+
+
+def priority_shift(pa: Column, pb: Column, ia: IntArray, ib: IntArray) -> float:
+    """The shift of B's whole queue against A's: the most common ``B − A`` of
+    the priorities of the keys queued on both sides, when more keys share it
+    than share no shift at all (else 0).
+
+    The legacy queues every item at the queue's minimum plus its own offset,
+    and the minimum comes from the first row it processed (spec §7). So when
+    that one row's offset changes, every priority moves by the same amount,
+    which workers never see (they see the order). Removing the common shift
+    leaves each candidate's priority divergence to the candidates whose own
+    priority moved.
+    """
+    ok = ~pa.null[ia] & ~pb.null[ib]
+    if not ok.any():
+        return 0.0
+    diff = pb.values[ib][ok] - pa.values[ia][ok]
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        return 0.0
+    values, counts = np.unique(diff, return_counts=True)
+    best = int(np.argmax(counts))
+    at_zero = counts[values == 0.0]
+    if values[best] != 0.0 and counts[best] > (int(at_zero[0]) if at_zero.size else 0):
+        return float(values[best])
+    return 0.0
 
 
 def _group_starts(side: Side, rows: IntArray) -> FloatArray:
     """Per key of ``side``: the 1-based rank, among the queue ``rows`` (sorted:
     the rows whose key is queued on both sides), of the first member of its
-    tie group (same bucket and priority); NaN where not among them."""
+    tie group (same bucket and priority); NaN where not among them.
+
+    That makes ``queue_position`` comparable: an item present on one side only
+    does not shift everything after it, and the order inside a tie group (the
+    row ids, i.e. insertion order) is compared separately, as tie order."""
     by_row = np.full(len(side.queue_keys), np.nan)
     if rows.size:
         scores = side.queue_scores[rows]
@@ -259,16 +332,6 @@ def _group_starts(side: Side, rows: IntArray) -> FloatArray:
         return np.full(side.size, np.nan)
     row = side.queue_row
     return np.where(row >= 0, by_row[np.maximum(row, 0)], np.nan)
-
-
-def set_common_positions(al: Alignment) -> None:
-    """Make ``queue_position`` comparable: the tie-aware rank among the items
-    queued on both sides, so that an item present on one side only does not
-    shift everything after it, and an order inside a tie group (which comes
-    from row ids, i.e. insertion order) is not a difference."""
-    for side, rows in ((al.a, al.queue_a), (al.b, np.sort(al.queue_b))):
-        values = _group_starts(side, rows)
-        side.columns["queue_position"] = Column(values, np.isnan(values))
 
 
 def same_value(x: Any, y: Any) -> bool:

@@ -1,12 +1,15 @@
 """Why an offset moved: the exact split of log(offset_b / offset_a) into factors.
 
-The legacy's offset is ``cost / (ncv_eff × probability × cv_eff)`` with
+The legacy's offset is ``cost / (ncv_eff × probability × cv_eff)`` with the
+legacy's own cost function and constants (imported from
+:mod:`engines.legacy.core`, never restated here):
 
-* ``cost = 20000 + (1000·S + U/1000)``: ``S`` the duration in seconds, ``U``
-  its sub-second microseconds (the legacy counts them twice);
-* ``ncv_eff = max(0.1, ncv if not None else 0.5)``;
-* ``cv_eff = value + 100`` when ``total_previous_runs == 0``, else ``value``
-  (1.0 when the value is None).
+* ``cost = MINIMUM_COST + (1000·S + U/1000)``: ``S`` the duration in seconds,
+  ``U`` its sub-second microseconds (the legacy counts them twice);
+* ``ncv_eff = max(MINIMUM_NORMALIZED_CODEBASE_VALUE, ncv if not None else
+  DEFAULT_NORMALIZED_CODEBASE_VALUE)``;
+* ``cv_eff = value + FIRST_RUN_BONUS`` when ``total_previous_runs == 0``, else
+  ``value`` (1.0 when the value is None).
 
 Hence ``log(offset_b/offset_a) = log(cost_b/cost_a) − log(ncv_b/ncv_a) −
 log(p_b/p_a) − log(cv_b/cv_a)``, exactly. The factor values are taken from the
@@ -29,16 +32,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engines.legacy.core import (
+    DEFAULT_NORMALIZED_CODEBASE_VALUE,
+    FIRST_RUN_BONUS,
+    MINIMUM_NORMALIZED_CODEBASE_VALUE,
+    PUBLISH_MODE_VALUE,
+)
+from engines.legacy.core import duration_cost as legacy_duration_cost
 from engines.model import Decision
-from harness.comparison_model import FACTORS, Attribution, FactorContribution
+from harness.comparison_model import FACTORS, Attribution, ErrorRule, FactorContribution, RunCount
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-MINIMUM_COST = 20_000.0
-FIRST_RUN_BONUS = 100.0
-DEFAULT_NCV = 0.5
-MINIMUM_NCV = 0.1
 #: Decision.factors key per factor (``duration`` is attributed through the cost).
 FACTOR_KEYS: Mapping[str, str] = {
     "duration": "cost",
@@ -61,10 +66,10 @@ CONSISTENCY = 1e-9
 
 
 def duration_cost(duration_us: float) -> float:
+    """The legacy's cost of a duration (NaN for an unknown one)."""
     if duration_us != duration_us:
         return float("nan")
-    us = int(duration_us)
-    return MINIMUM_COST + us / 1000.0 + (us % 1_000_000) / 1000.0
+    return legacy_duration_cost(int(duration_us))
 
 
 def recomputed_factors(d: Decision) -> dict[str, float]:
@@ -72,7 +77,9 @@ def recomputed_factors(d: Decision) -> dict[str, float]:
     nan = float("nan")
     cost = nan if d.estimated_duration_us is None else duration_cost(d.estimated_duration_us)
     ncv = d.normalized_codebase_value
-    ncv_eff = max(MINIMUM_NCV, DEFAULT_NCV if ncv is None else ncv)
+    ncv_eff = max(
+        MINIMUM_NORMALIZED_CODEBASE_VALUE, DEFAULT_NORMALIZED_CODEBASE_VALUE if ncv is None else ncv
+    )
     if d.value is None:
         cv = 1.0
     elif d.total_previous_runs is None:
@@ -216,8 +223,11 @@ def contributions(offset_a: FloatArray, offset_b: FloatArray, table: FactorTable
     return Contributions(log_ratio, parts, valid, dominant)
 
 
-def attribution_for(i: int, contrib: Contributions, table: FactorTable) -> Attribution | None:
-    """The :class:`Attribution` of pair ``i`` (``None`` when the offsets do not allow one)."""
+def attribution_for(
+    i: int, contrib: Contributions, table: FactorTable, runs_changed: bool = False
+) -> Attribution | None:
+    """The :class:`Attribution` of pair ``i`` (``None`` when the offsets do not allow one);
+    ``runs_changed``: the run counts differ (see :func:`cause_of`)."""
     if not contrib.valid[i]:
         return None
     total = float(contrib.log_ratio[i])
@@ -239,12 +249,175 @@ def attribution_for(i: int, contrib: Contributions, table: FactorTable) -> Attri
     dom = int(contrib.dominant[i])
     ra, rb = bool(table.reported_a[i]), bool(table.reported_b[i])
     source = "factors" if ra and rb else "recomputed" if not (ra or rb) else "mixed"
+    dominant = None if dom < 0 else FACTORS[dom]
     return Attribution(
         log_ratio=total,
         contributions=tuple(items),
-        dominant=None if dom < 0 else FACTORS[dom],
+        dominant=dominant,
         source=source,
+        cause=cause_of(dominant, runs_changed),
     )
+
+
+#: the factors that follow from which runs counted
+RUN_FACTORS = frozenset({"duration", "success_probability"})
+
+
+def cause_of(dominant: str | None, runs_changed: bool) -> str | None:
+    """What to blame: probability and duration both follow from the runs that
+    counted, so when those counts changed the split between the two is no
+    cause of its own (it is whatever the changed runs happened to weigh):
+    the cause is ``run_counts``."""
+    if runs_changed and dominant in RUN_FACTORS:
+        return "run_counts"
+    return dominant
+
+
+# ------------------------------------------------------------------ run counts
+
+#: (name in the report, Decision.factors key) of the run counts behind the
+#: probability and duration; ``previous_runs`` is the decision's own field.
+RUN_COUNT_KEYS: tuple[tuple[str, str], ...] = (
+    ("previous_runs", "total_previous_runs"),
+    ("successes", "successes"),
+    ("ignored_worker_failures", "ignored_worker_failures"),
+    ("same_context", "same_context"),
+    ("deps_satisfied_runs", "deps_satisfied_runs"),
+)
+
+
+def _count(d: Decision, key: str) -> float | None:
+    value = d.total_previous_runs if key == "total_previous_runs" else d.factors.get(key)
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def run_counts(a: Decision, b: Decision) -> tuple[RunCount, ...]:
+    """The run counts of both decisions, where at least one engine reported them."""
+    out = []
+    for name, key in RUN_COUNT_KEYS:
+        ca, cb = _count(a, key), _count(b, key)
+        if ca is not None or cb is not None:
+            out.append(RunCount(name, ca, cb))
+    return tuple(out)
+
+
+#: the counts that say *which runs counted*; ``successes`` is shown, not used
+#: (an engine that weighs runs reports a weighted sum there)
+WHICH_RUNS: tuple[tuple[str, str], ...] = tuple(
+    (name, key) for name, key in RUN_COUNT_KEYS if name != "successes"
+)
+
+
+def runs_changed(a: Decision, b: Decision) -> bool:
+    """Whether a count of which runs counted, reported by both engines, differs."""
+    for _name, key in WHICH_RUNS:
+        ca, cb = _count(a, key), _count(b, key)
+        if ca is not None and cb is not None and ca != cb:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ error pairs
+
+
+def _assertion_rule(message: str, other: Decision) -> tuple[str, str]:
+    """The input behind one of the legacy's offset assertions (spec §6)."""
+    if "Probability of success" in message or "estimated_probability_of_success(0" in message:
+        p = other.success_probability
+        shown = "" if p is None else f" (the other engine: {p:g})"
+        return f"success probability 0 makes the worth 0{shown}", "success_probability"
+    if "normalized codebase value" in message or "normalized_codebase_value(0" in message:
+        return "a normalized codebase value of 0", "normalized_codebase_value"
+    if "candidate value is" in message or "candidate_value(0" in message:
+        return f"a candidate value <= 0 (value {other.value})", "candidate_value"
+    if "Estimated cost" in message or "estimated duration < 0" in message:
+        d = other.estimated_duration_us
+        return f"a negative estimated duration ({d} µs on the other side)", "duration"
+    if "Estimated value" in message:
+        return (
+            "a worth of 0 (probability × codebase value × candidate value)",
+            "success_probability",
+        )
+    return "an empty command (the legacy asserts one)", "candidate_row"
+
+
+#: (substring of "type: message", input in words, cause), first match wins
+_RULES: tuple[tuple[str, str, str], ...] = (
+    (
+        "push-derived",
+        "publish mode 'push-derived', which the legacy's publish-bonus table does not know",
+        "publish_policy",
+    ),
+    (
+        "object is not iterable",
+        "a publish policy whose per_branch_policy is NULL",
+        "publish_policy",
+    ),
+    (
+        "'NoneType' and 'int'",
+        "a NULL candidate value with publish-policy entries",
+        "candidate_value",
+    ),
+    (
+        "CandidateUnavailable",
+        "a NULL value/success_chance/command on a candidate that exists "
+        "only with a change set (the re-read finds no row)",
+        "candidate_row",
+    ),
+    (
+        "ZeroDivisionError",
+        "every codebase value NULL or 0 (the maximum divides)",
+        "codebase_values",
+    ),
+    (
+        "debversion",
+        "a dependency constraint with an operator PostgreSQL's debversion lacks (<< or >>)",
+        "dependencies",
+    ),
+    (
+        "syntax error at or near",
+        "a dependency constraint with an operator that is not SQL",
+        "dependencies",
+    ),
+    (
+        "all_debian_versions",
+        "no all_debian_versions table (dependencies cannot be checked)",
+        "dependencies",
+    ),
+    ("has no attribute 'get'", "run failure_details that are not a JSON object", "dependencies"),
+    ("total_seconds", "a counted run with a NULL start or finish time", "run_data"),
+    ("'datetime.datetime' and 'NoneType'", "a worker failure with a NULL start time", "run_data"),
+    ("OutOfRange", "a priority beyond PostgreSQL's bigint", "queue"),
+    ("QueueOverflow", "a priority beyond PostgreSQL's bigint", "queue"),
+    ("KeyError", "a publish mode the legacy does not know", "publish_policy"),
+)
+
+
+def error_rule(a: Decision, b: Decision) -> ErrorRule:
+    """The input and cause behind an error pair (A raised, B raised, or both with
+    different types), from the error and the other side's decision."""
+    side = "both" if a.error is not None and b.error is not None else "A" if a.error else "B"
+    raised, other = (a, b) if a.error is not None else (b, a)
+    assert raised.error is not None
+    text = f"{raised.error.type}: {raised.error.message}"
+    if raised.error.type.endswith("AssertionError"):
+        what, cause = _assertion_rule(raised.error.message, other)
+        return ErrorRule(what, cause, side)
+    for needle, what, cause in _RULES:
+        if needle in text:
+            if cause == "publish_policy" and needle == "KeyError":
+                mode = raised.error.message.strip("'\"")
+                known = ", ".join(sorted(PUBLISH_MODE_VALUE))
+                what = f"publish mode {mode!r}, which the legacy does not know (known: {known})"
+            return ErrorRule(what, cause, side)
+    hint = other.factors.get("legacy_failure") if other.factors else None
+    if isinstance(hint, str) and hint:
+        return ErrorRule(f"the other engine says: {hint}", "residual", side)
+    return ErrorRule(f"{text.splitlines()[0][:160]}", "residual", side)
 
 
 def _clean(value: float) -> float | None:

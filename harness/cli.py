@@ -93,6 +93,14 @@ COMMANDS: dict[str, LazyCommand] = {
         "harness.commands.shadow_report",
         "Render the shadow service's HISTORY (history.jsonl) as an HTML report.",
     ),
+    "enqueue": LazyCommand(
+        "harness.commands.enqueue",
+        "Schedule SOURCE with an engine and write its queue entries to --to.",
+    ),
+    "backtest": LazyCommand(
+        "harness.commands.backtest",
+        "Cut SOURCE at each --at time, let each engine decide, score against what followed.",
+    ),
 }
 
 #: Kept for callers that iterate the modules.

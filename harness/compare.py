@@ -2,6 +2,8 @@
 
 The entry point is :func:`compare_schedules`; it returns a
 :class:`~harness.comparison_model.Comparison` (see that module for every field).
+It runs in stages, one function each, every stage returning a small frozen
+record the next ones read (numpy columns inside, one row per aligned pair).
 
 Rules, in order, for each numeric field of each candidate both engines decided:
 
@@ -12,16 +14,22 @@ Rules, in order, for each numeric field of each candidate both engines decided:
    value (``null_mismatch``).
 2. **Tolerated**: ``|b−a| <= absolute`` or ``|b−a| <= relative·max(|a|,|b|)``
    (:mod:`harness.tolerances`).
-3. Otherwise **divergent**, and then: *noise* unless Diffy's rule says the
-   difference stands out of the noise baseline (:mod:`harness.noise`);
-   *waived* when an active waiver covers it (:mod:`harness.waivers`);
-   otherwise *real*.
+3. Otherwise **divergent**, and then: *noise* when the reference re-run in
+   B's row order reproduces B, or when the difference is no larger than what
+   the reference did to that candidate's field against itself
+   (:mod:`harness.noise`); *waived* when an active waiver covers it
+   (:mod:`harness.waivers`); otherwise *real*.
 
-Candidates present on one side only (``presence``), an error on one side only
-or a different error type (``error``), and differences in the non-numeric
-fields (``structure``, explained by deepdiff) are divergences classified the
-same way. Everything is computed on numpy columns; objects are built only for
-the ``top_n`` candidates kept in the result.
+Worker order is compared as such: two candidates with the same bucket and
+priority on both sides that workers take in another order (their ids, i.e.
+insertion order) are a ``tie_order`` divergence, unless the settings say ties
+are unordered. Candidates present on one side only (``presence``), an error on
+one side only or a different error type (``error``), and differences in the
+non-numeric fields (``structure``, explained by deepdiff) are divergences
+classified the same way. Each divergent candidate is counted under one kind
+(:data:`~harness.comparison_model.KINDS`): error, presence, numeric, order,
+tie order, in that precedence. Objects are built only for the ``top_n``
+candidates kept in the result.
 """
 
 from __future__ import annotations
@@ -29,13 +37,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from deepdiff import DeepDiff
+from scipy import stats as sp_stats
 
 from engines.model import BUCKETS, Decision, Schedule
 from harness import attribution as attr
@@ -43,6 +52,7 @@ from harness.alignment import (
     DECISION_FIELDS,
     STRUCTURE_FIELDS,
     Alignment,
+    Key,
     Side,
     align,
     decision_key,
@@ -50,95 +60,203 @@ from harness.alignment import (
     structure_mismatch,
 )
 from harness.comparison_model import (
+    CAUSES,
     FACTORS,
+    KINDS,
     NUMERIC_FIELDS,
     CampaignSummary,
     CandidateDiff,
     Comparison,
     Counts,
     DiffKind,
+    Distribution,
     ErrorMismatch,
     FieldDelta,
     FieldStats,
     Histogram,
     KeyRef,
+    KindCount,
     PlotData,
+    QueueHeadRow,
     RankMetrics,
     RunInfo,
     Status,
     Verdict,
 )
 from harness.noise import NoiseProfile, field_beyond_noise, field_deltas, within_own_noise
-from harness.ranking import rank_metrics_of
+from harness.ranking import rank_metrics_of, tie_groups
 from harness.tolerances import Settings, default_settings
 from harness.waivers import Waiver, WaiverSet
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+StatusArray = npt.NDArray[np.int8]
 
 NONE, NOISE, WAIVED, REAL = 0, 1, 2, 3
 STATUS_NAMES: dict[int, Status] = {NOISE: "noise", WAIVED: "waived", REAL: "real"}
 PLOT_SAMPLE = 2000
 _ERROR_KINDS: tuple[DiffKind, ...] = ("error_vs_value", "value_vs_error", "error_mismatch")
+#: the numbers of a candidate's queue row (its position is the ``order`` kind)
+_QUEUE_NUMBERS = ("queue_priority", "queue_bucket")
+#: category codes per pair, in :data:`KINDS` order (0: none)
+_KIND_CODE = {name: k + 1 for k, name in enumerate(KINDS)}
 
 
-@dataclass
-class _FieldResult:
-    status: npt.NDArray[np.int8]
+# --------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Who is compared: the aligned pairs' keys, campaigns and who decided."""
+
+    n: int
+    keys: list[Key]
+    campaigns: list[str]
+    codebases: list[str]
+    noise_index: IntArray | None
+    ok_a: BoolArray
+    ok_b: BoolArray
+    both_ok: BoolArray
+
+
+@dataclass(frozen=True)
+class _Classifier:
+    """What turns a divergence mask into statuses: noise, waivers, row context."""
+
+    profile: NoiseProfile | None
+    waivers: WaiverSet
+    campaigns: Sequence[str]
+    codebases: Sequence[str]
+
+    def classify(
+        self, name: str, divergent: BoolArray, explained: BoolArray
+    ) -> tuple[StatusArray, IntArray]:
+        """Status per row: noise (``explained``), waived, or real."""
+        status = np.zeros(divergent.shape, dtype=np.int8)
+        real = divergent & ~explained
+        status[divergent & explained] = NOISE
+        waiver = (
+            self.waivers.apply(name, self.campaigns, self.codebases, real)
+            if self.waivers
+            else np.full(divergent.shape, -1, dtype=np.int64)
+        )
+        waived = waiver >= 0
+        status[real & waived] = WAIVED
+        status[real & ~waived] = REAL
+        return status, waiver
+
+
+@dataclass(frozen=True)
+class _OrderRef:
+    """B against the reference re-run in B's row order, per aligned pair:
+    ``agrees[f]`` B's field f equals (within tolerance) the order run's;
+    ``present``: the key is in the order run at all."""
+
+    present: BoolArray
+    agrees: dict[str, BoolArray]
+    same_error: BoolArray
+    same_structure: BoolArray
+    same_ties: BoolArray
+    extra_keys: frozenset[Key]
+    missing_keys: frozenset[Key]
+
+
+@dataclass(frozen=True)
+class _Field:
+    status: StatusArray
     waiver: IntArray
     delta: FloatArray
     rel: FloatArray
     noise: FloatArray
 
 
-def _classify(
-    divergent: BoolArray,
-    noise: FloatArray | None,
-    field_noisy: bool,
-    waivers: WaiverSet,
-    name: str,
-    campaigns: Sequence[str],
-    codebases: Sequence[str],
-    delta: FloatArray,
-) -> tuple[npt.NDArray[np.int8], IntArray]:
-    """Status per row: noise (the candidate's own noise covers it, or the whole
-    field is within noise by Diffy's rule and the candidate was noisy itself),
-    waived, or real."""
-    status = np.zeros(divergent.shape, dtype=np.int8)
-    if noise is None:
-        real = divergent.copy()
-    elif field_noisy:
-        # the field is within noise (Diffy): excuse the candidates that were noisy
-        # themselves; one that never moved against itself but moved now is real
-        real = divergent & ~(noise > 0)
-    else:
-        real = divergent & ~within_own_noise(delta, noise)
-    status[divergent & ~real] = NOISE
-    waiver = (
-        waivers.apply(name, campaigns, codebases, real)
-        if waivers
-        else np.full(divergent.shape, -1, dtype=np.int64)
-    )
-    waived = waiver >= 0
-    status[real & waived] = WAIVED
-    status[real & ~waived] = REAL
-    return status, waiver
+@dataclass(frozen=True)
+class _Numeric:
+    fields: dict[str, _Field]
+    stats: tuple[FieldStats, ...]
 
 
-def _flag_status(
-    divergent: BoolArray,
-    noisy: BoolArray | None,
-    waivers: WaiverSet,
-    name: str,
-    campaigns: Sequence[str],
-    codebases: Sequence[str],
-) -> tuple[npt.NDArray[np.int8], IntArray]:
-    """Status for yes/no divergences (presence, error, structure)."""
-    # noise when the self-runs showed the same flag for that candidate
-    noise = None if noisy is None else np.where(noisy, np.inf, 0.0)
-    delta = np.where(divergent, 1.0, 0.0)
-    return _classify(divergent, noise, False, waivers, name, campaigns, codebases, delta)
+@dataclass(frozen=True)
+class _Flags:
+    """A yes/no divergence per row (structure, tie order, errors)."""
+
+    divergent: BoolArray
+    status: StatusArray
+    waiver: IntArray
+
+
+@dataclass(frozen=True)
+class _Structure:
+    flags: _Flags
+    names: dict[int, tuple[str, ...]]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Errors:
+    flags: _Flags
+    kind: npt.NDArray[np.int8]  # 1 error_vs_value, 2 value_vs_error, 3 different types
+    same: BoolArray
+
+
+@dataclass(frozen=True)
+class _Presence:
+    missing_keys: list[Key]
+    extra_keys: list[Key]
+    missing_status: StatusArray
+    missing_waiver: IntArray
+    extra_status: StatusArray
+    extra_waiver: IntArray
+
+
+@dataclass(frozen=True)
+class _Ties:
+    """Worker order inside tie groups, per aligned pair: ``differs`` (whatever
+    the settings), the status (no divergence when ties are unordered), and
+    exact ranks among the keys queued on both sides (0: not queued on both)."""
+
+    flags: _Flags
+    differs: BoolArray
+    rank_a: IntArray
+    rank_b: IntArray
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Per aligned pair: worst status, kind code, log offset ratio, severity."""
+
+    status: StatusArray
+    kind: npt.NDArray[np.int8]
+    log_ratio: FloatArray
+    valid_offsets: BoolArray
+    severity: FloatArray
+    numbers_moved: BoolArray
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    positions: IntArray  # pair index per attributed row
+    row: IntArray  # per pair: its row in the table (-1: not attributed)
+    table: attr.FactorTable
+    contrib: attr.Contributions
+    weights: dict[str, FloatArray]
+    runs_changed: BoolArray  # per attributed row
+    cause: IntArray  # per attributed row: index into CAUSES (-1: none)
+    error_cause: IntArray  # per pair: index into CAUSES for error pairs (-1: none)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    verdict: Verdict
+    reason: str
+    real: int
+    noise: int
+    waived: int
+    kinds: tuple[KindCount, ...]
+
+
+# ----------------------------------------------------------------- small helpers
 
 
 def _noise_for(
@@ -215,91 +333,161 @@ def structure_lines(da: Decision, db: Decision) -> tuple[str, ...]:
     return tuple(line for line in diff.pretty().splitlines() if line.strip())
 
 
-def compare_schedules(
-    a: Schedule,
-    b: Schedule,
-    *,
-    settings: Settings | None = None,
-    noise: NoiseProfile | None = None,
-    waivers: Sequence[Waiver] | WaiverSet = (),
-    budget: int = 0,
-    source_a: str = "engine",
-    source_b: str = "engine",
-    today: date | None = None,
-) -> Comparison:
-    """Compare ``b`` (under test) against ``a`` (reference); see the module docstring."""
-    started = time.perf_counter()
-    settings = settings or default_settings()
-    waiver_set = waivers if isinstance(waivers, WaiverSet) else WaiverSet(waivers, today)
-    side_a, side_b = side_from_schedule(a), side_from_schedule(b)
-    al = align(side_a, side_b)
-    return _compare(al, settings, noise, waiver_set, budget, source_a, source_b, started)
+def _tolerated(
+    settings: Settings, name: str, delta: FloatArray, va: FloatArray, vb: FloatArray
+) -> tuple[BoolArray, BoolArray, FloatArray]:
+    """(equal, tolerated, relative delta) of one field."""
+    tol = settings.tolerance(name)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = np.maximum(np.abs(va), np.abs(vb))
+        equal = delta == 0.0
+        tolerated = (
+            ~equal
+            & np.isfinite(delta)
+            & ((delta <= tol.absolute) | (delta <= tol.relative * scale))
+        )
+        rel = np.where(scale > 0, delta / np.where(scale > 0, scale, 1.0), 0.0)
+    return equal, tolerated, rel
 
 
-def _compare(
+def tie_order_differs(al: Alignment) -> tuple[BoolArray, IntArray, IntArray]:
+    """Per aligned pair: whether workers take it in another order relative to
+    the candidates tied with it (same bucket and priority) on **both** sides,
+    and its exact 1-based rank among the keys queued on both sides (0: not).
+
+    Two candidates tied on both sides are taken in id order, i.e. insertion
+    order; if that order flips between A and B, workers do the work in
+    another order although every number agrees.
+    """
+    n = int(al.ia.size)
+    differs = np.zeros(n, dtype=bool)
+    rank_a = np.zeros(n, dtype=np.int64)
+    rank_b = np.zeros(n, dtype=np.int64)
+    row_a, row_b = al.a.queue_row[al.ia], al.b.queue_row[al.ib]
+    # only keys queued on both sides, and the first queue row of each
+    both = np.flatnonzero((row_a >= 0) & (row_b >= 0))
+    if both.size == 0:
+        return differs, rank_a, rank_b
+    ra, rb = row_a[both], row_b[both]
+    rank_a[both] = np.argsort(np.argsort(ra, kind="stable"), kind="stable") + 1
+    rank_b[both] = np.argsort(np.argsort(rb, kind="stable"), kind="stable") + 1
+    if both.size < 2:
+        return differs, rank_a, rank_b
+    ga = tie_groups(al.a.queue_scores).group[ra]
+    gb = tie_groups(al.b.queue_scores).group[rb]
+    # slots within each (A group, B group) cell, by A's order and by B's
+    by_a = np.lexsort((ra, gb, ga))
+    by_b = np.lexsort((rb, gb, ga))
+    slot_a = np.empty(both.size, dtype=np.int64)
+    slot_b = np.empty(both.size, dtype=np.int64)
+    slot_a[by_a] = np.arange(both.size)
+    slot_b[by_b] = np.arange(both.size)
+    differs[both] = slot_a != slot_b
+    return differs, rank_a, rank_b
+
+
+# ---------------------------------------------------------------------- stages
+
+
+def _rows(al: Alignment, profile: NoiseProfile | None) -> _Rows:
+    keys = [al.a.keys[i] for i in al.ia.tolist()]
+    ok_a, ok_b = al.a.ok[al.ia], al.b.ok[al.ib]
+    return _Rows(
+        n=int(al.ia.size),
+        keys=keys,
+        campaigns=[k[1] for k in keys],
+        codebases=[k[0] for k in keys],
+        noise_index=profile.lookup(keys) if profile is not None else None,
+        ok_a=ok_a,
+        ok_b=ok_b,
+        both_ok=ok_a & ok_b,
+    )
+
+
+def _order_reference(
+    al: Alignment, profile: NoiseProfile | None, settings: Settings
+) -> _OrderRef | None:
+    """B compared with the reference re-run in B's row order (if there is one)."""
+    if profile is None or profile.order is None:
+        return None
+    ao = align(profile.order, al.b)  # A' (order run) against B
+    size_b = al.b.size
+    where = np.full(size_b, -1, dtype=np.int64)  # per B key: its pair in ao
+    where[ao.ib] = np.arange(ao.ia.size)
+    pair = where[al.ib]
+    present = pair >= 0
+    safe = np.maximum(pair, 0)
+    agrees: dict[str, BoolArray] = {}
+    for name in NUMERIC_FIELDS:
+        ca, cb = ao.column_a(name), ao.column_b(name)
+        delta = field_deltas(ca.values, ca.null, cb.values, cb.null)
+        equal, tolerated, _ = _tolerated(settings, name, delta, ca.values, cb.values)
+        agrees[name] = present & (equal | tolerated)[safe] if ao.ia.size else present
+    types_o = [ao.a.error_types[i] for i in ao.ia.tolist()]
+    types_b = [ao.b.error_types[j] for j in ao.ib.tolist()]
+    same_error_o = np.fromiter(
+        (x == y for x, y in zip(types_o, types_b, strict=True)), dtype=bool, count=len(types_o)
+    )
+    same_structure_o = np.fromiter(
+        (
+            not structure_mismatch(ao.a.decisions[i], ao.b.decisions[j])
+            for i, j in zip(ao.ia.tolist(), ao.ib.tolist(), strict=True)
+        ),
+        dtype=bool,
+        count=int(ao.ia.size),
+    )
+    ties_o, _, _ = tie_order_differs(ao)
+    pick = (lambda v: present & v[safe]) if ao.ia.size else (lambda v: present)
+    return _OrderRef(
+        present=present,
+        agrees=agrees,
+        same_error=pick(same_error_o),
+        same_structure=pick(same_structure_o),
+        same_ties=pick(~ties_o),
+        extra_keys=frozenset(profile.order.keys[i] for i in ao.missing.tolist()) | frozenset(),
+        missing_keys=frozenset(al.a.keys[i] for i in al.missing.tolist())
+        - frozenset(profile.order.keys),
+    )
+
+
+def _numeric(
     al: Alignment,
+    rows: _Rows,
     settings: Settings,
-    profile: NoiseProfile | None,
-    waivers: WaiverSet,
-    budget: int,
-    source_a: str,
-    source_b: str,
-    started: float,
-) -> Comparison:
-    sa, sb = al.a, al.b
-    ia, ib = al.ia, al.ib
-    n = int(ia.size)
-    keys = [sa.keys[i] for i in ia.tolist()]
-    campaigns = [k[1] for k in keys]
-    codebases = [k[0] for k in keys]
-    nidx = profile.lookup(keys) if profile is not None else None
-    ok_a, ok_b = sa.ok[ia], sb.ok[ib]
-    both_ok = ok_a & ok_b
-    pair_status = np.zeros(n, dtype=np.int8)
-
-    # ---- numeric fields
-    results: dict[str, _FieldResult] = {}
+    cls: _Classifier,
+    order: _OrderRef | None,
+) -> _Numeric:
+    """Every numeric field: equal, tolerated, or divergent and classified."""
+    profile = cls.profile
+    fields: dict[str, _Field] = {}
     stats: list[FieldStats] = []
+    both_ok = rows.both_ok
     for name in NUMERIC_FIELDS:
         tol = settings.tolerance(name)
-        ca, cb = sa.columns[name].take(ia), sb.columns[name].take(ib)
+        ca, cb = al.column_a(name), al.column_b(name)
         va, vb, na, nb = ca.values, cb.values, ca.null, cb.null
         delta = field_deltas(va, na, vb, nb)
-        with np.errstate(invalid="ignore", over="ignore"):
-            scale = np.maximum(np.abs(va), np.abs(vb))
-            equal = delta == 0.0
-            tolerated = (
-                ~equal
-                & np.isfinite(delta)
-                & ((delta <= tol.absolute) | (delta <= tol.relative * scale))
-            )
-            rel = np.where(scale > 0, delta / np.where(scale > 0, scale, 1.0), 0.0)
+        equal, tolerated, rel = _tolerated(settings, name, delta, va, vb)
         divergent = both_ok & ~equal & ~tolerated
-        noise_n = _noise_for(profile, nidx, name)
+        noise_n = _noise_for(profile, rows.noise_index, name)
+        explained = np.zeros(rows.n, dtype=bool)
+        if noise_n is not None:
+            explained |= within_own_noise(delta, noise_n)
+        if order is not None:
+            explained |= order.agrees[name]
         field_noise = None
-        within_field_noise = False
-        if noise_n is not None and profile is not None:
-            # candidates the engine itself moved beyond tolerance in this field
-            rel_n = _noise_for(profile, nidx, name, relative=True)
+        beyond = None
+        if noise_n is not None:
+            rel_n = _noise_for(profile, rows.noise_index, name, relative=True)
             assert rel_n is not None
             noisy_rows = both_ok & (noise_n > tol.absolute) & (rel_n > tol.relative)
             field_noise = int(noisy_rows.sum())
-            within_field_noise = not field_beyond_noise(
+            beyond = field_beyond_noise(
                 int(divergent.sum()), field_noise, int(both_ok.sum()), settings.noise
             )
-        status, waiver = _classify(
-            divergent,
-            noise_n,
-            within_field_noise,
-            waivers,
-            name,
-            campaigns,
-            codebases,
-            delta,
-        )
-        pair_status = np.maximum(pair_status, status)
-        results[name] = _FieldResult(
-            status, waiver, delta, rel, noise_n if noise_n is not None else np.zeros(n)
+        status, waiver = cls.classify(name, divergent, explained)
+        fields[name] = _Field(
+            status, waiver, delta, rel, noise_n if noise_n is not None else np.zeros(rows.n)
         )
         compared = both_ok & ~na & ~nb
         finite = compared & np.isfinite(va) & np.isfinite(vb)
@@ -337,191 +525,377 @@ def _compare(
                     else 0.0
                 ),
                 noise_candidates=field_noise,
-                beyond_noise=None if field_noise is None else not within_field_noise,
+                beyond_noise=beyond,
             )
         )
+    return _Numeric(fields, tuple(stats))
 
-    # ---- structure (cheap tuple check, deepdiff later for the kept ones)
-    struct_pos: list[int] = []
-    struct_names: dict[int, tuple[str, ...]] = {}
-    structure_counts: dict[str, int] = {}
-    decisions_a, decisions_b = sa.decisions, sb.decisions
-    for pos in np.flatnonzero(both_ok).tolist():
-        da, db = decisions_a[ia[pos]], decisions_b[ib[pos]]
+
+def _flag_noise(
+    cls: _Classifier, rows: _Rows, flags: str, order_same: BoolArray | None
+) -> BoolArray:
+    """Rows where a yes/no divergence is noise: the self-runs showed it for that
+    candidate, or the order run reproduces B."""
+    explained = np.zeros(rows.n, dtype=bool)
+    noisy = _noise_flags(cls.profile, rows.noise_index, flags)
+    if noisy is not None:
+        explained |= noisy
+    if order_same is not None:
+        explained |= order_same
+    return explained
+
+
+def _structure(al: Alignment, rows: _Rows, cls: _Classifier, order: _OrderRef | None) -> _Structure:
+    """Non-numeric decision fields: a cheap tuple check (deepdiff later, for the kept ones)."""
+    positions: list[int] = []
+    names: dict[int, tuple[str, ...]] = {}
+    counts: dict[str, int] = {}
+    decisions_a, decisions_b = al.a.decisions, al.b.decisions
+    for pos in np.flatnonzero(rows.both_ok).tolist():
+        da, db = decisions_a[al.ia[pos]], decisions_b[al.ib[pos]]
         if da is db:
             continue
-        names = structure_mismatch(da, db)
-        if names:
-            struct_pos.append(pos)
-            struct_names[pos] = names
-            for nm in names:
-                structure_counts[nm] = structure_counts.get(nm, 0) + 1
-    struct_div = np.zeros(n, dtype=bool)
-    struct_div[np.asarray(struct_pos, dtype=np.int64)] = True
-    struct_status, struct_waiver = _flag_status(
-        struct_div,
-        _noise_flags(profile, nidx, "structure"),
-        waivers,
-        "structure",
-        campaigns,
-        codebases,
-    )
-    pair_status = np.maximum(pair_status, struct_status)
+        found = structure_mismatch(da, db)
+        if found:
+            positions.append(pos)
+            names[pos] = found
+            for nm in found:
+                counts[nm] = counts.get(nm, 0) + 1
+    divergent = np.zeros(rows.n, dtype=bool)
+    divergent[np.asarray(positions, dtype=np.int64)] = True
+    explained = _flag_noise(cls, rows, "structure", None if order is None else order.same_structure)
+    status, waiver = cls.classify("structure", divergent, explained)
+    return _Structure(_Flags(divergent, status, waiver), names, counts)
 
-    # ---- errors
-    types_a = [sa.error_types[i] for i in ia.tolist()]
-    types_b = [sb.error_types[j] for j in ib.tolist()]
-    err_kind = np.zeros(n, dtype=np.int8)  # 1 error_vs_value, 2 value_vs_error, 3 mismatch
-    err_kind[~ok_a & ok_b] = 1
-    err_kind[ok_a & ~ok_b] = 2
-    both_err = ~ok_a & ~ok_b
-    same_err = np.zeros(n, dtype=bool)
-    for pos in np.flatnonzero(both_err).tolist():
+
+def _ties(
+    al: Alignment, rows: _Rows, settings: Settings, cls: _Classifier, order: _OrderRef | None
+) -> _Ties:
+    """Worker order inside tie groups (a kind of its own, unless ties are unordered)."""
+    differs, rank_a, rank_b = tie_order_differs(al)
+    differs &= rows.both_ok
+    divergent = differs if settings.ranking.ties_ordered else np.zeros(rows.n, dtype=bool)
+    explained = np.zeros(rows.n, dtype=bool) if order is None else order.same_ties
+    status, waiver = cls.classify("tie_order", divergent, explained)
+    return _Ties(_Flags(divergent, status, waiver), differs, rank_a, rank_b)
+
+
+def _errors(al: Alignment, rows: _Rows, cls: _Classifier, order: _OrderRef | None) -> _Errors:
+    types_a = [al.a.error_types[i] for i in al.ia.tolist()]
+    types_b = [al.b.error_types[j] for j in al.ib.tolist()]
+    kind = np.zeros(rows.n, dtype=np.int8)
+    kind[~rows.ok_a & rows.ok_b] = 1
+    kind[rows.ok_a & ~rows.ok_b] = 2
+    same = np.zeros(rows.n, dtype=bool)
+    for pos in np.flatnonzero(~rows.ok_a & ~rows.ok_b).tolist():
         if types_a[pos] == types_b[pos]:
-            same_err[pos] = True
+            same[pos] = True
         else:
-            err_kind[pos] = 3
-    err_status, err_waiver = _flag_status(
-        err_kind > 0, _noise_flags(profile, nidx, "error"), waivers, "error", campaigns, codebases
-    )
-    pair_status = np.maximum(pair_status, err_status)
+            kind[pos] = 3
+    explained = _flag_noise(cls, rows, "error", None if order is None else order.same_error)
+    status, waiver = cls.classify("error", kind > 0, explained)
+    return _Errors(_Flags(kind > 0, status, waiver), kind, same)
 
-    # ---- presence
-    miss_keys = [sa.keys[i] for i in al.missing.tolist()]
-    extra_keys = [sb.keys[j] for j in al.extra.tolist()]
-    miss_noisy = None
-    extra_noisy = None
+
+def _presence(al: Alignment, cls: _Classifier, order: _OrderRef | None) -> _Presence:
+    """Keys decided on one side only."""
+    profile = cls.profile
+    missing_keys = [al.a.keys[i] for i in al.missing.tolist()]
+    extra_keys = [al.b.keys[j] for j in al.extra.tolist()]
+    missing_noisy = np.zeros(len(missing_keys), dtype=bool)
+    extra_noisy = np.zeros(len(extra_keys), dtype=bool)
     if profile is not None:
-        midx = profile.lookup(miss_keys)
-        miss_noisy = np.where(midx >= 0, profile.presence[np.maximum(midx, 0)], False)
+        midx = profile.lookup(missing_keys)
+        missing_noisy = np.where(midx >= 0, profile.presence[np.maximum(midx, 0)], False)
         extra_noisy = np.fromiter(
             (k in profile.extra_keys for k in extra_keys), dtype=bool, count=len(extra_keys)
         )
-    miss_status, miss_waiver = _flag_status(
-        np.ones(len(miss_keys), dtype=bool),
-        miss_noisy,
-        waivers,
-        "presence",
-        [k[1] for k in miss_keys],
-        [k[0] for k in miss_keys],
-    )
-    extra_status, extra_waiver = _flag_status(
-        np.ones(len(extra_keys), dtype=bool),
-        extra_noisy,
-        waivers,
-        "presence",
-        [k[1] for k in extra_keys],
-        [k[0] for k in extra_keys],
-    )
+    if order is not None:
+        missing_noisy |= np.fromiter(
+            (k in order.missing_keys for k in missing_keys), dtype=bool, count=len(missing_keys)
+        )
+        in_order = profile.order.index if profile is not None and profile.order else {}
+        extra_noisy |= np.fromiter(
+            (k in in_order for k in extra_keys), dtype=bool, count=len(extra_keys)
+        )
 
-    # ---- attribution (vectorised over divergent pairs both engines decided)
-    oa = sa.columns["offset"].values[ia]
-    ob = sb.columns["offset"].values[ib]
+    def classify(keys: list[Key], explained: BoolArray) -> tuple[StatusArray, IntArray]:
+        side = _Classifier(profile, cls.waivers, [k[1] for k in keys], [k[0] for k in keys])
+        return side.classify("presence", np.ones(len(keys), dtype=bool), explained)
+
+    miss_status, miss_waiver = classify(missing_keys, missing_noisy)
+    extra_status, extra_waiver = classify(extra_keys, extra_noisy)
+    return _Presence(missing_keys, extra_keys, miss_status, miss_waiver, extra_status, extra_waiver)
+
+
+def _pairs(
+    al: Alignment,
+    rows: _Rows,
+    numeric: _Numeric,
+    structure: _Structure,
+    ties: _Ties,
+    errors: _Errors,
+) -> _Pairs:
+    """Each pair's worst status, its kind (by precedence) and its severity."""
+    status = np.zeros(rows.n, dtype=np.int8)
+    numbers = np.zeros(rows.n, dtype=np.int8)  # worst status among the candidate's numbers
+    for name in (*DECISION_FIELDS, *_QUEUE_NUMBERS):
+        numbers = np.maximum(numbers, numeric.fields[name].status)
+    numbers = np.maximum(numbers, structure.flags.status)
+    position = numeric.fields["queue_position"].status
+    tie = ties.flags.status
+    err = errors.flags.status
+    for part in (numbers, position, tie, err):
+        status = np.maximum(status, part)
+    kind = np.zeros(rows.n, dtype=np.int8)
+    kind[tie > 0] = _KIND_CODE["tie_order"]
+    kind[position > 0] = _KIND_CODE["order"]
+    kind[numbers > 0] = _KIND_CODE["numeric"]
+    kind[err > 0] = _KIND_CODE["error"]
+
+    oa = al.a.columns["offset"].values[al.ia]
+    ob = al.b.columns["offset"].values[al.ib]
     with np.errstate(divide="ignore", invalid="ignore"):
-        valid_offsets = both_ok & np.isfinite(oa) & np.isfinite(ob) & (oa > 0) & (ob > 0)
-        log_ratio_all = np.where(valid_offsets, np.log(ob) - np.log(oa), np.nan)
-    # only where a decision field or the offset moved: collateral queue moves need no factors
-    decision_moved = np.zeros(n, dtype=bool)
-    for name in DECISION_FIELDS:
-        decision_moved |= results[name].status > 0
-    with np.errstate(invalid="ignore"):
-        decision_moved |= np.isfinite(log_ratio_all) & (log_ratio_all != 0)
-    div_pos = np.flatnonzero((pair_status > 0) & both_ok & decision_moved)
-    table = attr.factor_table(
-        [decisions_a[ia[p]] for p in div_pos.tolist()],
-        [decisions_b[ib[p]] for p in div_pos.tolist()],
-    )
-    contrib = attr.contributions(oa[div_pos], ob[div_pos], table)
-    contrib_weights = contrib.weights()
-    attr_row = np.full(n, -1, dtype=np.int64)
-    attr_row[div_pos] = np.arange(div_pos.size)
-
-    # ---- severity and the kept candidates
-    with np.errstate(invalid="ignore"):
-        sev = np.where(np.isfinite(log_ratio_all), np.abs(log_ratio_all), 0.0)
-        field_rel_max = np.zeros(n)
+        valid = rows.both_ok & np.isfinite(oa) & np.isfinite(ob) & (oa > 0) & (ob > 0)
+        log_ratio = np.where(valid, np.log(ob) - np.log(oa), np.nan)
+        sev = np.where(np.isfinite(log_ratio), np.abs(log_ratio), 0.0)
+        field_rel_max = np.zeros(rows.n)
         for name in NUMERIC_FIELDS:
-            r = results[name]
+            r = numeric.fields[name]
             field_rel_max = np.maximum(
                 field_rel_max, np.where(r.status > 0, np.nan_to_num(r.rel, nan=np.inf), 0.0)
             )
         sev = np.where(sev > 0, sev, np.minimum(field_rel_max, 1.0))
-        sev = np.where((err_kind > 0) | ~np.isfinite(field_rel_max), np.inf, sev)
-    pair_div = np.flatnonzero(pair_status > 0)
+        sev = np.where((errors.kind > 0) | ~np.isfinite(field_rel_max), np.inf, sev)
+    # a tie-order divergence is the smallest move there is
+    sev = np.where((kind == _KIND_CODE["tie_order"]) & (sev == 0), 1e-6, sev)
+    moved = np.zeros(rows.n, dtype=bool)
+    for name in DECISION_FIELDS:
+        moved |= numeric.fields[name].status > 0
+    with np.errstate(invalid="ignore"):
+        moved |= np.isfinite(log_ratio) & (log_ratio != 0)
+    return _Pairs(status, kind, log_ratio, valid, sev, moved)
+
+
+def _attribution(al: Alignment, rows: _Rows, pairs: _Pairs, errors: _Errors) -> _Attribution:
+    """Factor split of every divergent pair whose numbers moved; a rule for error pairs."""
+    positions = np.flatnonzero((pairs.status > 0) & rows.both_ok & pairs.numbers_moved)
+    decisions_a, decisions_b = al.a.decisions, al.b.decisions
+    picked_a = [decisions_a[al.ia[p]] for p in positions.tolist()]
+    picked_b = [decisions_b[al.ib[p]] for p in positions.tolist()]
+    table = attr.factor_table(picked_a, picked_b)
+    oa = al.a.columns["offset"].values[al.ia]
+    ob = al.b.columns["offset"].values[al.ib]
+    contrib = attr.contributions(oa[positions], ob[positions], table)
+    runs_changed = np.fromiter(
+        (attr.runs_changed(x, y) for x, y in zip(picked_a, picked_b, strict=True)),
+        dtype=bool,
+        count=positions.size,
+    )
+    cause_index = {name: k for k, name in enumerate(CAUSES)}
+    run_counts = cause_index["run_counts"]
+    run_factor = np.isin(
+        contrib.dominant,
+        [FACTORS.index("duration"), FACTORS.index("success_probability")],
+    )
+    cause = np.where(runs_changed & run_factor, run_counts, contrib.dominant).astype(np.int64)
+    row = np.full(rows.n, -1, dtype=np.int64)
+    row[positions] = np.arange(positions.size)
+    error_cause = np.full(rows.n, -1, dtype=np.int64)
+    for pos in np.flatnonzero(errors.kind > 0).tolist():
+        rule = attr.error_rule(decisions_a[al.ia[pos]], decisions_b[al.ib[pos]])
+        error_cause[pos] = cause_index.get(rule.factor, -1)
+    return _Attribution(
+        positions, row, table, contrib, contrib.weights(), runs_changed, cause, error_cause
+    )
+
+
+def _moved_by(
+    al: Alignment, rows: _Rows, pairs: _Pairs, ties: _Ties, pos: int
+) -> tuple[tuple[str, ...], int]:
+    """Candidates with changed numbers that crossed pair ``pos`` in the queue."""
+    ra, rb = ties.rank_a, ties.rank_b
+    if ra[pos] == 0:
+        return (), 0
+    movers = np.flatnonzero(pairs.numbers_moved & (ra > 0))
+    movers = movers[movers != pos]
+    crossed = movers[(ra[movers] < ra[pos]) != (rb[movers] < rb[pos])]
+    if crossed.size == 0:
+        return (), 0
+    size = np.abs((rb[crossed] - ra[crossed]).astype(np.int64))
+    top = crossed[np.argsort(-size, kind="stable")[:5]]
+    labels = tuple(f"{rows.keys[i][0]}/{rows.keys[i][1]}" for i in top.tolist())
+    return labels, int(crossed.size)
+
+
+def _bucket_name(queue_rank: float) -> str | None:
+    if not math.isfinite(queue_rank):
+        return None
+    r = int(queue_rank)
+    return BUCKETS[r] if 0 <= r < len(BUCKETS) else None
+
+
+@dataclass(frozen=True)
+class _PairView:
+    """Everything :func:`_pair_diff` reads about the aligned pairs."""
+
+    al: Alignment
+    rows: _Rows
+    numeric: _Numeric
+    structure: _Structure
+    ties: _Ties
+    errors: _Errors
+    pairs: _Pairs
+    attribution: _Attribution
+    waiver_ids: tuple[str, ...]
+
+    def waiver(self, index: int) -> str | None:
+        return None if index < 0 else self.waiver_ids[index]
+
+
+def _pair_diff(view: _PairView, i: int, severity: float) -> CandidateDiff:
+    """The full record of one divergent aligned pair."""
+    al = view.al
+    ja, jb = int(al.ia[i]), int(al.ib[i])
+    da, db = al.a.decisions[ja], al.b.decisions[jb]
+    fields = []
+    used: list[str] = []
+    for name in NUMERIC_FIELDS:
+        r = view.numeric.fields[name]
+        st = int(r.status[i])
+        if st == NONE:
+            continue
+        delta = float(r.delta[i])
+        w = view.waiver(int(r.waiver[i]))
+        if w:
+            used.append(w)
+        fields.append(
+            FieldDelta(
+                field=name,
+                a=al.value_a(name, ja),
+                b=al.value_b(name, jb),
+                abs_delta=_finite_or_none(delta),
+                rel_delta=_finite_or_none(float(r.rel[i])) if math.isfinite(delta) else None,
+                status=STATUS_NAMES[st],
+                noise=_finite_or_none(float(r.noise[i])) if r.noise[i] else None,
+                waiver=w,
+            )
+        )
+    for flags in (view.structure.flags, view.errors.flags, view.ties.flags):
+        w = view.waiver(int(flags.waiver[i]))
+        if w:
+            used.append(w)
+    err_kind = int(view.errors.kind[i])
+    kind: DiffKind = _ERROR_KINDS[err_kind - 1] if err_kind else "value"
+    a_row = int(view.attribution.row[i])
+    attribution = None
+    if a_row >= 0:
+        attribution = attr.attribution_for(
+            a_row,
+            view.attribution.contrib,
+            view.attribution.table,
+            bool(view.attribution.runs_changed[a_row]),
+        )
+    category = KINDS[int(view.pairs.kind[i]) - 1] if view.pairs.kind[i] else "numeric"
+    moved_by: tuple[str, ...] = ()
+    moved_total = 0
+    if category in ("order", "tie_order"):
+        moved_by, moved_total = _moved_by(al, view.rows, view.pairs, view.ties, i)
+    qa = al.a.columns["queue_bucket"].values[ja]
+    qb = al.b.columns["queue_bucket"].values[jb]
+    structure = view.structure
+    return CandidateDiff(
+        codebase=da.codebase,
+        campaign=da.campaign,
+        change_set=da.change_set,
+        kind=kind,
+        status=STATUS_NAMES[int(view.pairs.status[i])],
+        severity=severity,
+        fields=tuple(fields),
+        structure=(
+            structure_lines(da, db) if i in structure.names and structure.flags.status[i] else ()
+        ),
+        attribution=attribution,
+        offset_a=da.offset,
+        offset_b=db.offset,
+        rank_a=al.a.queue_pos.get(decision_key(da)),
+        rank_b=al.b.queue_pos.get(decision_key(db)),
+        bucket_a=_bucket_name(qa),
+        bucket_b=_bucket_name(qb),
+        reasons_a=tuple(da.reasons),
+        reasons_b=tuple(db.reasons),
+        error_a=_error_text(da),
+        error_b=_error_text(db),
+        waivers=tuple(dict.fromkeys(used)),
+        category=category,
+        rule=attr.error_rule(da, db) if err_kind else None,
+        run_counts=attr.run_counts(da, db) if da.error is None and db.error is None else (),
+        moved_by=moved_by,
+        moved_by_total=moved_total,
+    )
+
+
+def _one_sided_diff(
+    side: Side, key_index: int, missing: bool, status: int, waiver: str | None
+) -> CandidateDiff:
+    d = side.decisions[key_index]
+    rank = side.queue_pos.get(decision_key(d))
+    return CandidateDiff(
+        codebase=d.codebase,
+        campaign=d.campaign,
+        change_set=d.change_set,
+        kind="missing" if missing else "extra",
+        status=STATUS_NAMES[status],
+        severity=math.inf,
+        offset_a=d.offset if missing else None,
+        offset_b=None if missing else d.offset,
+        rank_a=rank if missing else None,
+        rank_b=None if missing else rank,
+        reasons_a=d.reasons if missing else (),
+        reasons_b=() if missing else d.reasons,
+        error_a=_error_text(d) if missing else None,
+        error_b=None if missing else _error_text(d),
+        waivers=() if waiver is None else (waiver,),
+        category="presence",
+    )
+
+
+def _candidates(
+    view: _PairView, presence: _Presence, top_n: int
+) -> tuple[tuple[CandidateDiff, ...], int]:
+    """The ``top_n`` divergent candidates, real first, then by severity."""
+    al, pairs = view.al, view.pairs
+    pair_div = np.flatnonzero(pairs.status > 0)
+    n_miss, n_extra = len(presence.missing_keys), len(presence.extra_keys)
     # entries: (group, index): group 0 pairs, 1 missing, 2 extra
-    groups = np.concatenate(
-        [np.zeros(pair_div.size), np.ones(len(miss_keys)), np.full(len(extra_keys), 2)]
+    groups = np.concatenate([np.zeros(pair_div.size), np.ones(n_miss), np.full(n_extra, 2)]).astype(
+        np.int64
+    )
+    index = np.concatenate([pair_div, np.arange(n_miss), np.arange(n_extra)]).astype(np.int64)
+    statuses = np.concatenate(
+        [pairs.status[pair_div], presence.missing_status, presence.extra_status]
     ).astype(np.int64)
-    index = np.concatenate(
-        [pair_div, np.arange(len(miss_keys)), np.arange(len(extra_keys))]
-    ).astype(np.int64)
-    statuses = np.concatenate([pair_status[pair_div], miss_status, extra_status]).astype(np.int64)
     severities = np.concatenate(
-        [sev[pair_div], np.full(len(miss_keys), np.inf), np.full(len(extra_keys), np.inf)]
+        [pairs.severity[pair_div], np.full(n_miss, np.inf), np.full(n_extra, np.inf)]
     )
     order = np.lexsort((-severities, -statuses))
-    kept = order[: settings.top_n]
-
-    waiver_ids = [w.id for w in waivers.waivers]
-
-    def wid(i: int) -> str | None:
-        return None if i < 0 else waiver_ids[i]
-
-    queue_a, queue_b = sa.schedule.queue, sb.schedule.queue
-
-    def bucket_name(queue_rank: float) -> str | None:
-        if not math.isfinite(queue_rank):
-            return None
-        r = int(queue_rank)
-        return BUCKETS[r] if 0 <= r < len(BUCKETS) else None
-
-    candidates: list[CandidateDiff] = []
-    for entry in kept.tolist():
+    out: list[CandidateDiff] = []
+    for entry in order[:top_n].tolist():
         group, i = int(groups[entry]), int(index[entry])
-        status_name = STATUS_NAMES[int(statuses[entry])]
         if group == 0:
-            candidates.append(
-                _pair_diff(
-                    i,
-                    status_name,
-                    float(severities[entry]),
-                    al,
-                    results,
-                    struct_names.get(i, ()),
-                    struct_status[i],
-                    err_kind[i],
-                    contrib,
-                    table,
-                    int(attr_row[i]),
-                    wid,
-                    bucket_name,
-                    [int(struct_waiver[i]), int(err_waiver[i])],
-                )
-            )
+            out.append(_pair_diff(view, i, float(severities[entry])))
+        elif group == 1:
+            w = view.waiver(int(presence.missing_waiver[i]))
+            out.append(_one_sided_diff(al.a, int(al.missing[i]), True, int(statuses[entry]), w))
         else:
-            side, key_index = (sa, al.missing[i]) if group == 1 else (sb, al.extra[i])
-            d = side.decisions[int(key_index)]
-            used = miss_waiver[i] if group == 1 else extra_waiver[i]
-            candidates.append(
-                CandidateDiff(
-                    codebase=d.codebase,
-                    campaign=d.campaign,
-                    change_set=d.change_set,
-                    kind="missing" if group == 1 else "extra",
-                    status=status_name,
-                    severity=math.inf,
-                    offset_a=d.offset if group == 1 else None,
-                    offset_b=d.offset if group == 2 else None,
-                    rank_a=side.queue_pos.get(decision_key(d)) if group == 1 else None,
-                    rank_b=side.queue_pos.get(decision_key(d)) if group == 2 else None,
-                    reasons_a=d.reasons if group == 1 else (),
-                    reasons_b=d.reasons if group == 2 else (),
-                    error_a=_error_text(d) if group == 1 else None,
-                    error_b=_error_text(d) if group == 2 else None,
-                    waivers=() if used < 0 else (waiver_ids[int(used)],),
-                )
-            )
+            w = view.waiver(int(presence.extra_waiver[i]))
+            out.append(_one_sided_diff(al.b, int(al.extra[i]), False, int(statuses[entry]), w))
+    return tuple(out), int(statuses.size)
 
+
+def _keyrefs(
+    al: Alignment, presence: _Presence, top_n: int
+) -> tuple[tuple[KeyRef, ...], tuple[KeyRef, ...]]:
     def keyref(side: Side, key_index: int, label: str, st: int) -> KeyRef:
         d = side.decisions[key_index]
         return KeyRef(
@@ -535,36 +909,44 @@ def _compare(
             error=_error_text(d),
         )
 
-    top_n = settings.top_n
     missing = tuple(
-        keyref(sa, int(al.missing[i]), "A", int(miss_status[i]))
-        for i in range(min(top_n, len(miss_keys)))
+        keyref(al.a, int(al.missing[i]), "A", int(presence.missing_status[i]))
+        for i in range(min(top_n, len(presence.missing_keys)))
     )
     extra = tuple(
-        keyref(sb, int(al.extra[i]), "B", int(extra_status[i]))
-        for i in range(min(top_n, len(extra_keys)))
+        keyref(al.b, int(al.extra[i]), "B", int(presence.extra_status[i]))
+        for i in range(min(top_n, len(presence.extra_keys)))
     )
-    kinds: dict[int, DiffKind] = {1: "error_vs_value", 2: "value_vs_error", 3: "error_mismatch"}
-    error_mismatches = []
-    for pos in np.flatnonzero(err_kind > 0)[:top_n].tolist():
-        da, db = decisions_a[ia[pos]], decisions_b[ib[pos]]
-        error_mismatches.append(
+    return missing, extra
+
+
+def _error_list(al: Alignment, errors: _Errors, top_n: int) -> tuple[ErrorMismatch, ...]:
+    out = []
+    for pos in np.flatnonzero(errors.kind > 0)[:top_n].tolist():
+        da, db = al.a.decisions[al.ia[pos]], al.b.decisions[al.ib[pos]]
+        out.append(
             ErrorMismatch(
                 codebase=da.codebase,
                 campaign=da.campaign,
                 change_set=da.change_set,
-                kind=kinds[int(err_kind[pos])],
-                status=STATUS_NAMES[int(err_status[pos])],
+                kind=_ERROR_KINDS[int(errors.kind[pos]) - 1],
+                status=STATUS_NAMES[int(errors.flags.status[pos])],
                 type_a=None if da.error is None else da.error.type,
                 message_a=None if da.error is None else da.error.message,
                 type_b=None if db.error is None else db.error.type,
                 message_b=None if db.error is None else db.error.message,
+                rule=attr.error_rule(da, db),
             )
         )
+    return tuple(out)
 
-    # ---- ranking
+
+def _ranking(
+    al: Alignment, settings: Settings
+) -> tuple[RankMetrics | None, dict[str, tuple[float | None, float, bool]]]:
+    sa, sb = al.a, al.b
     ranking = None
-    if queue_a and queue_b:
+    if sa.schedule.queue and sb.schedule.queue:
         ranking = rank_metrics_of(
             sa.queue_keys,
             sa.queue_scores,
@@ -576,25 +958,39 @@ def _compare(
             top_k=settings.ranking.top_k,
             movers=settings.ranking.movers,
         )
-    ordering_checks: dict[str, tuple[float | None, float, bool]] = {}
+    checks: dict[str, tuple[float | None, float, bool]] = {}
     if settings.ranking.min_kendall_tau is not None:
         tau = ranking.kendall_tau_b if ranking else None
-        ordering_checks["kendall_tau_b"] = (
-            tau,
-            settings.ranking.min_kendall_tau,
-            tau is not None and tau >= settings.ranking.min_kendall_tau,
-        )
+        threshold = settings.ranking.min_kendall_tau
+        checks["kendall_tau_b"] = (tau, threshold, tau is not None and tau >= threshold)
     if settings.ranking.min_rbo is not None:
         value = ranking.rbo if ranking else None
-        ordering_checks["rbo"] = (
-            value,
-            settings.ranking.min_rbo,
-            value is not None and value >= settings.ranking.min_rbo,
-        )
+        threshold = settings.ranking.min_rbo
+        checks["rbo"] = (value, threshold, value is not None and value >= threshold)
+    return ranking, checks
 
-    # ---- per campaign
-    all_status = np.concatenate([pair_status, miss_status, extra_status]).astype(np.int64)
-    all_campaigns = campaigns + [k[1] for k in miss_keys] + [k[1] for k in extra_keys]
+
+def _campaigns(
+    view: _PairView, presence: _Presence
+) -> tuple[tuple[CampaignSummary, ...], dict[str, int]]:
+    """Per-campaign aggregates, and the causes over all campaigns."""
+    rows, numeric, structure = view.rows, view.numeric, view.structure
+    ties, errors, pairs, attribution = view.ties, view.errors, view.pairs, view.attribution
+    n = rows.n
+    n_miss = len(presence.missing_keys)
+    all_status = np.concatenate(
+        [pairs.status, presence.missing_status, presence.extra_status]
+    ).astype(np.int64)
+    all_kind = np.concatenate(
+        [
+            pairs.kind,
+            np.full(n_miss, _KIND_CODE["presence"]),
+            np.full(len(presence.extra_keys), _KIND_CODE["presence"]),
+        ]
+    ).astype(np.int64)
+    all_campaigns = (
+        rows.campaigns + [k[1] for k in presence.missing_keys] + [k[1] for k in presence.extra_keys]
+    )
     names_c, codes = (
         np.unique(np.asarray(all_campaigns, dtype=object).astype(str), return_inverse=True)
         if all_campaigns
@@ -603,8 +999,8 @@ def _compare(
     codes = codes.astype(np.int64)
     n_c = len(names_c)
     pair_codes = codes[:n]
-    miss_codes = codes[n : n + len(miss_keys)]
-    extra_codes = codes[n + len(miss_keys) :]
+    miss_codes = codes[n : n + n_miss]
+    extra_codes = codes[n + n_miss :]
 
     def count(mask: BoolArray, which: IntArray) -> IntArray:
         return np.bincount(which[mask], minlength=n_c).astype(np.int64)
@@ -616,37 +1012,65 @@ def _compare(
     c_div = count(all_status > 0, codes)
     c_missing = np.bincount(miss_codes, minlength=n_c)
     c_extra = np.bincount(extra_codes, minlength=n_c)
-    c_err = count(err_kind > 0, pair_codes)
-    c_fields = {name: count(results[name].status == REAL, pair_codes) for name in NUMERIC_FIELDS}
-    c_fields["structure"] = count(struct_status == REAL, pair_codes)
-    c_fields["error"] = count(err_status == REAL, pair_codes)
-    c_fields["presence"] = count(miss_status == REAL, miss_codes) + count(
-        extra_status == REAL, extra_codes
+    c_err = count(errors.kind > 0, pair_codes)
+    c_kinds = {
+        name: count((all_status == REAL) & (all_kind == code), codes)
+        for name, code in _KIND_CODE.items()
+    }
+    c_fields = {
+        name: count(numeric.fields[name].status == REAL, pair_codes) for name in NUMERIC_FIELDS
+    }
+    c_fields["structure"] = count(structure.flags.status == REAL, pair_codes)
+    c_fields["tie_order"] = count(ties.flags.status == REAL, pair_codes)
+    c_fields["error"] = count(errors.flags.status == REAL, pair_codes)
+    c_fields["presence"] = count(presence.missing_status == REAL, miss_codes) + count(
+        presence.extra_status == REAL, extra_codes
     )
-    real_div = (pair_status[div_pos] == REAL) & (contrib.dominant >= 0)
-    div_codes = pair_codes[div_pos]
+    # causes: the attributed pairs' cause, and error pairs' rule
+    pos = attribution.positions
+    real_attr = (pairs.status[pos] == REAL) & (attribution.cause >= 0)
+    attr_codes = pair_codes[pos]
+    real_err = (errors.flags.status == REAL) & (attribution.error_cause >= 0)
     cause_counts = {
-        f: count(real_div & (contrib.dominant == k), div_codes) for k, f in enumerate(FACTORS)
+        f: count(real_attr & (attribution.cause == k), attr_codes)
+        + count(real_err & (attribution.error_cause == k), pair_codes)
+        for k, f in enumerate(CAUSES)
     }
-    cause_weights = {
-        f: np.bincount(div_codes[real_div], weights=contrib_weights[f][real_div], minlength=n_c)
-        for f in FACTORS
-    }
+    # weights: the factor split, the part of the run factors moved to run_counts
+    cause_weights: dict[str, FloatArray] = {}
+    moved = attribution.runs_changed[real_attr]
+    for f in CAUSES:
+        w = attribution.weights.get(f)
+        values: FloatArray = (
+            np.zeros(int(real_attr.sum())) if w is None else w[real_attr].astype(np.float64)
+        )
+        if f in attr.RUN_FACTORS:
+            values[moved] = 0.0
+        if f == "run_counts":
+            for g in attr.RUN_FACTORS:
+                values[moved] += attribution.weights[g][real_attr][moved]
+        errored = pair_codes[real_err & (attribution.error_cause == CAUSES.index(f))]
+        weighted = np.bincount(attr_codes[real_attr], weights=values, minlength=n_c)
+        cause_weights[f] = np.asarray(weighted, dtype=np.float64) + np.bincount(
+            errored, minlength=n_c
+        )
     medians = np.full(n_c, np.nan)
-    finite_lr = np.isfinite(log_ratio_all)
+    finite_lr = np.isfinite(pairs.log_ratio)
     if n and finite_lr.any():
-        lr_codes, lr_values = pair_codes[finite_lr], log_ratio_all[finite_lr]
+        lr_codes, lr_values = pair_codes[finite_lr], pairs.log_ratio[finite_lr]
         order_c = np.argsort(lr_codes, kind="stable")
         bounds = np.searchsorted(lr_codes[order_c], np.arange(n_c + 1))
         for c in range(n_c):
             chunk = lr_values[order_c[bounds[c] : bounds[c + 1]]]
             if chunk.size:
                 medians[c] = float(np.median(chunk))
-    campaign_list = []
+    taus = _campaign_taus(ties, pair_codes, n_c)
+    summaries = []
     for c in range(n_c):
-        weights = {f: float(cause_weights[f][c]) for f in FACTORS}
+        weights = {f: float(cause_weights[f][c]) for f in CAUSES}
         best = max(weights, key=lambda f: weights[f]) if any(weights.values()) else None
-        campaign_list.append(
+        tau, common = taus[c]
+        summaries.append(
             CampaignSummary(
                 campaign=str(names_c[c]),
                 candidates=int(c_total[c]),
@@ -658,202 +1082,325 @@ def _compare(
                 extra=int(c_extra[c]),
                 error_mismatches=int(c_err[c]),
                 field_divergences={f: int(v[c]) for f, v in c_fields.items() if v[c]},
-                causes={f: int(cause_counts[f][c]) for f in FACTORS if cause_counts[f][c]},
+                causes={f: int(cause_counts[f][c]) for f in CAUSES if cause_counts[f][c]},
                 cause_weight={f: w for f, w in weights.items() if w},
                 dominant_cause=best,
                 median_log_ratio=None if math.isnan(medians[c]) else float(medians[c]),
+                kinds={k: int(v[c]) for k, v in c_kinds.items() if v[c]},
+                kendall_tau_b=tau,
+                queued_common=common,
             )
         )
-    campaign_list.sort(key=lambda s: (-s.real, -s.divergent, s.campaign))
-    causes = {f: int(cause_counts[f].sum()) for f in FACTORS if cause_counts[f].sum()}
+    summaries.sort(key=lambda s: (-s.real, -s.divergent, s.campaign))
+    causes = {f: int(cause_counts[f].sum()) for f in CAUSES if cause_counts[f].sum()}
+    return tuple(summaries), causes
 
-    # ---- totals and verdict
-    real_total = int((all_status == REAL).sum())
-    noise_total = int((all_status == NOISE).sum())
-    waived_total = int((all_status == WAIVED).sum())
-    failed_checks = [name for name, (_, _, ok) in ordering_checks.items() if not ok]
-    if real_total > budget or failed_checks:
-        parts = []
-        if real_total > budget:
-            by_field = {f: int(v.sum()) for f, v in c_fields.items() if v.sum()}
-            detail = ", ".join(f"{f} {k}" for f, k in sorted(by_field.items(), key=lambda x: -x[1]))
-            parts.append(
-                f"{real_total} real divergence(s) exceed the budget of {budget} ({detail})"
-            )
-        for name in failed_checks:
-            value, threshold, _ = ordering_checks[name]
-            parts.append(f"{name} {value} below {threshold}")
-        verdict: Verdict = "fail"
-        reason = "; ".join(parts)
-    else:
-        reason = (
-            f"{real_total} real divergence(s) within the budget of {budget}"
-            f" ({noise_total} noise, {waived_total} waived)"
+
+def _campaign_taus(ties: _Ties, pair_codes: IntArray, n_c: int) -> list[tuple[float | None, int]]:
+    """Per campaign: Kendall tau-b of its candidates' exact worker ranks."""
+    out: list[tuple[float | None, int]] = []
+    queued = ties.rank_a > 0
+    for c in range(n_c):
+        mask = queued & (pair_codes == c)
+        m = int(mask.sum())
+        tau: float | None = None
+        if m >= 2:
+            value = float(sp_stats.kendalltau(ties.rank_a[mask], ties.rank_b[mask]).statistic)
+            tau = value if math.isfinite(value) else None
+        elif m == 1:
+            tau = 1.0
+        out.append((tau, m))
+    return out
+
+
+def _verdict(
+    pairs: _Pairs,
+    presence: _Presence,
+    budget: int,
+    checks: dict[str, tuple[float | None, float, bool]],
+) -> _Verdict:
+    all_status = np.concatenate(
+        [pairs.status, presence.missing_status, presence.extra_status]
+    ).astype(np.int64)
+    n_one = len(presence.missing_keys) + len(presence.extra_keys)
+    all_kind = np.concatenate(
+        [pairs.kind, np.full(n_one, _KIND_CODE["presence"], dtype=np.int8)]
+    ).astype(np.int64)
+    kinds = tuple(
+        KindCount(
+            name,
+            int(((all_kind == code) & (all_status == REAL)).sum()),
+            int(((all_kind == code) & (all_status == NOISE)).sum()),
+            int(((all_kind == code) & (all_status == WAIVED)).sum()),
         )
-        verdict = "pass"
-
-    identical = int(((pair_status == 0) & (err_kind == 0)).sum())
-    counts = Counts(
-        a=sa.size,
-        b=sb.size,
-        aligned=n,
-        missing=len(miss_keys),
-        extra=len(extra_keys),
-        both_ok=int(both_ok.sum()),
-        both_error_same=int(same_err.sum()),
-        error_mismatches=int((err_kind > 0).sum()),
-        identical=identical,
-        duplicate_keys_a=sa.duplicates,
-        duplicate_keys_b=sb.duplicates,
+        for name, code in _KIND_CODE.items()
     )
-    plots = _plots(al, valid_offsets, pair_status, log_ratio_all, ranking, top_n, both_ok)
+    real = int((all_status == REAL).sum())
+    noise = int((all_status == NOISE).sum())
+    waived = int((all_status == WAIVED).sum())
+    failed = [name for name, (_, _, ok) in checks.items() if not ok]
+    by_kind = ", ".join(f"{k.kind.replace('_', ' ')} {k.real}" for k in kinds if k.real)
+    if real > budget or failed:
+        parts = []
+        if real > budget:
+            parts.append(f"{real} real divergence(s) exceed the budget of {budget} ({by_kind})")
+        for name in failed:
+            value, threshold, _ = checks[name]
+            parts.append(f"{name} {value} below {threshold}")
+        return _Verdict("fail", "; ".join(parts), real, noise, waived, kinds)
+    reason = (
+        f"{real} real divergence(s) within the budget of {budget}"
+        f"{f' ({by_kind})' if by_kind else ''} ({noise} noise, {waived} waived)"
+    )
+    return _Verdict("pass", reason, real, noise, waived, kinds)
+
+
+def _queue_heads(
+    al: Alignment, size: int
+) -> tuple[tuple[QueueHeadRow, ...], tuple[QueueHeadRow, ...]]:
+    """The first ``size`` places of each queue, with each item's place on the other side."""
+
+    def head(this: Side, other: Side) -> tuple[QueueHeadRow, ...]:
+        rows = []
+        queue = this.schedule.queue
+        groups = tie_groups(this.queue_scores) if len(queue) else None
+        other_groups = tie_groups(other.queue_scores) if len(other.schedule.queue) else None
+        for k, item in enumerate(queue[:size]):
+            key = this.queue_keys[k]
+            there = other.queue_pos.get(key)
+            moved = there is None or there != k + 1
+            if there is not None and groups is not None and other_groups is not None:
+                # a move inside overlapping tie groups is only a tie-order change
+                s, e = int(groups.start[k]), int(groups.end[k])
+                so, eo = int(other_groups.start[there - 1]), int(other_groups.end[there - 1])
+                moved = moved and not (s <= eo and so <= e and s != e and so != eo)
+            rows.append(
+                QueueHeadRow(
+                    position=k + 1,
+                    label=_key_label(key),
+                    priority=int(item.priority),
+                    bucket=item.bucket,
+                    other=there,
+                    moved=bool(moved),
+                )
+            )
+        return tuple(rows)
+
+    return head(al.a, al.b), head(al.b, al.a)
+
+
+def _key_label(key: Key) -> str:
+    return f"{key[0]}/{key[1]}" + (f" [{key[2]}]" if key[2] else "")
+
+
+def _distributions(al: Alignment, rows: _Rows) -> tuple[Distribution, ...]:
+    """A's and B's values on common bins: offsets and durations on log scales."""
+    out = []
+    specs = (
+        ("offset", "offset (queue cost ÷ worth)", "", "log"),
+        ("success_probability", "success probability", "", "linear"),
+        ("estimated_duration_us", "estimated duration", "s", "log"),
+    )
+    for name, quantity, unit, scale in specs:
+        ca, cb = al.column_a(name), al.column_b(name)
+        ok = rows.both_ok & ~ca.null & ~cb.null & np.isfinite(ca.values) & np.isfinite(cb.values)
+        va, vb = ca.values[ok], cb.values[ok]
+        if name == "estimated_duration_us":
+            va, vb = va / 1e6, vb / 1e6
+        if va.size == 0:
+            continue
+        both = np.concatenate([va, vb])
+        if scale == "log":
+            positive = both[both > 0]
+            if positive.size == 0 or positive.max() / positive.min() < 100:
+                scale = "linear"
+        if scale == "log":
+            lo, hi = float(positive.min()), float(positive.max())
+            edges = np.geomspace(lo, hi * (1 + 1e-12), 31)
+            va, vb = va[va > 0], vb[vb > 0]
+        else:
+            lo, hi = float(both.min()), float(both.max())
+            if hi <= lo:
+                hi = lo + max(abs(lo) * 1e-3, 1e-12)
+            edges = np.linspace(lo, hi, 31)
+        counts_a, _ = np.histogram(va, bins=edges)
+        counts_b, _ = np.histogram(vb, bins=edges)
+        out.append(
+            Distribution(
+                quantity,
+                unit,
+                tuple(float(e) for e in edges),
+                tuple(int(c) for c in counts_a),
+                tuple(int(c) for c in counts_b),
+                scale,
+            )
+        )
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def compare_schedules(
+    a: Schedule,
+    b: Schedule,
+    *,
+    settings: Settings | None = None,
+    noise: NoiseProfile | None = None,
+    waivers: Sequence[Waiver] | WaiverSet = (),
+    budget: int = 0,
+    source_a: str = "engine",
+    source_b: str = "engine",
+    today: date | None = None,
+) -> Comparison:
+    """Compare ``b`` (under test) against ``a`` (reference); see the module docstring."""
+    started = time.perf_counter()
+    settings = settings or default_settings()
+    waiver_set = waivers if isinstance(waivers, WaiverSet) else WaiverSet(waivers, today)
+    al = align(side_from_schedule(a), side_from_schedule(b))
+    rows = _rows(al, noise)
+    cls = _Classifier(noise, waiver_set, rows.campaigns, rows.codebases)
+    order = _order_reference(al, noise, settings)
+    numeric = _numeric(al, rows, settings, cls, order)
+    structure = _structure(al, rows, cls, order)
+    ties = _ties(al, rows, settings, cls, order)
+    errors = _errors(al, rows, cls, order)
+    presence = _presence(al, cls, order)
+    pairs = _pairs(al, rows, numeric, structure, ties, errors)
+    attribution = _attribution(al, rows, pairs, errors)
+    view = _PairView(
+        al,
+        rows,
+        numeric,
+        structure,
+        ties,
+        errors,
+        pairs,
+        attribution,
+        tuple(w.id for w in waiver_set.waivers),
+    )
+    candidates, candidates_total = _candidates(view, presence, settings.top_n)
+    missing, extra = _keyrefs(al, presence, settings.top_n)
+    ranking, checks = _ranking(al, settings)
+    campaigns, causes = _campaigns(view, presence)
+    verdict = _verdict(pairs, presence, budget, checks)
+    head_a, head_b = _queue_heads(al, settings.queue_head)
+    baseline = None
+    if noise is not None:
+        baseline = noise.baseline(settings.noise)
+        if order is not None:
+            explained = int(((pairs.status == NOISE) & _order_explains(order)).sum())
+            baseline = replace(baseline, explained_by_order=explained)
+    counts = Counts(
+        a=al.a.size,
+        b=al.b.size,
+        aligned=rows.n,
+        missing=len(presence.missing_keys),
+        extra=len(presence.extra_keys),
+        both_ok=int(rows.both_ok.sum()),
+        both_error_same=int(errors.same.sum()),
+        error_mismatches=int((errors.kind > 0).sum()),
+        identical=int(((pairs.status == 0) & (errors.kind == 0)).sum()),
+        duplicate_keys_a=al.a.duplicates,
+        duplicate_keys_b=al.b.duplicates,
+    )
     return Comparison(
-        verdict=verdict,
-        verdict_reason=reason,
+        verdict=verdict.verdict,
+        verdict_reason=verdict.reason,
         budget=budget,
-        real=real_total,
-        noise=noise_total,
-        waived=waived_total,
-        a=run_info(sa.schedule, "A", source_a),
-        b=run_info(sb.schedule, "B", source_b),
+        real=verdict.real,
+        noise=verdict.noise,
+        waived=verdict.waived,
+        a=run_info(a, "A", source_a),
+        b=run_info(b, "B", source_b),
         counts=counts,
         tolerances=tuple(settings.tolerance(name) for name in NUMERIC_FIELDS),
         noise_rule=settings.noise,
-        fields=tuple(stats),
-        structure_divergences=structure_counts,
-        candidates=tuple(candidates),
-        candidates_total=int(statuses.size),
+        fields=numeric.stats,
+        structure_divergences=structure.counts,
+        candidates=candidates,
+        candidates_total=candidates_total,
         missing=missing,
         extra=extra,
-        error_mismatches=tuple(error_mismatches),
+        error_mismatches=_error_list(al, errors, settings.top_n),
         ranking=ranking,
-        campaigns=tuple(campaign_list),
+        campaigns=campaigns,
         causes=causes,
-        noise_baseline=None if profile is None else profile.baseline(settings.noise),
-        waivers=waivers.uses(),
-        plots=plots,
-        top_n=top_n,
+        noise_baseline=baseline,
+        waivers=waiver_set.uses(),
+        plots=_plots(al, pairs, ranking, settings.top_n, rows.both_ok),
+        top_n=settings.top_n,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         elapsed_s=time.perf_counter() - started,
-        ordering_checks=ordering_checks,
+        ordering_checks=checks,
+        kinds=verdict.kinds,
+        ties_ordered=settings.ranking.ties_ordered,
+        head_a=head_a,
+        head_b=head_b,
+        distributions=_distributions(al, rows),
+        table_rows=settings.table_rows,
+        priority_shift=al.priority_shift,
     )
 
 
-def _pair_diff(
-    i: int,
-    status: Status,
-    severity: float,
-    al: Alignment,
-    results: dict[str, _FieldResult],
-    struct_names: tuple[str, ...],
-    struct_status: int,
-    err_kind: int,
-    contrib: attr.Contributions,
-    table: attr.FactorTable,
-    attr_index: int,
-    wid: Any,
-    bucket_name: Any,
-    extra_waivers: list[int],
-) -> CandidateDiff:
-    da = al.a.decisions[int(al.ia[i])]
-    db = al.b.decisions[int(al.ib[i])]
-    fields = []
-    used: list[str] = []
-    for name in NUMERIC_FIELDS:
-        r = results[name]
-        st = int(r.status[i])
-        if st == NONE:
-            continue
-        col_a = al.a.columns[name]
-        col_b = al.b.columns[name]
-        ja, jb = int(al.ia[i]), int(al.ib[i])
-        delta = float(r.delta[i])
-        w = wid(int(r.waiver[i]))
-        if w:
-            used.append(w)
-        fields.append(
-            FieldDelta(
-                field=name,
-                a=None if col_a.null[ja] else float(col_a.values[ja]),
-                b=None if col_b.null[jb] else float(col_b.values[jb]),
-                abs_delta=_finite_or_none(delta),
-                rel_delta=_finite_or_none(float(r.rel[i])) if math.isfinite(delta) else None,
-                status=STATUS_NAMES[st],
-                noise=_finite_or_none(float(r.noise[i])) if r.noise[i] else None,
-                waiver=w,
-            )
-        )
-    for w_index in extra_waivers:
-        w = wid(w_index)
-        if w:
-            used.append(w)
-    kind: DiffKind = "value"
-    if err_kind:
-        kind = _ERROR_KINDS[err_kind - 1]
-    attribution = attr.attribution_for(attr_index, contrib, table) if attr_index >= 0 else None
-    qa = al.a.columns["queue_bucket"].values[int(al.ia[i])]
-    qb = al.b.columns["queue_bucket"].values[int(al.ib[i])]
-    return CandidateDiff(
-        codebase=da.codebase,
-        campaign=da.campaign,
-        change_set=da.change_set,
-        kind=kind,
-        status=status,
-        severity=severity,
-        fields=tuple(fields),
-        structure=structure_lines(da, db) if struct_names and struct_status else (),
-        attribution=attribution,
-        offset_a=da.offset,
-        offset_b=db.offset,
-        rank_a=al.a.queue_pos.get(decision_key(da)),
-        rank_b=al.b.queue_pos.get(decision_key(db)),
-        bucket_a=bucket_name(qa),
-        bucket_b=bucket_name(qb),
-        reasons_a=tuple(da.reasons),
-        reasons_b=tuple(db.reasons),
-        error_a=_error_text(da),
-        error_b=_error_text(db),
-        waivers=tuple(dict.fromkeys(used)),
-    )
+def _order_explains(order: _OrderRef) -> BoolArray:
+    """Pairs every one of whose differences the order run reproduces."""
+    out = order.present.copy()
+    for agrees in order.agrees.values():
+        out &= agrees
+    return out & order.same_error & order.same_structure & order.same_ties
 
 
 def _plots(
     al: Alignment,
-    valid: BoolArray,
-    status: npt.NDArray[np.int8],
-    log_ratio: FloatArray,
+    pairs: _Pairs,
     ranking: RankMetrics | None,
     top_n: int,
     both_ok: BoolArray,
 ) -> PlotData:
     oa = al.a.columns["offset"].values[al.ia]
     ob = al.b.columns["offset"].values[al.ib]
-    divergent = np.flatnonzero(valid & (status > 0))[:top_n]
-    rest = np.flatnonzero(valid & (status == 0))
+    valid, status = pairs.valid_offsets, pairs.status
+    divergent = np.flatnonzero(valid & (status > 0))
+    chosen_mask = np.zeros(valid.size, dtype=bool)
+    if divergent.size > top_n:
+        # the most severe, then an even sample of everything else (divergent or not)
+        by_severity = divergent[np.argsort(-pairs.severity[divergent], kind="stable")]
+        divergent = by_severity[:top_n]
+    chosen_mask[divergent] = True
+    rest = np.flatnonzero(valid & ~chosen_mask)
     room = max(PLOT_SAMPLE - divergent.size, 0)
     if rest.size > room:
         rest = rest[np.linspace(0, rest.size - 1, room).astype(np.int64)] if room else rest[:0]
     chosen = np.concatenate([divergent, rest])
-    pairs = tuple((float(oa[i]), float(ob[i]), int(status[i])) for i in chosen.tolist())
+    points = tuple((float(oa[i]), float(ob[i]), int(status[i])) for i in chosen.tolist())
+    keys = al.a.keys
+    labels = tuple(_key_label(keys[int(al.ia[i])]) for i in chosen.tolist())
 
     def signed(name: str) -> tuple[FloatArray, FloatArray]:
-        ca = al.a.columns[name].take(al.ia)
-        cb = al.b.columns[name].take(al.ib)
+        ca, cb = al.column_a(name), al.column_b(name)
         ok = both_ok & ~ca.null & ~cb.null & np.isfinite(ca.values) & np.isfinite(cb.values)
         return ca.values[ok], cb.values[ok]
 
     pa, pb = signed("success_probability")
     da, db = signed("estimated_duration_us")
     with np.errstate(divide="ignore", invalid="ignore"):
-        dur_rel = np.where(da != 0, (db - da) / np.where(da != 0, da, 1.0), np.nan)
+        # log2 of the ratio: one "relative" measure for durations, read as ×2, ×4, ÷2
+        dur_ratio = np.where((da > 0) & (db > 0), np.log2(db / np.where(da > 0, da, 1.0)), np.nan)
     histograms = {
         "success_probability_delta": _histogram(pb - pa, "success probability, B − A"),
-        "duration_rel_delta": _histogram(dur_rel, "estimated duration, (B − A) / A"),
-        "offset_log_ratio": _histogram(log_ratio, "log(offset B / offset A)"),
+        "duration_ratio": _histogram(dur_ratio, "estimated duration, B ÷ A (log scale)"),
+        "offset_log_ratio": _histogram(pairs.log_ratio, "offset, B ÷ A (log scale)"),
     }
     if ranking is not None and ranking.displacement_histogram is not None:
         histograms["rank_displacement"] = ranking.displacement_histogram
-    return PlotData(offset_pairs=pairs, histograms=histograms)
+    return PlotData(
+        offset_pairs=points,
+        histograms=histograms,
+        offset_divergent=int((valid & (status > 0)).sum()),
+        offset_total=int(valid.sum()),
+        offset_labels=labels,
+    )
 
 
 __all__ = ["DECISION_FIELDS", "compare_schedules", "run_info", "structure_lines"]

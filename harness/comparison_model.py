@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from engines.model import CandidateKey
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 #: The numeric fields compared per candidate, in report order. ``queue_*`` come
 #: from the queue rows (matched by key), the rest from the decisions.
@@ -64,8 +64,9 @@ NUMERIC_FIELDS: tuple[str, ...] = (
 #: Pseudo-fields for divergences that are not a numeric field; waivers may name
 #: them too. ``presence``: missing/extra candidate; ``error``: error vs value or
 #: a different error type; ``structure``: a non-numeric decision field
-#: (context, command, bucket, candidate_value, bonuses) found by deepdiff.
-PSEUDO_FIELDS: tuple[str, ...] = ("presence", "error", "structure")
+#: (context, command, bucket, candidate_value, bonuses) found by deepdiff;
+#: ``tie_order``: another order inside a tie group.
+PSEUDO_FIELDS: tuple[str, ...] = ("presence", "error", "structure", "tie_order")
 
 #: The factors the offset's log-ratio splits into (see :mod:`harness.attribution`):
 #: ``duration`` (the cost, from the estimated duration), ``normalized_codebase_value``
@@ -79,6 +80,32 @@ FACTORS: tuple[str, ...] = (
     "candidate_value",
     "residual",
 )
+
+#: What a divergence is blamed on: a factor of the offset, or an input behind
+#: several of them. ``run_counts``: which runs counted (previous runs, ignored
+#: worker failures, same-context matches) changed, which moves probability and
+#: duration together; ``publish_policy``, ``candidate_row``, ``run_data``,
+#: ``dependencies``, ``codebase_values``, ``queue``: inputs named by the rule
+#: behind an error pair (:func:`harness.attribution.error_rule`).
+CAUSES: tuple[str, ...] = (
+    *FACTORS,
+    "run_counts",
+    "publish_policy",
+    "candidate_row",
+    "run_data",
+    "dependencies",
+    "codebase_values",
+    "queue",
+)
+
+#: The kinds of divergence, each counted and gated on its own. ``numeric``: a
+#: number or non-numeric field of the decision (or its queue row's priority or
+#: bucket) differs; ``order``: the candidate's own numbers are equal but its
+#: queue position moved beyond tolerance; ``tie_order``: same bucket and
+#: priority on both sides, but workers take it in another order relative to
+#: the others of its tie group; ``presence``: decided on one side only;
+#: ``error``: an error on one side only or a different error type.
+KINDS: tuple[str, ...] = ("numeric", "order", "tie_order", "presence", "error")
 
 Status = Literal["real", "noise", "waived"]
 Verdict = Literal["pass", "fail"]
@@ -228,6 +255,31 @@ class FactorContribution:
 
 
 @dataclass(frozen=True)
+class RunCount:
+    """One count of runs behind a candidate's probability and duration, under
+    A and under B (``None`` where the engine did not report it): ``previous_runs``
+    (the runs that counted), ``successes``, ``ignored_worker_failures`` (worker
+    failures old enough to be skipped), ``same_context`` (1 when a counted run
+    had the candidate's context: the ×0.1 multiplier), ``deps_satisfied_runs``."""
+
+    name: str
+    a: float | None
+    b: float | None
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """Why one engine raised where the other decided: ``input`` names the input
+    that makes the difference (in words, with the value where known),
+    ``factor`` the cause it belongs to (one of :data:`CAUSES`), ``side`` the
+    side that raised (``"A"``, ``"B"`` or ``"both"``)."""
+
+    input: str
+    factor: str
+    side: str
+
+
+@dataclass(frozen=True)
 class Attribution:
     """Why a candidate's offset moved: ``log_ratio = log(offset_b / offset_a)``
     split into :data:`FACTORS` (the contributions sum to it exactly, the
@@ -240,6 +292,10 @@ class Attribution:
     contributions: tuple[FactorContribution, ...]
     dominant: str | None
     source: str
+    #: the cause to blame (one of :data:`CAUSES`): the dominant factor, or
+    #: ``"run_counts"`` when the runs that counted changed and the movement is
+    #: in probability and duration (both follow from the same runs)
+    cause: str | None = None
 
     def contribution(self, factor: str) -> FactorContribution | None:
         for c in self.contributions:
@@ -284,6 +340,16 @@ class CandidateDiff:
     error_a: str | None = None
     error_b: str | None = None
     waivers: tuple[str, ...] = ()
+    #: the kind of divergence (one of :data:`KINDS`) it is counted under
+    category: str = "numeric"
+    #: for ``error`` pairs: the rule behind the difference
+    rule: ErrorRule | None = None
+    #: run counts under A and B, for the drill-down (pairs both engines decided)
+    run_counts: tuple[RunCount, ...] = ()
+    #: for ``order``/``tie_order``: candidates with changed numbers that moved
+    #: past it (at most five labels, largest moves first) and how many there were
+    moved_by: tuple[str, ...] = ()
+    moved_by_total: int = 0
 
     @property
     def key(self) -> CandidateKey:
@@ -310,6 +376,7 @@ class ErrorMismatch:
     message_a: str | None
     type_b: str | None
     message_b: str | None
+    rule: ErrorRule | None = None
 
     @property
     def key(self) -> CandidateKey:
@@ -429,6 +496,12 @@ class CampaignSummary:
     cause_weight: Mapping[str, float]
     dominant_cause: str | None
     median_log_ratio: float | None
+    #: real divergent candidates per kind (:data:`KINDS`), zeros left out
+    kinds: Mapping[str, int] = field(default_factory=dict)
+    #: Kendall tau-b of the campaign's candidates queued on both sides (``None``
+    #: when undefined), and how many there were
+    kendall_tau_b: float | None = None
+    queued_common: int = 0
 
 
 @dataclass(frozen=True)
@@ -454,6 +527,12 @@ class NoiseBaseline:
     fields: tuple[NoiseField, ...]
     rule: NoiseRule
     rank: RankMetrics | None = None
+    #: the reference re-run with the candidate rows in the order B processed
+    #: them (``None`` when B's order was A's): what B should be if it follows
+    #: the reference's rules, so differences it reproduces are row order
+    order_run: str | None = None
+    #: divergent candidates that the reference's own row order explains
+    explained_by_order: int = 0
 
 
 @dataclass(frozen=True)
@@ -478,14 +557,58 @@ class PlotData:
 
     ``offset_pairs``: ``(offset_a, offset_b, status_code)`` for a sample of
     candidates with both offsets finite and positive (all divergent ones first,
-    at most ``top_n``, then an even sample; status_code 0 equal/tolerated,
+    the ``top_n`` most severe, then an even sample of all the others; status_code 0 equal/tolerated,
     1 noise, 2 waived, 3 real); ``histograms``: name → histogram, names
-    ``"success_probability_delta"`` (B−A, absolute), ``"duration_rel_delta"``
-    ((B−A)/A), ``"offset_log_ratio"`` (log(B/A)), ``"rank_displacement"``
+    ``"success_probability_delta"`` (B−A, absolute), ``"duration_ratio"``
+    (log₂(B/A)), ``"offset_log_ratio"`` (ln(B/A)), ``"rank_displacement"``
     (rank_b − rank_a)."""
 
     offset_pairs: tuple[tuple[float, float, int], ...]
     histograms: Mapping[str, Histogram]
+    #: candidates with both offsets finite and positive, and the divergent ones
+    #: among them (the scatter draws ``offset_pairs``, a sample of these)
+    offset_total: int = 0
+    offset_divergent: int = 0
+    #: ``codebase/campaign`` of each point of ``offset_pairs`` (for tooltips)
+    offset_labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KindCount:
+    """Candidates of one kind of divergence (:data:`KINDS`), by status."""
+
+    kind: str
+    real: int
+    noise: int
+    waived: int
+
+
+@dataclass(frozen=True)
+class QueueHeadRow:
+    """One place of a queue head: position ``position`` (1-based) holds
+    ``label`` under this side; ``other``: its position under the other side
+    (``None`` when not queued there); ``moved``: the move is not only inside a
+    tie group."""
+
+    position: int
+    label: str
+    priority: int
+    bucket: str
+    other: int | None
+    moved: bool
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A's and B's values of one field over the candidates both decided, on
+    the same bins (``scale``: ``"linear"`` or ``"log"``, edges in data units)."""
+
+    quantity: str
+    unit: str
+    edges: tuple[float, ...]
+    counts_a: tuple[int, ...]
+    counts_b: tuple[int, ...]
+    scale: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -561,6 +684,26 @@ class Comparison:
     elapsed_s: float
     ordering_checks: Mapping[str, tuple[float | None, float, bool]] = field(default_factory=dict)
     model_version: int = MODEL_VERSION
+    #: candidates per kind of divergence, in :data:`KINDS` order
+    kinds: tuple[KindCount, ...] = ()
+    #: whether tie order is compared (``ranking.ties: ordered``)
+    ties_ordered: bool = True
+    #: the first places of each queue (``queue_head`` of the settings)
+    head_a: tuple[QueueHeadRow, ...] = ()
+    head_b: tuple[QueueHeadRow, ...] = ()
+    #: A's and B's values per field (offset, probability, duration)
+    distributions: tuple[Distribution, ...] = ()
+    #: candidate rows the HTML table shows (``report.table_rows``, ``--table-rows``)
+    table_rows: int = 500
+    #: the common shift of B's queue priorities removed before comparing them
+    #: (:func:`harness.alignment.priority_shift`; 0: none)
+    priority_shift: float = 0.0
+
+    def kind(self, name: str) -> KindCount:
+        for k in self.kinds:
+            if k.kind == name:
+                return k
+        return KindCount(name, 0, 0, 0)
 
     @property
     def passed(self) -> bool:

@@ -1,26 +1,32 @@
 """The noise baseline: what an engine does against itself, and Diffy's rule.
 
 An engine compared with itself should agree exactly, but the legacy does not
-quite: its queue ids, and so the order inside a priority tie, follow the order
-in which the candidate query returned its rows, which PostgreSQL does not
-promise. So the reference engine is run again on the same dataset, and once
-more with the candidate rows shuffled; every difference between those runs and
-the reference run is *noise*, measured per candidate and per field.
+quite: the order in which the candidate query returned its rows, which
+PostgreSQL does not promise, decides which candidate goes to the head of an
+empty queue (spec §7: the first one processed), by how much every other
+priority is shifted, which of two rows sharing a queue entry wins, and the
+ids that order a tie. Two remedies, both measured here:
 
-Diffy's rule then decides which differences between A and B are noise, at
-two levels (thresholds under ``noise:`` in the tolerances file):
+* **the order run**: the reference engine is run again with the candidate rows
+  in the order B processed them (B's decisions are in processing order). What
+  the reference does under that order is what B must do if it follows the
+  reference's rules; a difference between A and B that this run reproduces is
+  row order, not a finding. It covers every permutation exactly: the legacy
+  against itself on any row order is never flagged.
+* **self-runs**: once more as is and with the rows shuffled (``shuffles``
+  seeds); every difference between those runs and the reference run is
+  *noise*, measured per candidate and per field (its largest size).
 
-* **per candidate**: a difference no larger than what the engine did to that
-  same candidate's field against itself (``|b − a| <= noise``) is noise;
-* **per field** (Diffy proper): with ``raw`` candidates differing between A and
-  B beyond tolerance and ``noisy`` candidates differing between the engine's
-  own runs, the field differs beyond noise only when the excess ``raw − noisy``
-  exceeds the **relative** threshold against ``(raw + noisy) / 2`` **and** the
-  **absolute** threshold against the number of candidates compared. When it
-  does not, the divergences of that field are noise, except on candidates
-  that never moved in the self-runs (those are real: the engine is
-  deterministic there). A field that showed no noise at all is never excused
-  this way: one divergence in a deterministic field is real.
+A divergence is noise only **per candidate and per magnitude**: when it is no
+larger than what the engine did to that same candidate's field against itself
+(``|b − a| <= noise``), or when the order run reproduces B. Diffy's rule
+(thresholds under ``noise:`` in the tolerances file) is still computed per
+field, for the report: with ``raw`` candidates differing between A and B and
+``noisy`` candidates differing between the engine's own runs, the field
+differs beyond noise when the excess ``raw − noisy`` exceeds the **relative**
+threshold against ``(raw + noisy) / 2`` **and** the **absolute** threshold
+against the number compared. It no longer excuses anything by itself: a field
+with some noise must not forgive a move a thousand times that noise.
 
 A candidate that is missing, errors, or changes structure in a self-run is
 noisy in that respect too.
@@ -36,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.base import Engine
-from engines.model import Dataset, Schedule
+from engines.model import CandidateKey, Dataset, Schedule
 from harness.alignment import (
     DECISION_FIELDS,
     QUEUE_FIELDS,
@@ -60,15 +66,49 @@ def shuffled_dataset(dataset: Dataset, seed: int) -> Dataset:
     return replace(dataset, candidate_row_order=tuple(keys))
 
 
-def noise_runs(engine: Engine, dataset: Dataset, *, seed: int = 1) -> list[tuple[str, Schedule]]:
-    """The engine's self-runs: once more as is, once with the rows shuffled."""
-    return [
-        ("rerun", engine.schedule(dataset)),
-        (
-            f"shuffled candidate rows (seed {seed})",
-            engine.schedule(shuffled_dataset(dataset, seed)),
-        ),
-    ]
+def noise_runs(
+    engine: Engine, dataset: Dataset, *, seed: int = 1, shuffles: int = 1
+) -> list[tuple[str, Schedule]]:
+    """The engine's self-runs: once more as is, and ``shuffles`` times with the
+    rows shuffled (seeds ``seed``, ``seed + 1``, …)."""
+    runs = [("rerun", engine.schedule(dataset))]
+    for k in range(shuffles):
+        runs.append(
+            (
+                f"shuffled candidate rows (seed {seed + k})",
+                engine.schedule(shuffled_dataset(dataset, seed + k)),
+            )
+        )
+    return runs
+
+
+def processing_order(dataset: Dataset, schedule: Schedule) -> tuple[CandidateKey, ...] | None:
+    """The dataset's candidate rows in the order ``schedule`` processed them
+    (rows it never decided keep their place after those), or ``None`` when
+    that is the dataset's own order."""
+    rows = [c.key for c in dataset.joined_candidates]
+    known = set(rows)
+    # plain tuples hash and compare like CandidateKey, and cost a tenth to build
+    seen: dict[Key, None] = dict.fromkeys(
+        key
+        for key in ((d.codebase, d.campaign, d.change_set) for d in schedule.decisions)
+        if key in known
+    )
+    if len(seen) == len(rows) and all(x == y for x, y in zip(seen, rows, strict=True)):
+        return None
+    order = [CandidateKey(*key) for key in seen]
+    order += [key for key in rows if key not in seen]
+    return tuple(order)
+
+
+def order_run(engine: Engine, dataset: Dataset, processed: Schedule) -> tuple[str, Schedule] | None:
+    """The reference engine with the rows in the order ``processed`` (B) took
+    them; ``None`` when that is the order the reference had anyway."""
+    order = processing_order(dataset, processed)
+    if order is None:
+        return None
+    label = f"candidate rows in B's processing order ({processed.engine})"
+    return label, engine.schedule(replace(dataset, candidate_row_order=order))
 
 
 def within_own_noise(delta: FloatArray, noise: FloatArray) -> BoolArray:
@@ -124,6 +164,9 @@ class NoiseProfile:
     structure: BoolArray
     extra_keys: frozenset[Key]
     rank: RankMetrics | None
+    #: the reference in B's row order (:func:`order_run`), as columns
+    order: Side | None = None
+    order_label: str | None = None
 
     def lookup(self, keys: Sequence[Key]) -> npt.NDArray[np.int64]:
         """Index into the profile per key (-1 where the reference lacks it)."""
@@ -145,7 +188,9 @@ class NoiseProfile:
                     max_rel=float(rel.max()) if rel.size else 0.0,
                 )
             )
-        return NoiseBaseline(self.engine, self.runs, tuple(fields), rule, self.rank)
+        return NoiseBaseline(
+            self.engine, self.runs, tuple(fields), rule, self.rank, order_run=self.order_label
+        )
 
 
 def measure_noise(
@@ -153,8 +198,10 @@ def measure_noise(
     runs: Sequence[tuple[str, Schedule]],
     *,
     rbo_p: float = 0.9,
+    order: tuple[str, Schedule] | None = None,
 ) -> NoiseProfile:
-    """Compare the reference run with each self-run and keep the worst per key."""
+    """Compare the reference run with each self-run and keep the worst per key;
+    ``order`` is the :func:`order_run`, kept whole for the comparison."""
     ref = reference if isinstance(reference, Side) else side_from_schedule(reference)
     n = ref.size
     fields = {name: np.zeros(n) for name in (*DECISION_FIELDS, *QUEUE_FIELDS)}
@@ -172,7 +219,7 @@ def measure_noise(
             fields[name][al.missing] = np.inf
         extra.update(other.keys[j] for j in al.extra)
         for name in fields:
-            ca, cb = ref.columns[name].take(al.ia), other.columns[name].take(al.ib)
+            ca, cb = al.column_a(name), al.column_b(name)
             delta = field_deltas(ca.values, ca.null, cb.values, cb.null)
             fields[name][al.ia] = np.maximum(fields[name][al.ia], delta)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -211,4 +258,6 @@ def measure_noise(
         structure=structure,
         extra_keys=frozenset(extra),
         rank=worst_rank,
+        order=None if order is None else side_from_schedule(order[1]),
+        order_label=None if order is None else order[0],
     )

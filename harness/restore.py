@@ -35,13 +35,11 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg.types.json import Json
 
-from engines.legacy.sql import candidate_query
 from engines.model import Candidate, CandidateKey, Dataset, us_to_datetime
 from harness.errors import InputError, SourceError
-from harness.live import redact_dsn
+from harness.janitor_db import candidate_query, connect, redact_dsn, register_policy_type
 from harness.pgschema import (
     ALL_DEBIAN_VERSIONS_DDL,
     create_janitor_schema,
@@ -162,13 +160,9 @@ def restore_dataset(
     target = redact_dsn(dsn)
     _check_references(dataset, origin, target)
     try:
-        conn = psycopg.connect(dsn, autocommit=True)
-    except psycopg.Error as exc:
-        text = str(exc).strip()
-        raise SourceError(
-            f"restoring {origin}: cannot connect to {target}: "
-            f"{text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
+        conn = connect(dsn)
+    except SourceError as exc:
+        raise SourceError(f"restoring {origin}: {exc}") from None
     try:
         return _restore(conn, dataset, target, create_schema, origin)
     except psycopg.Error as exc:
@@ -225,9 +219,7 @@ def _restore(
             ((c.name, c.branch_url, c.branch_url, c.value) for c in dataset.codebases),
         )
 
-        info = CompositeInfo.fetch(conn, "branch_publish_policy")
-        assert info is not None
-        register_composite(info, conn)
+        info = register_policy_type(conn)
         entry_type = info.python_type
         with conn.cursor() as cur:
             cur.executemany(

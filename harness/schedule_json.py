@@ -116,7 +116,9 @@ def schedule_to_json(schedule: Schedule) -> dict[str, Any]:
         "profile": schedule.profile,
         "settings": _jsonable(schedule.settings),
         "as_of": schedule.as_of.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-        "provenance": None if schedule.provenance is None else schedule.provenance.to_json(),
+        "provenance": (
+            None if schedule.provenance is None else _jsonable(schedule.provenance.to_json())
+        ),
         "timings": _jsonable(schedule.timings),
         "notes": list(schedule.notes),
         "summary": {

@@ -23,9 +23,10 @@ from harness.waivers import Waiver
 class HarnessComparator:
     """Compares the candidate's schedule against the control's.
 
-    With ``noise``, the control engine runs twice more on the same dataset
-    (as is, and with the candidate rows shuffled by ``seed``) after both
-    schedules are in hand, exactly as ``compare`` measures it.
+    With ``noise``, the control engine runs again on the same dataset (as is,
+    with the candidate rows shuffled by ``seed``, and in the order the
+    candidate processed them) after both schedules are in hand, exactly as
+    ``compare`` measures it.
     """
 
     settings: Settings | None = None
@@ -42,7 +43,9 @@ class HarnessComparator:
 
         settings = self.settings or default_settings()
         profile = (
-            measure(control_engine, dataset, control, self.seed, settings) if self.noise else None
+            measure(control_engine, dataset, control, self.seed, settings, candidate)
+            if self.noise
+            else None
         )
         return compare_schedules(
             control,

@@ -31,6 +31,9 @@ class RankingSettings:
     movers: int = 50
     min_kendall_tau: float | None = None
     min_rbo: float | None = None
+    #: ``True``: the order inside a tie group (same bucket and priority) is
+    #: compared, as workers take it; ``False``: ties are unordered
+    ties_ordered: bool = True
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class Settings:
     ranking: RankingSettings = field(default_factory=RankingSettings)
     top_n: int = 1000
     source: str = "defaults"
+    #: candidate rows in the HTML report's table
+    table_rows: int = 500
+    #: places of each queue shown side by side in the HTML report
+    queue_head: int = 25
+    #: self-runs of the noise baseline with the rows shuffled (besides the rerun)
+    noise_shuffles: int = 1
 
     def tolerance(self, name: str) -> Tolerance:
         return self.tolerances[name]
@@ -97,7 +106,11 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
             )
     noise = settings.noise
     if "noise" in top:
-        spec = _mapping(top["noise"], file, "noise", ("relative", "absolute"))
+        spec = _mapping(top["noise"], file, "noise", ("relative", "absolute", "shuffles"))
+        if "shuffles" in spec:
+            settings = replace(
+                settings, noise_shuffles=_integer(spec["shuffles"], file, "noise.shuffles")
+            )
         noise = NoiseRule(
             relative=_number(spec.get("relative", noise.relative), file, "noise.relative"),
             absolute=_number(spec.get("absolute", noise.absolute), file, "noise.absolute"),
@@ -108,8 +121,15 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
             top["ranking"],
             file,
             "ranking",
-            ("rbo_p", "top_k", "movers", "min_kendall_tau", "min_rbo"),
+            ("rbo_p", "top_k", "movers", "min_kendall_tau", "min_rbo", "ties"),
         )
+        if "ties" in spec:
+            if spec["ties"] not in ("ordered", "unordered"):
+                raise ConfigError(
+                    f"{file}: key 'ranking.ties': expected 'ordered' or 'unordered', "
+                    f"got {spec['ties']!r}"
+                )
+            ranking = replace(ranking, ties_ordered=spec["ties"] == "ordered")
         if "rbo_p" in spec:
             p = _number(spec["rbo_p"], file, "ranking.rbo_p")
             if not 0.0 < p < 1.0:
@@ -135,13 +155,26 @@ def _apply(settings: Settings, doc: Any, file: str) -> Settings:
                     ranking = replace(ranking, min_kendall_tau=threshold)
                 else:
                     ranking = replace(ranking, min_rbo=threshold)
-    top_n = settings.top_n
+    top_n, table_rows, queue_head = settings.top_n, settings.table_rows, settings.queue_head
     if "report" in top:
-        spec = _mapping(top["report"], file, "report", ("top_n",))
+        spec = _mapping(top["report"], file, "report", ("top_n", "table_rows", "queue_head"))
         if "top_n" in spec:
             top_n = _integer(spec["top_n"], file, "report.top_n", minimum=1)
+        if "table_rows" in spec:
+            table_rows = _integer(spec["table_rows"], file, "report.table_rows", minimum=1)
+        if "queue_head" in spec:
+            queue_head = _integer(spec["queue_head"], file, "report.queue_head", minimum=1)
     source = file if settings.source == "defaults" else f"{settings.source} + {file}"
-    return Settings(tolerances, noise, ranking, top_n, source)
+    return Settings(
+        tolerances,
+        noise,
+        ranking,
+        top_n,
+        source,
+        table_rows,
+        queue_head,
+        settings.noise_shuffles,
+    )
 
 
 def _read(path: Path) -> Any:

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
-from reports.view import DEFAULT_TOP_N, build_view
+from reports.view import build_view, delta_text, duration_text, ratio_text, si_text
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
@@ -95,6 +95,10 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "pct": fmt_pct,
     "seconds": fmt_seconds,
     "sortkey": sort_key,
+    "ratio": ratio_text,
+    "duration": duration_text,
+    "si": si_text,
+    "delta": lambda value, field: delta_text(field, value),
 }
 
 
@@ -135,26 +139,38 @@ def compact(text: str) -> str:
     return "".join(out)
 
 
-def render_string(comparison: Comparison, *, top_n: int = DEFAULT_TOP_N) -> str:
+def render_string(
+    comparison: Comparison, *, top_n: int | None = None, backtest: dict[str, Any] | None = None
+) -> str:
     """The report as text; the candidate table shrinks if the page would
-    otherwise exceed :data:`MAX_BYTES`."""
+    otherwise exceed :data:`MAX_BYTES`. ``backtest``: a backtest document
+    (``backtest --json``), shown as the report's backtest section."""
     template = environment().get_template("report.html")
-    rows = top_n
+    bt = None
+    if backtest is not None:
+        from reports.backtest_report import backtest_view
+
+        bt = backtest_view(backtest)
+    rows = comparison.table_rows if top_n is None else top_n
     while True:
         view = build_view(comparison, top_n=rows)
-        text = compact(template.render(v=view, c=comparison))
+        text = compact(template.render(v=view, c=comparison, bt=bt))
         if rows <= MIN_ROWS or len(text.encode("utf-8")) <= MAX_BYTES:
             return text
         rows = max(MIN_ROWS, rows // 2)
 
 
 def render_html(
-    comparison: Comparison, path: str | os.PathLike[str], *, top_n: int = DEFAULT_TOP_N
+    comparison: Comparison,
+    path: str | os.PathLike[str],
+    *,
+    top_n: int | None = None,
+    backtest: dict[str, Any] | None = None,
 ) -> None:
     """Write the report to ``path`` (``-``: standard output). A file is written
     to a temporary name in the same directory and renamed, so a reader never
     sees half a report."""
-    text = render_string(comparison, top_n=top_n)
+    text = render_string(comparison, top_n=top_n, backtest=backtest)
     if str(path) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

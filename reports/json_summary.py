@@ -28,7 +28,7 @@ from harness.atomic import write_atomic
 from harness.comparison_model import Comparison
 
 SCHEMA_NAME = "janitor-shadow/comparison-summary"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("summary.schema.json")
 
 
@@ -50,8 +50,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def summary_document(comparison: Comparison) -> dict[str, Any]:
-    """The summary as plain JSON-ready data."""
+def summary_document(
+    comparison: Comparison, backtest: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The summary as plain JSON-ready data (with a backtest document, when given)."""
     doc: dict[str, Any] = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION}
     for f in dataclasses.fields(comparison):
         name = f.name
@@ -65,22 +67,29 @@ def summary_document(comparison: Comparison) -> dict[str, Any]:
             }
         else:
             doc[name] = _plain(value)
+    if backtest is not None:
+        doc["backtest"] = backtest
     return doc
 
 
-def summary_bytes(comparison: Comparison) -> bytes:
+def summary_bytes(comparison: Comparison, backtest: dict[str, Any] | None = None) -> bytes:
     # default=str: engine settings and provenance may hold values JSON has no type for
     data = orjson.dumps(
-        summary_document(comparison),
+        summary_document(comparison, backtest),
         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
         default=str,
     )
     return data + b"\n"
 
 
-def write_json_summary(comparison: Comparison, path: str | os.PathLike[str]) -> None:
+def write_json_summary(
+    comparison: Comparison,
+    path: str | os.PathLike[str],
+    *,
+    backtest: dict[str, Any] | None = None,
+) -> None:
     """Write the summary (``-``: standard output), atomically for files."""
-    data = summary_bytes(comparison)
+    data = summary_bytes(comparison, backtest)
     if str(path) == "-":
         print(data.decode("utf-8"), end="")
         return

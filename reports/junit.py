@@ -17,7 +17,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from harness.atomic import write_atomic
-from harness.comparison_model import Comparison
+from harness.comparison_model import CandidateDiff, Comparison
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 LISTED = 20
@@ -54,6 +54,18 @@ class _Suite:
         self.element.set("time", f"{self.elapsed:.3f}")
 
 
+def _kind_line(d: CandidateDiff) -> str:
+    """What one divergent candidate is, for a JUnit line."""
+    if d.rule is not None:
+        return f"{d.kind}: {d.rule.input} [{d.rule.factor}]"
+    if d.category in ("order", "tie_order"):
+        by = f"; moved by {', '.join(d.moved_by)}" if d.moved_by else ""
+        return f"position {d.rank_a} → {d.rank_b}{by}"
+    if d.attribution is not None and d.attribution.cause:
+        return f"{', '.join(f.field for f in d.fields)} (cause: {d.attribution.cause})"
+    return ", ".join(f.field for f in d.fields) or d.kind
+
+
 def junit_xml(comparison: Comparison) -> str:
     c = comparison
     failing = not c.passed
@@ -86,6 +98,7 @@ def junit_xml(comparison: Comparison) -> str:
             sum(1 for e in c.error_mismatches if e.status == "real"),
             [
                 f"{e.key.label()}: {e.kind}: A {e.type_a} / B {e.type_b} ({e.status})"
+                + (f"; input: {e.rule.input} [{e.rule.factor}]" if e.rule else "")
                 for e in c.error_mismatches
             ],
         ),
@@ -146,6 +159,23 @@ def junit_xml(comparison: Comparison) -> str:
         )
     ordering.close()
 
+    kinds = _Suite(root, "kinds", c.elapsed_s)
+    for k in c.kinds:
+        of_kind = [d for d in c.candidates if d.category == k.kind]
+        lines = [f"{d.label}: {_kind_line(d)} ({d.status})" for d in of_kind[:LISTED]]
+        text = (
+            f"real {k.real}, noise {k.noise}, waived {k.waived}"
+            + ("" if k.kind != "tie_order" or c.ties_ordered else " (ties unordered: not gated)")
+            + ("\n" + "\n".join(lines) if lines else "")
+        )
+        failure = (
+            f"{k.real} real {k.kind} divergence(s)\n" + "\n".join(lines)
+            if failing and k.real
+            else None
+        )
+        kinds.case(k.kind, failure=failure, output=text)
+    kinds.close()
+
     verdict = _Suite(root, "verdict", c.elapsed_s)
     verdict.case(
         "verdict",
@@ -154,7 +184,7 @@ def junit_xml(comparison: Comparison) -> str:
     )
     verdict.close()
 
-    suites = [fields, campaigns, ordering, verdict]
+    suites = [fields, kinds, campaigns, ordering, verdict]
     root.set("tests", str(sum(s.tests for s in suites)))
     root.set("failures", str(sum(s.failures for s in suites)))
     root.set("errors", "0")

@@ -32,8 +32,12 @@ MARGIN_BOTTOM = 56
 AXIS_COLOUR = "#6b7280"
 GRID_COLOUR = "#e5e7eb"
 TEXT_COLOUR = "#374151"
-DEFAULT_BAR = "#64748b"
-AGREE_COLOUR = "#cbd5e1"
+#: grey is reserved for noise (see reports.view.STATUS_COLOURS): neutral bars
+#: are teal, agreement soft green
+DEFAULT_BAR = "#0e7490"
+AGREE_COLOUR = "#9cc9a8"
+#: A and B in plots that show both sides' values
+SIDE_COLOURS = ("#1d4ed8", "#c2410c")
 
 
 @dataclass(frozen=True)
@@ -305,6 +309,7 @@ def loglog_scatter(
     hex_radius: float = 7.0,
     width: int = 860,
     height: int = 560,
+    labels: Sequence[str] | None = None,
 ) -> str:
     """A log-log scatter of ``(x, y, category)`` with the ``y = x`` line.
 
@@ -314,7 +319,10 @@ def loglog_scatter(
     opacity growing with the log of the count, so 100,000 points cost a few
     hundred marks.
     """
-    usable = [(x, y, k) for x, y, k in points if _positive(x) and _positive(y)]
+    names = list(labels) if labels is not None else [""] * len(points)
+    keep = [i for i, (x, y, _) in enumerate(points) if _positive(x) and _positive(y)]
+    usable = [points[i] for i in keep]
+    tips = [names[i] if i < len(names) else "" for i in keep]
     dropped = len(points) - len(usable)
     binned = len(usable) > max_points
     summary = (
@@ -337,13 +345,18 @@ def loglog_scatter(
         'stroke-width="1" stroke-dasharray="4 3" fill="none" opacity="0.55"/>'
     )
     c.text(xs(hi) - 4, ys(hi) + 14, "y = x", anchor="end", cls="tk")
-    ordered = sorted(usable, key=lambda p: p[2])  # worst status drawn last, on top
+    # worst status drawn last, on top
+    order = sorted(range(len(usable)), key=lambda i: usable[i][2])
+    ordered = [usable[i] for i in order]
     if not binned:
-        for x, y, k in ordered:
+        for i in order:
+            x, y, k = usable[i]
             cat = categories.get(k) or Category(str(k), DEFAULT_BAR)
+            tip = f"{tips[i]}: " if tips[i] else ""
             c.add(
                 f'<circle class="mark" cx="{_f(xs(x))}" cy="{_f(ys(y))}" r="2.6" '
-                f'fill="{esc(cat.colour)}" fill-opacity="0.75"/>'
+                f'fill="{esc(cat.colour)}" fill-opacity="0.75"><title>{esc(tip)}A '
+                f"{esc(fmt_number(x))}, B {esc(fmt_number(y))} ({esc(cat.label)})</title></circle>"
             )
         return c.render()
     cells: dict[tuple[float, float], list[int]] = {}
@@ -384,6 +397,7 @@ def histogram(
     mark_zero: bool = True,
     width: int = WIDTH,
     height: int = HEIGHT,
+    x_fmt: Callable[[float], str] = fmt_number,
 ) -> str:
     """Bars over ``edges`` (``len(edges) == len(counts) + 1``), one mark per
     non-empty bin. ``log_counts`` (default: when the tallest bar is over 50
@@ -431,7 +445,9 @@ def histogram(
         ys = Scale(0, math.ceil(peak / step) * step, height - MARGIN_BOTTOM, MARGIN_TOP)
     y_ticks = [t for t in ys.ticks(5) if t == int(t)]
     y_title = y_label + (" (log)" if log_counts else "")
-    _axes(c, xs, ys, x_label, y_title, y_ticks=y_ticks, x_ticks=[0.0] if agree else None)
+    _axes(
+        c, xs, ys, x_label, y_title, y_ticks=y_ticks, x_ticks=[0.0] if agree else None, x_fmt=x_fmt
+    )
     base = ys.p0
     for lo, hi, n in bins:
         if n <= 0:
@@ -443,7 +459,7 @@ def histogram(
         c.add(
             f'<rect class="mark" x="{_f(x0 + 0.5)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 1, 1))}" '
             f'height="{_f(max(base - y, 1))}" fill="{esc(fill)}">'
-            f"<title>{esc(fmt_number(shown[0]))} … {esc(fmt_number(shown[1]))}: {n}</title></rect>"
+            f"<title>{esc(x_fmt(shown[0]))} … {esc(x_fmt(shown[1]))}: {n}</title></rect>"
         )
     if mark_zero and not agree and edges[0] < 0 < edges[-1]:
         c.add(
@@ -540,6 +556,7 @@ def rank_scatter(
     categories: Mapping[int, Category] | None = None,
     width: int = WIDTH,
     height: int = HEIGHT,
+    labels: Sequence[str] | None = None,
 ) -> str:
     """Position in A (x) against position in B (y) for ``(rank_a, rank_b,
     category)`` triples, on linear axes from 1 to ``total``, with ``y = x``:
@@ -577,11 +594,14 @@ def rank_scatter(
                 f'fill-opacity="{opacity:.2f}"/>'
             )
         return c.render()
-    for a, b, k in moves:
+    names = list(labels) if labels is not None else []
+    for i, (a, b, k) in enumerate(moves):
         cat = cats.get(k) or Category(str(k), DEFAULT_BAR)
+        name = f"{names[i]}: " if i < len(names) else ""
         c.add(
             f'<circle class="mark" cx="{_f(xs(a))}" cy="{_f(ys(b))}" r="2.8" '
-            f'fill="{esc(cat.colour)}" fill-opacity="0.75"/>'
+            f'fill="{esc(cat.colour)}" fill-opacity="0.75"><title>{esc(name)}#{a:,} under A, '
+            f"#{b:,} under B</title></circle>"
         )
     return c.render()
 
@@ -626,3 +646,73 @@ def contribution_bar(
             )
     out.append(f'<path d="M{_f(half)} 0V{height}" stroke="#374151" stroke-width="1"/></svg>')
     return "".join(out)
+
+
+# ---------------------------------------------------------------- A and B
+
+
+def paired_histogram(
+    edges: Sequence[float],
+    counts_a: Sequence[int],
+    counts_b: Sequence[int],
+    *,
+    ident: str,
+    title: str,
+    x_label: str,
+    log_x: bool = False,
+    desc: str = "",
+    labels: tuple[str, str] = ("A", "B"),
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    x_fmt: Callable[[float], str] = fmt_number,
+    x_ticks: Sequence[float] | None = None,
+) -> str:
+    """A's and B's values on the same bins, side by side in each bin (A left,
+    B right), on a log x axis when the values span orders of magnitude."""
+    total_a, total_b = sum(counts_a), sum(counts_b)
+    summary = (
+        f"{total_a} values of {labels[0]} and {total_b} of {labels[1]} in {len(counts_a)} bins "
+        f"from {fmt_number(edges[0])} to {fmt_number(edges[-1])}" + (", log scale" if log_x else "")
+    )
+    c = _Canvas(ident, title, f"{desc} {summary}.".strip(), width, height)
+    _heading(c, title)
+    _legend(
+        c,
+        [Category(labels[0], SIDE_COLOURS[0]), Category(labels[1], SIDE_COLOURS[1])],
+        width - MARGIN_RIGHT,
+    )
+    peak = max([*counts_a, *counts_b, 0])
+    if peak == 0:
+        _axes_empty(c, x_label, "candidates")
+        _empty(c, "nothing to count")
+        return c.render()
+    xs = Scale(edges[0], edges[-1], MARGIN_LEFT, width - MARGIN_RIGHT, log=log_x)
+    step = nice_step(peak, 5)
+    ys = Scale(0, math.ceil(peak / step) * step, height - MARGIN_BOTTOM, MARGIN_TOP)
+    _axes(
+        c,
+        xs,
+        ys,
+        x_label,
+        "candidates",
+        y_ticks=[t for t in ys.ticks(5) if t == int(t)],
+        x_fmt=x_fmt,
+        x_ticks=None
+        if x_ticks is None
+        else [t for t in x_ticks if edges[0] <= t <= edges[-1]] or None,
+    )
+    base = ys.p0
+    for lo, hi, na, nb in zip(edges, edges[1:], counts_a, counts_b, strict=False):
+        x0, x1 = xs(lo), xs(hi)
+        mid = (x0 + x1) / 2
+        for n, left, colour, who in ((na, x0, SIDE_COLOURS[0], 0), (nb, mid, SIDE_COLOURS[1], 1)):
+            if n <= 0:
+                continue
+            y = ys(n)
+            c.add(
+                f'<rect class="mark" x="{_f(left + 0.3)}" y="{_f(y)}" '
+                f'width="{_f(max(mid - x0 - 0.6, 0.8))}" height="{_f(max(base - y, 1))}" '
+                f'fill="{colour}" fill-opacity="0.85"><title>{esc(labels[who])}: '
+                f"{esc(x_fmt(lo))} … {esc(x_fmt(hi))}: {n}</title></rect>"
+            )
+    return c.render()

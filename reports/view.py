@@ -21,6 +21,7 @@ from typing import Any
 from markupsafe import Markup
 
 from harness.comparison_model import (
+    CAUSES,
     FACTORS,
     CampaignSummary,
     CandidateDiff,
@@ -47,11 +48,12 @@ REASON_LINES = 12
 STRUCTURE_LINES = 12
 PROVENANCE_CHARS = 4000
 
+#: grey means noise and nothing else; agreement is soft green
 STATUS_COLOURS: Mapping[str, str] = {
     "real": "#dc2626",
     "waived": "#d97706",
-    "noise": "#6b7fa8",
-    "equal": "#aab4c3",
+    "noise": "#94a3b8",
+    "equal": "#9cc9a8",
 }
 #: status codes of PlotData.offset_pairs
 STATUS_CODES: Mapping[int, svg.Category] = {
@@ -66,13 +68,41 @@ FACTOR_LABELS: Mapping[str, str] = {
     "success_probability": "probability",
     "candidate_value": "candidate value",
     "residual": "residual",
+    "run_counts": "run counts",
+    "publish_policy": "publish policy",
+    "candidate_row": "candidate row",
+    "run_data": "run data",
+    "dependencies": "dependencies",
+    "codebase_values": "codebase values",
+    "queue": "queue",
 }
 FACTOR_COLOURS: Mapping[str, str] = {
     "duration": "#2563eb",
     "normalized_codebase_value": "#7c3aed",
     "success_probability": "#0d9488",
     "candidate_value": "#db2777",
-    "residual": "#4b5563",
+    "residual": "#111827",
+    "run_counts": "#65a30d",
+    "publish_policy": "#9333ea",
+    "candidate_row": "#be185d",
+    "run_data": "#0369a1",
+    "dependencies": "#a16207",
+    "codebase_values": "#6d28d9",
+    "queue": "#155e75",
+}
+CATEGORY_LABELS: Mapping[str, str] = {
+    "numeric": "numbers",
+    "order": "order only",
+    "tie_order": "tie order",
+    "presence": "presence",
+    "error": "error",
+}
+RUN_COUNT_LABELS: Mapping[str, str] = {
+    "previous_runs": "previous runs (counted)",
+    "successes": "successes",
+    "ignored_worker_failures": "ignored worker failures",
+    "same_context": "same-context match",
+    "deps_satisfied_runs": "dependency failures now satisfied",
 }
 #: short names for the candidate table's "fields" column
 FIELD_LABELS: Mapping[str, str] = {
@@ -94,6 +124,85 @@ KIND_LABELS: Mapping[str, str] = {
     "value_vs_error": "B failed",
     "error_mismatch": "errors differ",
 }
+
+
+# ---------------------------------------------------------------- units
+
+
+def duration_text(us: float | None) -> str:
+    """A duration in microseconds as people read it: ``850 ms``, ``14.2 s``,
+    ``4 min 12 s``, ``2 h 05 min``, ``3 d 4 h``."""
+    if us is None or not math.isfinite(us):
+        return "—" if us is None else ("∞" if us > 0 else "−∞") if math.isinf(us) else "NaN"
+    sign = "−" if us < 0 else ""
+    s = abs(us) / 1e6
+    if s < 1:
+        return f"{sign}{s * 1000:.0f} ms" if s >= 0.001 or s == 0 else f"{sign}{abs(us):.0f} µs"
+    if s < 60:
+        return f"{sign}{s:.3g} s"
+    if s < 3600:
+        m, rest = divmod(round(s), 60)
+        return f"{sign}{m} min" + (f" {rest:02d} s" if rest else "")
+    if s < 86400:
+        h, rest = divmod(round(s / 60), 60)
+        return f"{sign}{h} h" + (f" {rest:02d} min" if rest else "")
+    d, rest = divmod(round(s / 3600), 24)
+    return f"{sign}{d} d" + (f" {rest} h" if rest else "")
+
+
+def si_text(x: float | None) -> str:
+    """A large number in three significant digits with k/M/G/T: ``12.4 k``."""
+    if x is None:
+        return "—"
+    if not math.isfinite(x):
+        return "NaN" if math.isnan(x) else ("∞" if x > 0 else "−∞")
+    magnitude = abs(x)
+    for factor, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if magnitude >= factor:
+            return f"{x / factor:.3g}{suffix}".replace("-", "−")
+    if magnitude >= 0.01 or x == 0:
+        return f"{x:.3g}".replace("-", "−")
+    return f"{x:.2e}".replace("-", "−")
+
+
+def ratio_text(log_ratio: float | None) -> str:
+    """``ln(B/A)`` as a factor: ``×2.31`` (B larger), ``÷1.5`` (B smaller), ``×1``."""
+    if log_ratio is None or not math.isfinite(log_ratio):
+        return "—"
+    if abs(log_ratio) < 1e-12:
+        return "×1"
+    factor = math.exp(abs(log_ratio))
+    text = f"{factor:.3g}" if factor < 1000 else si_text(factor).replace(" ", "")
+    return ("×" if log_ratio > 0 else "÷") + text
+
+
+def field_text(field: str, value: float | None) -> str:
+    """A field's value with its unit."""
+    if value is None:
+        return "—"
+    if field == "estimated_duration_us":
+        return duration_text(value)
+    if field in ("offset", "queue_priority") and math.isfinite(value) and abs(value) >= 1e4:
+        return si_text(value)
+    if field == "queue_bucket" and math.isfinite(value) and 0 <= value < 8:
+        from engines.model import BUCKETS
+
+        return BUCKETS[int(value)]
+    if field == "queue_position" and math.isfinite(value):
+        return f"#{int(value):,}"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}".replace("-", "−")
+    return f"{value:.4g}".replace("-", "−") if math.isfinite(value) else si_text(value)
+
+
+def delta_text(field: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if field == "estimated_duration_us":
+        return duration_text(value)
+    if field == "queue_position" and math.isfinite(value):
+        return f"{int(value):,} places"
+    return si_text(value) if abs(value) >= 1e4 else field_text("", value)
 
 
 # ---------------------------------------------------------------- view types
@@ -140,6 +249,18 @@ class FieldRow:
     status: str
     noise: float | None
     waiver: str | None
+    a_text: str = ""
+    b_text: str = ""
+    delta_text: str = ""
+    noise_text: str = ""
+
+
+@dataclass(frozen=True)
+class RunCountRow:
+    label: str
+    a: float | None
+    b: float | None
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -175,6 +296,17 @@ class CandidateRow:
     error_short: str | None
     waivers: tuple[str, ...]
     search: str
+    category: str = "numeric"
+    category_label: str = ""
+    offset_a_text: str = "—"
+    offset_b_text: str = "—"
+    ratio: str = "—"
+    rule_input: str | None = None
+    rule_factor: str | None = None
+    run_counts: tuple[RunCountRow, ...] = ()
+    moved_by: tuple[str, ...] = ()
+    moved_by_total: int = 0
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +314,7 @@ class FieldStatsRow:
     stats: FieldStats
     tolerance: str
     divergent_share: float
+    max_abs_text: str = "—"
 
 
 @dataclass(frozen=True)
@@ -245,6 +378,19 @@ class RunView:
 
 
 @dataclass(frozen=True)
+class HeadRow:
+    """One place of the two queue heads side by side."""
+
+    position: int
+    a: str | None
+    a_other: int | None
+    a_moved: bool
+    b: str | None
+    b_other: int | None
+    b_moved: bool
+
+
+@dataclass(frozen=True)
 class ReportView:
     title: str
     comparison: Comparison
@@ -268,14 +414,19 @@ class ReportView:
     status_colours: Mapping[str, str]
     factor_colours: Mapping[str, str]
     factor_labels: Mapping[str, str]
+    kinds: tuple[tuple[str, str, int, int, int], ...] = ()
+    heads: tuple[HeadRow, ...] = ()
+    distributions: tuple[Plot, ...] = ()
 
 
 # ---------------------------------------------------------------- building
 
 
-def build_view(comparison: Comparison, *, top_n: int = DEFAULT_TOP_N) -> ReportView:
-    """Everything the template needs, with every list capped."""
+def build_view(comparison: Comparison, *, top_n: int | None = None) -> ReportView:
+    """Everything the template needs, with every list capped; ``top_n``: rows
+    of the candidate table (default: the comparison's ``table_rows``)."""
     c = comparison
+    top_n = c.table_rows if top_n is None else top_n
     rows = tuple(_candidate_row(i, d) for i, d in enumerate(c.candidates[:top_n]))
     campaigns = tuple(_campaign_view(s, rows) for s in c.campaigns)
     expired = sum(1 for w in c.waivers if w.expired)
@@ -293,8 +444,10 @@ def build_view(comparison: Comparison, *, top_n: int = DEFAULT_TOP_N) -> ReportV
         campaign_names=tuple(sorted({r.campaign for r in rows})),
         ranking=_rank_view(c.ranking, c) if c.ranking is not None else None,
         lists=(
-            KeyedList("Missing in B", "missing", tuple(c.missing[:LIST_CAP]), c.counts.missing),
-            KeyedList("Extra in B", "extra", tuple(c.extra[:LIST_CAP]), c.counts.extra),
+            KeyedList(
+                "Missing in B", "missing-list", tuple(c.missing[:LIST_CAP]), c.counts.missing
+            ),
+            KeyedList("Extra in B", "extra-list", tuple(c.extra[:LIST_CAP]), c.counts.extra),
             KeyedList(
                 "Error mismatches",
                 "errors",
@@ -308,13 +461,91 @@ def build_view(comparison: Comparison, *, top_n: int = DEFAULT_TOP_N) -> ReportV
         ),
         expired_waivers=expired,
         runs=(_run_view(c.a), _run_view(c.b)),
-        tolerances=tuple((t.field, tolerance_text(t)) for t in c.tolerances),
+        tolerances=tuple((t.field, tolerance_text(t, t.field)) for t in c.tolerances),
         ordering_checks=tuple((k, v, t, ok) for k, (v, t, ok) in c.ordering_checks.items()),
         causes=_causes(c.causes, {}),
         status_colours=STATUS_COLOURS,
         factor_colours=FACTOR_COLOURS,
-        factor_labels=FACTOR_LABELS,
+        factor_labels={f: FACTOR_LABELS[f] for f in (*FACTORS, "run_counts")},
+        kinds=tuple(
+            (k.kind, CATEGORY_LABELS.get(k.kind, k.kind), k.real, k.noise, k.waived)
+            for k in c.kinds
+        ),
+        heads=_heads(c),
+        distributions=_distribution_plots(c),
     )
+
+
+def _heads(c: Comparison) -> tuple[HeadRow, ...]:
+    out = []
+    for k in range(max(len(c.head_a), len(c.head_b))):
+        ra = c.head_a[k] if k < len(c.head_a) else None
+        rb = c.head_b[k] if k < len(c.head_b) else None
+        out.append(
+            HeadRow(
+                k + 1,
+                None if ra is None else ra.label,
+                None if ra is None else ra.other,
+                bool(ra and ra.moved),
+                None if rb is None else rb.label,
+                None if rb is None else rb.other,
+                bool(rb and rb.moved),
+            )
+        )
+    return tuple(out)
+
+
+#: round durations (seconds) for a log time axis
+TIME_TICKS = (
+    1.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    4 * 3600.0,
+    86400.0,
+    7 * 86400.0,
+)
+
+
+def _seconds_text(seconds: float) -> str:
+    return duration_text(seconds * 1e6)
+
+
+def _distribution_plots(c: Comparison) -> tuple[Plot, ...]:
+    out = []
+    for i, d in enumerate(c.distributions):
+        unit = f" ({d.unit})" if d.unit else ""
+        log = d.scale == "log"
+        out.append(
+            Plot(
+                f"dist-{i}",
+                f"{d.quantity.capitalize()} under A ({c.a.engine}, left bar of each bin) and "
+                f"B ({c.b.engine}, right bar), over the candidates both decided"
+                + ("; log scale: each step of the axis is a factor" if log else "")
+                + ".",
+                Markup(
+                    svg.paired_histogram(
+                        d.edges,
+                        d.counts_a,
+                        d.counts_b,
+                        ident=f"plot-dist-{i}",
+                        title=d.quantity.split(" (")[0].capitalize(),
+                        x_label=(d.quantity if d.unit == "s" else f"{d.quantity}{unit}")
+                        + (", log scale" if log else ""),
+                        log_x=log,
+                        desc=f"Distribution of {d.quantity} under A and under B.",
+                        labels=("A", "B"),
+                        x_fmt=_seconds_text if d.unit == "s" else svg.fmt_number,
+                        x_ticks=TIME_TICKS if d.unit == "s" and log else None,
+                    )
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def verdict_view(c: Comparison) -> VerdictView:
@@ -330,6 +561,7 @@ def headlines(c: Comparison) -> tuple[Headline, ...]:
     n = c.counts
     union = n.a + n.extra
     over = c.real > c.budget
+    by_kind = " · ".join(f"{CATEGORY_LABELS[k.kind]} {k.real:,}" for k in c.kinds if k.real)
     out = [
         Headline(
             "Candidates compared",
@@ -337,14 +569,20 @@ def headlines(c: Comparison) -> tuple[Headline, ...]:
             f"of {union:,} keys · A {n.a:,}, B {n.b:,}",
         ),
         Headline(
-            "Real divergences",
+            "Real divergences (candidates)",
             f"{c.real:,}",
-            f"budget {c.budget:,}" + (" · over budget" if over else " · within budget"),
+            f"budget {c.budget:,}"
+            + (" · over budget" if over else " · within budget")
+            + (f" · {by_kind}" if by_kind else ""),
             "bad" if over else "good",
         ),
-        Headline("Noise", f"{c.noise:,}", "within the engine's own variation"),
         Headline(
-            "Waived",
+            "Noise (candidates)",
+            f"{c.noise:,}",
+            "explained by the reference's own row order or run-to-run noise",
+        ),
+        Headline(
+            "Waived (candidates)",
             f"{c.waived:,}",
             f"{sum(1 for w in c.waivers if not w.expired)} active waiver(s)"
             + (
@@ -355,13 +593,13 @@ def headlines(c: Comparison) -> tuple[Headline, ...]:
             "warn" if any(w.expired and w.matched for w in c.waivers) else "neutral",
         ),
         Headline(
-            "Missing / extra",
+            "Missing / extra (candidates)",
             f"{n.missing:,} / {n.extra:,}",
             "keys only in A / only in B",
             "bad" if (n.missing or n.extra) and over else "neutral",
         ),
         Headline(
-            "Errors mismatched",
+            "Errors mismatched (candidates)",
             f"{n.error_mismatches:,}",
             f"{n.both_error_same:,} failed the same way on both sides",
             "bad" if n.error_mismatches and over else "neutral",
@@ -426,15 +664,43 @@ def _candidate_row(index: int, d: CandidateDiff) -> CandidateRow:
         log_ratio = _finite(math.log(d.offset_b / d.offset_a))
     reasons_a, reasons_b = _clip(d.reasons_a), _clip(d.reasons_b)
     fields = tuple(
-        FieldRow(f.field, f.a, f.b, f.abs_delta, f.rel_delta, f.status, f.noise, f.waiver)
+        FieldRow(
+            f.field,
+            f.a,
+            f.b,
+            f.abs_delta,
+            f.rel_delta,
+            f.status,
+            f.noise,
+            f.waiver,
+            field_text(f.field, f.a),
+            field_text(f.field, f.b),
+            delta_text(f.field, f.abs_delta),
+            delta_text(f.field, f.noise) if f.noise is not None else "",
+        )
         for f in d.fields
     )
+    cause = at.cause if at is not None else None
+    if d.rule is not None:
+        dominant = d.rule.factor
+    elif cause == "run_counts":
+        dominant = cause
     names = [f.field for f in d.fields]
     error = d.error_b or d.error_a
     if d.structure:
         names.append("structure")
     search = " ".join(
-        [d.label, d.kind, d.status, *names, dominant or "", d.error_a or "", d.error_b or ""]
+        [
+            d.label,
+            d.kind,
+            d.status,
+            d.category,
+            *names,
+            dominant or "",
+            cause or "",
+            d.error_a or "",
+            d.error_b or "",
+        ]
     ).lower()
     return CandidateRow(
         index=index,
@@ -468,6 +734,20 @@ def _candidate_row(index: int, d: CandidateDiff) -> CandidateRow:
         error_short=_short(error, 90) if error else None,
         waivers=d.waivers,
         search=search,
+        category=d.category,
+        category_label=CATEGORY_LABELS.get(d.category, d.category),
+        offset_a_text=si_text(d.offset_a),
+        offset_b_text=si_text(d.offset_b),
+        ratio=ratio_text(log_ratio),
+        rule_input=d.rule.input if d.rule is not None else None,
+        rule_factor=d.rule.factor if d.rule is not None else None,
+        run_counts=tuple(
+            RunCountRow(RUN_COUNT_LABELS.get(rc.name, rc.name), rc.a, rc.b, rc.a != rc.b)
+            for rc in d.run_counts
+        ),
+        moved_by=d.moved_by,
+        moved_by_total=d.moved_by_total,
+        cause=cause or (d.rule.factor if d.rule is not None else None),
     )
 
 
@@ -485,13 +765,14 @@ def _factor_row(fc: FactorContribution, dominant: str | None) -> FactorRow:
     )
 
 
-def tolerance_text(t: Tolerance) -> str:
-    """``±0.01``, ``1%``, ``±1 or 0.0001%``, ``exact``."""
+def tolerance_text(t: Tolerance, field: str = "") -> str:
+    """``±0.01``, ``1%``, ``±1 µs or 0.0001%``, ``exact``."""
     if t.absolute == 0 and t.relative == 0:
         return "exact"
     parts = []
     if t.absolute:
-        parts.append(f"±{t.absolute:g}")
+        unit = {"estimated_duration_us": " µs", "queue_position": " places"}.get(field, "")
+        parts.append(f"±{t.absolute:g}{unit}")
     if t.relative:
         parts.append(f"{t.relative * 100:g}%")
     return " or ".join(parts)
@@ -499,13 +780,15 @@ def tolerance_text(t: Tolerance) -> str:
 
 def _field_row(s: FieldStats) -> FieldStatsRow:
     share = s.divergent / s.compared if s.compared else 0.0
-    return FieldStatsRow(s, tolerance_text(s.tolerance), share)
+    return FieldStatsRow(
+        s, tolerance_text(s.tolerance, s.field), share, delta_text(s.field, s.max_abs_delta)
+    )
 
 
 def _causes(counts: Mapping[str, int], weights: Mapping[str, float]) -> tuple[CauseShare, ...]:
     total = sum(weights.values()) or float(sum(counts.values())) or 1.0
     out = []
-    for factor in FACTORS:
+    for factor in CAUSES:
         n = counts.get(factor, 0)
         w = weights.get(factor, float(n))
         if n == 0 and w == 0:
@@ -561,12 +844,18 @@ def _rank_view(r: RankMetrics, c: Comparison) -> RankView:
         ("Spearman ρ", num(r.spearman), pval(r.spearman_pvalue)),
         ("Rank-biased overlap", num(r.rbo), f"persistence p = {r.rbo_p:g}"),
     ]
+    seen_whole = False
     for t in r.top_k:
+        whole = t.effective_k < t.k
+        if whole and seen_whole:
+            continue  # a larger k than the queue says the same again
+        seen_whole = seen_whole or whole
+        common = f"{t.common:,.0f}" if float(t.common).is_integer() else f"{t.common:,.1f}"
         rows.append(
             (
-                f"Top-{t.k:,} overlap",
+                f"Whole queue ({t.effective_k:,}) overlap" if whole else f"Top-{t.k:,} overlap",
                 f"{t.overlap * 100:.1f}%",
-                f"{t.common:,.1f} of {t.effective_k:,} in common",
+                f"{common} of {t.effective_k:,} in both (ties counted as fractions)",
             )
         )
     rows.append(
@@ -596,7 +885,8 @@ def movers_plot(r: RankMetrics, c: Comparison) -> Plot | None:
                 title="Largest queue movers",
                 total=total,
                 desc="Scatter of queue positions under A and B for the largest movers.",
-                categories={0: svg.Category("moved", "#475569")},
+                categories={0: svg.Category("moved", svg.DEFAULT_BAR)},
+                labels=[f"{m.codebase}/{m.campaign}" for m in r.movers],
             )
         ),
     )
@@ -627,6 +917,15 @@ def _short(text: str, chars: int = 300) -> str:
 # ---------------------------------------------------------------- plots
 
 
+def _times_log2(x: float) -> str:
+    """A log₂ ratio tick as a factor: ``×4``, ``÷2``, ``×1``."""
+    return ratio_text(x * math.log(2))
+
+
+#: tick formats of the histograms whose axis is a log ratio
+_X_FORMATS = {"duration_ratio": _times_log2, "offset_log_ratio": _times_log2}
+
+
 def _hist(
     hists: Mapping[str, Histogram],
     name: str,
@@ -639,15 +938,20 @@ def _hist(
     h = hists.get(name)
     if h is None:
         return None
+    edges = h.edges
+    if name == "offset_log_ratio":
+        # ln → log₂, so that the ticks fall on ×2, ×4, ÷2
+        edges = tuple(e / math.log(2) for e in edges)
     return Markup(
         svg.histogram(
-            h.edges,
+            edges,
             h.counts,
             ident=ident,
             title=title,
             x_label=x_label or h.quantity,
             desc=desc,
             colour=colour,
+            x_fmt=_X_FORMATS.get(name, svg.fmt_number),
         )
     )
 
@@ -656,12 +960,26 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
     """The figures, in reading order; a figure with no data is left out."""
     out: list[Plot] = []
     pairs = c.plots.offset_pairs
+    total, divergent = c.plots.offset_total, c.plots.offset_divergent
+    if len(pairs) >= total:
+        which = f"all {total:,} candidates with both offsets are drawn"
+    elif divergent <= c.top_n:
+        which = (
+            f"all {divergent:,} divergent candidates are drawn, and an even sample of "
+            f"{len(pairs) - divergent:,} of the {total - divergent:,} that agree"
+        )
+    else:
+        which = (
+            f"the {c.top_n:,} most severe of the {divergent:,} divergent candidates are drawn, "
+            f"and an even sample of {len(pairs) - c.top_n:,} of the other "
+            f"{total - c.top_n:,} (so the cloud's shape is the whole population's)"
+        )
     out.append(
         Plot(
             "offsets",
-            "Each dot is a candidate: its offset under A (x) and B (y). On the dashed line "
-            "the engines agree; above it B runs the candidate later. Colour is the "
-            "candidate's status; every divergent candidate kept is drawn, the rest sampled.",
+            "Each dot is a candidate: its offset under A (x) and B (y), log scales. On the "
+            "dashed line the engines agree; above it B runs the candidate later. Colour is "
+            f"the candidate's status; {which}. Hover a dot for its name.",
             Markup(
                 svg.loglog_scatter(
                     pairs,
@@ -671,6 +989,7 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
                     y_label=f"offset under B ({c.b.engine})",
                     categories=STATUS_CODES,
                     desc="Log-log scatter of queue offsets, A against B, with the line y = x.",
+                    labels=c.plots.offset_labels,
                 )
             ),
             wide=True,
@@ -686,17 +1005,17 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
             FACTOR_COLOURS["success_probability"],
         ),
         (
-            "duration_rel_delta",
+            "duration_ratio",
             "plot-duration",
-            "Estimated duration, relative change",
-            "Histogram of (B − A) / A of the estimated duration per candidate.",
+            "Estimated duration, B ÷ A",
+            "Histogram of the ratio of the estimated durations per candidate, on a log scale.",
             FACTOR_COLOURS["duration"],
         ),
         (
             "offset_log_ratio",
             "plot-logratio",
-            "Offset, log(B / A)",
-            "Histogram of the natural log of the offset ratio per candidate.",
+            "Offset, B ÷ A",
+            "Histogram of the offset ratio per candidate, on a log scale.",
             svg.DEFAULT_BAR,
         ),
         (
@@ -710,10 +1029,14 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
         figure = _hist(hists, name, ident, title, desc, colour)
         if figure is not None:
             captions = {
-                "success_probability_delta": "How far B's success probabilities are from A's.",
-                "duration_rel_delta": "Relative change of the estimated duration (0.5 = 50% longer under B).",
-                "offset_log_ratio": "log(B/A) of the offset: 0.69 means B's offset is twice A's.",
-                "rank_displacement": "How far candidates moved in the queue; positive: later under B.",
+                "success_probability_delta": "How far B's success probabilities are from A's "
+                "(absolute difference, B − A).",
+                "duration_ratio": "How many times longer (×) or shorter (÷) B estimates each "
+                "candidate's duration; log scale, ×1 is no change.",
+                "offset_log_ratio": "How many times larger (×: later in the queue) or smaller "
+                "(÷: earlier) B's offset is; log scale, ×1 is no change.",
+                "rank_displacement": "How many places candidates moved in the queue (moves "
+                "inside a tie group count as 0); positive: later under B.",
             }
             out.append(Plot(name, captions[name], figure))
     campaigns = sorted(c.campaigns, key=lambda s: (-(s.real + s.waived + s.noise), s.campaign))
@@ -745,9 +1068,10 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
                 ),
             )
         )
+    used = [f for f in CAUSES if any(s.causes.get(f) for s in c.campaigns)]
     cause_rows = _cap_rows(
         [
-            (s.campaign, [float(s.causes.get(f, 0)) for f in FACTORS])
+            (s.campaign, [float(s.causes.get(f, 0)) for f in used])
             for s in sorted(c.campaigns, key=lambda s: -sum(s.causes.values()))
             if sum(s.causes.values())
         ]
@@ -756,14 +1080,16 @@ def plots(c: Comparison) -> tuple[Plot, ...]:
         out.append(
             Plot(
                 "causes",
-                "Real divergent offsets per campaign, by the factor that moved them most.",
+                "Real divergent candidates per campaign, by cause: the factor that moved the "
+                "offset most, run counts when the runs that counted changed, or the input "
+                "behind an error pair.",
                 Markup(
                     svg.stacked_bars(
                         cause_rows,
-                        [svg.Category(FACTOR_LABELS[f], FACTOR_COLOURS[f]) for f in FACTORS],
+                        [svg.Category(FACTOR_LABELS[f], FACTOR_COLOURS[f]) for f in used],
                         ident="plot-causes",
                         title="What moved the offsets",
-                        x_label="candidates, by dominant factor",
+                        x_label="candidates, by cause",
                         desc="Stacked bars per campaign of the dominant factor of each real offset divergence.",
                     )
                 ),

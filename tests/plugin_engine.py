@@ -34,6 +34,26 @@ def not_an_engine(option: str | None) -> object:
     return object()
 
 
+class PermutedRows:
+    """The legacy on the same data with the candidate rows in another order, as
+    a database may return them: a faithful engine must never be flagged."""
+
+    def __init__(self, option: str | None) -> None:
+        self.seed = int(option or 20250601)
+        self.name = f"plugin_engine:permuted:{self.seed}"
+
+    def schedule(self, dataset: Dataset) -> Schedule:
+        from harness.noise import shuffled_dataset
+
+        schedule = get_engine("legacy").schedule(shuffled_dataset(dataset, self.seed))
+        schedule.engine = self.name
+        return schedule
+
+
+def permuted(option: str | None) -> PermutedRows:
+    return PermutedRows(option)
+
+
 class _RaisingRun:
     def __init__(self) -> None:
         self.name = "plugin_engine:raising:run"

@@ -104,7 +104,15 @@ def test_junit_has_one_case_per_check_and_fails_real_divergences() -> None:
     c = _rich()
     root = ET.fromstring(junit_xml(c))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
-    assert set(suites) == {"fields", "campaigns", "ordering", "verdict"}
+    assert set(suites) == {"fields", "kinds", "campaigns", "ordering", "verdict"}
+    kinds = {case.get("name"): case for case in suites["kinds"].iter("testcase")}
+    assert set(kinds) == {"numeric", "order", "tie_order", "presence", "error"}
+    for k in c.kinds:  # each kind fails on its own, with its own count
+        failed = kinds[k.kind].find("failure")
+        assert (failed is not None) == (k.real > 0)
+        if failed is not None:
+            assert failed.get("message") == f"{k.real} real {k.kind} divergence(s)"
+    assert c.kind("error").real > 0 and c.kind("presence").real > 0
     fields = {case.get("name"): case for case in suites["fields"].iter("testcase")}
     assert set(fields) >= {"offset", "success_probability", "presence", "error", "structure"}
     assert fields["success_probability"].find("failure") is not None

@@ -19,7 +19,7 @@ from engines.base import get_engine
 from engines.model import US_PER_DAY, Dataset, Schedule, datetime_to_us
 from harness.cli import main
 from harness.errors import InputError
-from harness.live import read_dataset
+from harness.janitor_db import read_dataset
 from harness.restore import restore_dataset
 from harness.snapshot import load_snapshot, write_snapshot
 from scenarios.campaigns import CAMPAIGN_WITHOUT_RUNS

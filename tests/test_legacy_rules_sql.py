@@ -23,7 +23,7 @@ from rule_scenarios import RULES, Outcome, check_outcome, expected_block, scenar
 from engines.base import get_engine
 from engines.model import CandidateKey, Dataset
 from harness.errors import InputError
-from harness.live import read_dataset
+from harness.janitor_db import read_dataset
 from harness.restore import restore_dataset
 from harness.schedule_json import decision_to_json, queue_item_to_json
 from harness.snapshot import load_snapshot

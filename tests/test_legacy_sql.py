@@ -33,7 +33,7 @@ from engines.model import (
     datetime_to_us,
 )
 from harness.cli import main
-from harness.live import read_dataset
+from harness.janitor_db import read_dataset
 from harness.restore import restore_dataset
 from harness.snapshot import load_snapshot
 

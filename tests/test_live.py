@@ -11,7 +11,7 @@ from paths import VECTORS
 from engines.base import get_engine
 from engines.model import PolicyEntry, datetime_to_us
 from harness.errors import SourceError
-from harness.live import connect_read_only, read_dataset, redact_dsn
+from harness.janitor_db import connect_read_only, read_dataset, redact_dsn
 
 pytestmark = pytest.mark.postgres
 

@@ -122,7 +122,7 @@ def test_single_candidate_unknown_pair_is_one_clear_error(janitor_db: str) -> No
 
 
 def test_a_live_source_dataset_uses_the_database_aggregates(janitor_db: str) -> None:
-    from harness.live import read_dataset
+    from harness.janitor_db import read_dataset
 
     dataset = load_snapshot(VECTORS / "quirks")
     restore_dataset(dataset, janitor_db)

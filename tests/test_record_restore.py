@@ -188,7 +188,7 @@ def test_restore_to_an_unreachable_database_is_a_source_error() -> None:
 
 def test_restored_queue_and_sequences_continue(janitor_db: str) -> None:
     from engines.base import get_engine
-    from harness.live import read_dataset
+    from harness.janitor_db import read_dataset
 
     dataset = load_snapshot(VECTORS / "small")
     first = get_engine("legacy:memory").schedule(dataset)

@@ -9,10 +9,12 @@ codebase name) and compared by the real comparator.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -453,9 +455,21 @@ def test_report_renders_in_headless_chromium(comparison: Comparison, tmp_path: P
 #: writes what it saw into <body data-probe>, which --dump-dom then shows.
 PROBE = """<script>
 window.addEventListener("load", function () {
-  var table = document.getElementById("candidates");
+  var table = document.getElementById("cand-table");
+  var ids = Array.prototype.map.call(document.querySelectorAll("[id]"), function (e) { return e.id; });
+  var unique = ids.length === new Set(ids).size;
+  var before = document.querySelectorAll("tbody.cand").length;
   var th = table.querySelector('th[data-key="lr"]');
   th.click(); th.click();
+  var inTable = Array.prototype.every.call(document.querySelectorAll("tbody.cand"),
+    function (b) { return b.parentElement === table; }) &&
+    table.querySelectorAll("tbody.cand").length === before && before > 0;
+  var kind = document.getElementById("cand-kind");
+  kind.value = "presence"; kind.dispatchEvent(new Event("change"));
+  var presence = Array.prototype.filter.call(table.querySelectorAll("tbody.cand"),
+    function (b) { return !b.hidden; });
+  var kindOk = presence.length > 0 && presence.every(function (b) { return b.dataset.category === "presence"; });
+  kind.value = ""; kind.dispatchEvent(new Event("change"));
   var order = Array.prototype.map.call(table.querySelectorAll("tbody.cand"),
     function (b) { return b.dataset.lr; }).filter(function (v) { return v !== ""; }).slice(0, 50);
   var sortedDesc = order.every(function (v, i) { return i === 0 || parseFloat(order[i - 1]) >= parseFloat(v); });
@@ -469,7 +483,8 @@ window.addEventListener("load", function () {
   button.click();
   var detail = shown[0].querySelector("tr.detail");
   document.body.setAttribute("data-probe", [th.getAttribute("aria-sort"), sortedDesc, shown.length,
-    allMatch, detail.hidden, button.textContent, document.getElementById("cand-count").textContent].join("|"));
+    allMatch, detail.hidden, button.textContent, document.getElementById("cand-count").textContent,
+    unique, inTable, kindOk].join("|"));
 });
 </script></body>"""
 
@@ -487,7 +502,11 @@ def test_table_sorts_filters_and_expands_in_chromium(
     dom = _chromium(["--dump-dom", page.resolve().as_uri()], tmp_path / "profile")
     probe = re.search(r'data-probe="([^"]*)"', dom.stdout)
     assert probe is not None, dom.stderr[-2000:]
-    sort, ordered, shown, all_match, hidden, label, count = probe.group(1).split("|")
+    fields = probe.group(1).split("|")
+    sort, ordered, shown, all_match, hidden, label, count, unique, in_table, kind_ok = fields
+    # one element per id, and sorting keeps every row inside the table
+    assert unique == "true" and in_table == "true"
+    assert kind_ok == "true"  # the kind filter shows only that kind
     assert sort == "descending" and ordered == "true"
     debianize_ncv = sum(
         1
@@ -529,3 +548,35 @@ def test_nonfinite_values_are_shown_not_crashed_on() -> None:
         r'<svg xmlns="http://www.w3.org/2000/svg" class="plot".*?</svg>', text, re.S
     ):
         ET.fromstring(figure)
+
+
+def test_units_people_read() -> None:
+    from reports.view import duration_text, field_text, ratio_text, si_text
+
+    assert [duration_text(v) for v in (5e5, 14.2e6, 60e6, 252e6, 7500e6, 3 * 86_400e6)] == [
+        "500 ms",
+        "14.2 s",
+        "1 min",
+        "4 min 12 s",
+        "2 h 05 min",
+        "3 d",
+    ]
+    assert si_text(5_586_101_895.0) == "5.59 G" and si_text(12_400.0) == "12.4 k"
+    assert ratio_text(0.0) == "×1" and ratio_text(math.log(2.5)) == "×2.5"
+    assert ratio_text(-math.log(4)) == "÷4"
+    assert field_text("estimated_duration_us", 90e6) == "1 min 30 s"
+    assert field_text("queue_position", 12.0) == "#12"
+
+
+def test_report_labels_what_it_counts_and_has_its_new_parts(comparison: Comparison) -> None:
+    text = render_string(comparison)
+    assert "Real divergences (candidates)" in text and "field divergences" in text
+    assert text.count('id="candidates"') == 1 and 'id="cand-table"' in text
+    assert 'id="queue-heads"' in text  # the two queue heads side by side
+    assert 'id="plot-dist-0"' in text  # A's and B's distributions
+    assert "worker order τ-b" in text  # per-campaign rank agreement
+    assert "<title>" in text and "offset under A" in text
+    # the scatter's points carry tooltips naming the candidate
+    assert re.search(r'<circle class="mark"[^>]*><title>[^<]+/[^<]+: A ', text)
+    fewer = render_string(replace(comparison, table_rows=7))
+    assert fewer.count('class="cand"') == 7

@@ -494,7 +494,7 @@ def test_once_against_an_unreachable_database_records_the_failure(
 ) -> None:
     state = tmp_path / "state"
     dsn = f"postgresql://janitor:pw-hidden@127.0.0.1:{_free_port()}/janitor?connect_timeout=2"
-    assert main(["shadow", dsn, "--state-dir", str(state), "--once"]) == 3
+    assert main(["shadow", dsn, "--state-dir", str(state), "--once"]) == 4
     (record,) = _records(state)
     assert record["status"] == "failed" and record["phase"] == "read"
     assert "SourceError: cannot connect" in record["error"]

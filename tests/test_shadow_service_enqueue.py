@@ -60,7 +60,7 @@ def test_redis_going_away_fails_the_cycle_and_the_service_recovers(
     assert ShadowService(replace(base, max_cycles=1)).run() == 0
     redis_proc.stop()
     try:
-        assert ShadowService(base, once=True).run() == 3
+        assert ShadowService(base, once=True).run() == 4
     finally:
         redis_proc.start()
     assert ShadowService(replace(base, max_cycles=1)).run() == 0

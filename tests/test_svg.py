@@ -292,7 +292,7 @@ def test_fmt_number_is_short(value: float) -> None:
 def test_histogram_of_pure_agreement_says_so() -> None:
     root = parse(svg.histogram([-1e-12, 1e-12], [10], ident="h5", title="t", x_label="x"))
     bars = marks(root)
-    assert len(bars) == 1 and bars[0].get("fill") == "#cbd5e1"
+    assert len(bars) == 1 and bars[0].get("fill") == svg.AGREE_COLOUR
     # a slim bar, not a block across the plot
     assert float(bars[0].get("width", "0")) < 30
     assert "all 10 at 0: no difference" in texts(root)

@@ -7,9 +7,16 @@ dataset was read from (read only; the queue insertion is simulated).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 from engines.legacy.core import run_legacy
 from engines.model import Dataset, Schedule
 from harness.errors import EngineNotFound, SourceError
+
+if TYPE_CHECKING:
+    from harness.janitor_db import JanitorSession
 
 BACKENDS = ("memory", "sql")
 
@@ -39,5 +46,23 @@ class LegacyEngine:
             return run_legacy(data, dataset, engine_name=self.name, backend="sql")
 
 
+class LegacySqlEngine(LegacyEngine):
+    """``legacy:sql``: reads the database itself, on the command's snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__("sql")
+
+    def schedule_live(self, session: JanitorSession, *, as_of: datetime | None = None) -> Schedule:
+        """The legacy's queries on a connection that joins the session's snapshot."""
+        from engines.legacy.sql import SqlData
+
+        dataset = session.rows()
+        if as_of is not None:
+            dataset = replace(dataset, as_of=as_of)
+        with session.joined() as conn, SqlData.on(conn, dataset) as data:
+            return run_legacy(data, dataset, engine_name=self.name, backend="sql")
+
+
 def create_engine(option: str | None) -> LegacyEngine:
-    return LegacyEngine(option or "memory")
+    backend = option or "memory"
+    return LegacySqlEngine() if backend == "sql" else LegacyEngine(backend)

@@ -269,6 +269,8 @@ class Estimate:
     duration_source: str
     ignored_worker_failures: int
     deps_satisfied_runs: int
+    #: a counted run had the candidate's context (what makes the multiplier ×0.1)
+    same_context: bool = False
 
 
 def deps_satisfied(data: LegacyData, relations: Any) -> bool:
@@ -331,6 +333,7 @@ def estimate(
     """Spec §5: probability, duration and previous-run count for one candidate."""
     multiplier = 0.5 if context is None else 1.0
     total = success = ignored = deps_ok = 0
+    matched = False
     durations: list[int | None] = []
     for run in data.runs(codebase, campaign):
         if run.result_code == "worker-failure":
@@ -361,6 +364,7 @@ def estimate(
                 same_context = False
         if same_context:
             multiplier = 0.1
+            matched = True
     if total == 0:
         multiplier = 1.0
         duration_us = data.avg_duration_us(codebase=codebase)
@@ -382,7 +386,9 @@ def estimate(
         duration_us = timedelta_to_us(timedelta(seconds=seconds / len(durations)))
         source = f"mean of {total} runs"
     probability = (success * 10 + 1) / (total * 10 + 1) * multiplier
-    return Estimate(probability, duration_us, total, success, multiplier, source, ignored, deps_ok)
+    return Estimate(
+        probability, duration_us, total, success, multiplier, source, ignored, deps_ok, matched
+    )
 
 
 # ----------------------------------------------------------------- the run
@@ -541,6 +547,7 @@ def _schedule_regular(
         "context_multiplier": est.multiplier,
         "ignored_worker_failures": est.ignored_worker_failures,
         "deps_satisfied_runs": est.deps_satisfied_runs,
+        "same_context": est.same_context,
         "success_chance": success_chance,
         "priority": priority,
     }

@@ -3,8 +3,10 @@
 Where the ``memory`` backend reproduces what PostgreSQL computes (``AVG`` over
 intervals, ``debversion`` ordering, ``ORDER BY start_time DESC``), this one
 asks PostgreSQL, so the two checking each other is what makes the port
-trustworthy. It only reads: one ``READ ONLY, REPEATABLE READ`` transaction;
-the queue insertion is simulated by :mod:`engines.queue_sim`.
+trustworthy. It only reads: one ``READ ONLY, REPEATABLE READ`` transaction,
+on the snapshot the command's session exported (:mod:`harness.janitor_db`),
+so it sees the rows the other engine sees; the queue insertion is simulated
+by :mod:`engines.queue_sim`.
 
 A statement that fails (an undefined table, a missing privilege) becomes
 that candidate's error and the transaction goes on, as the spec's §8 asks:
@@ -24,7 +26,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.composite import CompositeInfo, register_composite
 
 from engines.legacy.core import (
     DEBVERSION_OPERATORS,
@@ -34,31 +35,22 @@ from engines.legacy.core import (
     missing_debian_versions_table,
     undefined_operator,
 )
-from engines.model import CandidateKey, Dataset, PolicyEntry, Run, datetime_to_us, timedelta_to_us
+from engines.model import CandidateKey, Dataset, Run, datetime_to_us, timedelta_to_us
 from harness.errors import SourceError
+from harness.janitor_db import (
+    CANDIDATE_QUERY,
+    candidate_query,
+    joined_connection,
+    policy_entries,
+    register_policy_type,
+)
+
+__all__ = ["CANDIDATE_QUERY", "SqlData", "candidate_query", "legacy_error", "policy_entries"]
 
 log = logging.getLogger(__name__)
 
-#: The legacy's candidate query (spec §1), plus ``candidate.change_set``: the key
-#: it does not select. No ORDER BY, as in the legacy.
 #: Set when the transaction starts; a failed statement rolls back to it.
 SAVEPOINT = "janitor_shadow_reads"
-
-CANDIDATE_QUERY = """
-SELECT
-  candidate.codebase AS codebase,
-  codebase.branch_url AS branch_url,
-  candidate.suite AS campaign,
-  candidate.context AS context,
-  candidate.value AS value,
-  candidate.success_chance AS success_chance,
-  named_publish_policy.per_branch_policy AS publish,
-  candidate.command AS command,
-  candidate.change_set AS change_set
-FROM candidate
-INNER JOIN codebase ON codebase.name = candidate.codebase
-INNER JOIN named_publish_policy ON named_publish_policy.name = candidate.publish_policy
-"""
 
 CODEBASE_VALUES_QUERY = "SELECT name, value FROM codebase WHERE name IS NOT NULL"
 REREAD_QUERY = (
@@ -79,46 +71,6 @@ AVG_BY_CAMPAIGN_QUERY = (
     "WHERE failure_transient is not True AND suite = %s"
 )
 DEP_QUERY = "SELECT 1 FROM all_debian_versions WHERE source = %s"
-
-
-def candidate_query(
-    campaign: str | None = None, codebases: Sequence[str] | None = None
-) -> tuple[sql.SQL | sql.Composed, list[Any]]:
-    """The candidate query with the legacy's optional filters, and its parameters."""
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if campaign is not None:
-        conditions.append(sql.SQL("candidate.suite = %s"))
-        params.append(campaign)
-    if codebases is not None:
-        conditions.append(sql.SQL("codebase.name = ANY(%s::text[])"))
-        params.append(list(codebases))
-    query: sql.SQL | sql.Composed = sql.SQL(CANDIDATE_QUERY)
-    if conditions:
-        query = sql.Composed([query, sql.SQL(" WHERE "), sql.SQL(" AND ").join(conditions)])
-    return query, params
-
-
-def policy_entries(value: Any) -> tuple[PolicyEntry, ...] | None:
-    """A loaded ``branch_publish_policy[]`` (composites as named tuples) → model entries."""
-    if value is None:
-        return None
-    return tuple(
-        PolicyEntry(
-            role=e.role,
-            mode=None if e.mode is None else str(e.mode),
-            frequency_days=e.frequency_days,
-        )
-        for e in value
-    )
-
-
-def register_policy_type(conn: psycopg.Connection) -> None:
-    """Load ``branch_publish_policy`` composites as named tuples (extra columns are fine)."""
-    info = CompositeInfo.fetch(conn, "branch_publish_policy")
-    if info is None:
-        raise SourceError("the database has no type branch_publish_policy: not a Janitor schema")
-    register_composite(info, conn)
 
 
 # asyncpg's exception names where they are not psycopg's name plus "Error".
@@ -163,24 +115,23 @@ class SqlData:
 
     @classmethod
     @contextmanager
+    def on(cls, conn: psycopg.Connection, dataset: Dataset) -> Iterator[SqlData]:
+        """The legacy's queries on ``conn``, already inside its read-only transaction."""
+        register_policy_type(conn)
+        conn.execute(f"SAVEPOINT {SAVEPOINT}")
+        yield cls(conn, dataset)
+
+    @classmethod
+    @contextmanager
     def connect(cls, dataset: Dataset) -> Iterator[SqlData]:
-        """One read-only, repeatable-read transaction on ``dataset.live_dsn``."""
+        """A connection on the snapshot ``dataset`` was read in (its own if that has ended)."""
         if dataset.live_dsn is None:
             raise SourceError("legacy:sql needs a dataset read from a live database")
-        try:
-            conn = psycopg.connect(dataset.live_dsn, autocommit=True)
-        except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SourceError(f"cannot connect to the database: {reason}") from None
-        try:
-            conn.read_only = True
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            register_policy_type(conn)
-            with conn.transaction():
-                conn.execute(f"SAVEPOINT {SAVEPOINT}")
-                yield cls(conn, dataset)
-        finally:
-            conn.close()
+        with (
+            joined_connection(dataset.live_dsn, dataset.live_snapshot) as conn,
+            cls.on(conn, dataset) as data,
+        ):
+            yield data
 
     def _guarded(self, query: Any, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one per-candidate query; a failure is the candidate's error, not the run's."""

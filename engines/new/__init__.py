@@ -9,8 +9,8 @@
 * ``config=PATH`` or a path ending in ``.yaml``/``.yml`` — a configuration
   file of your own (validated; see :mod:`engines.new.config`).
 
-Modules: :mod:`~engines.new.config`, :mod:`~engines.new.scoring` (the
-engine), :mod:`~engines.new.success`, :mod:`~engines.new.duration`,
+Modules: :mod:`~engines.new.config`, :mod:`~engines.new.engine` (the front
+door: which way the input is read), :mod:`~engines.new.scoring` (decides), :mod:`~engines.new.success`, :mod:`~engines.new.duration`,
 :mod:`~engines.new.dependencies`, :mod:`~engines.new.aggregates` (set-based
 data access), :mod:`~engines.new.single` (one candidate from a live
 database), :mod:`~engines.new.orchestrator` (new / fallback / shadow),
@@ -22,22 +22,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.new.config import PROFILES, load_config, load_profile
+from engines.new.engine import NewEngine
 from engines.new.scoring import SchedulingEngine
 from harness.errors import ConfigError
 
 
-def create_engine(option: str | None) -> SchedulingEngine:
+def create_engine(option: str | None) -> NewEngine:
     """``new``, ``new:parity``, ``new:default``, ``new:config=PATH`` or ``new:PATH.yaml``."""
     option = (option or "default").strip()
     if option in PROFILES:
-        return SchedulingEngine(load_profile(option), name=f"new:{option}", profile=option)
+        return NewEngine(load_profile(option), name=f"new:{option}", profile=option)
     path = option.removeprefix("config=")
     if option.startswith("config=") or path.endswith((".yaml", ".yml")):
         config = load_config(Path(path))
-        return SchedulingEngine(config, name=f"new:{option}", profile=Path(path).stem)
+        return NewEngine(config, name=f"new:{option}", profile=Path(path).stem)
     raise ConfigError(
         f"new engine: unknown option {option!r} (use parity, default, config=PATH or a .yaml path)"
     )
 
 
-__all__ = ["SchedulingEngine", "create_engine"]
+__all__ = ["NewEngine", "SchedulingEngine", "create_engine"]

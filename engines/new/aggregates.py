@@ -77,6 +77,8 @@ class Aggregates:
     group_index: dict[tuple[str, str], int] = field(default_factory=dict)
     total: list[int] = field(default_factory=list)
     successes: list[int] = field(default_factory=list)
+    #: Worker failures skipped for their age (the legacy's "ignored" runs).
+    ignored: list[int] = field(default_factory=list)
     #: Counted runs with both timestamps.
     timed: list[int] = field(default_factory=list)
     #: Float sum of the timed counted runs' seconds, added newest first (legacy order).
@@ -511,6 +513,7 @@ def aggregate_run_columns(
     agg.total = np.bincount(gid[counted], minlength=n_groups).tolist()
     success = code_s == code_id.get(SUCCESS, -2)
     agg.successes = np.bincount(gid[counted & success], minlength=n_groups).tolist()
+    agg.ignored = np.bincount(gid[~counted & ~snull_s], minlength=n_groups).tolist()
     timed_n = np.bincount(gid[timed], minlength=n_groups)
     agg.timed = timed_n.tolist()
     seconds = (finish_s[timed] - start_s[timed]).astype(np.float64) / 1e6

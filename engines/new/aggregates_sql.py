@@ -12,8 +12,8 @@ query per candidate. Three scans of ``run`` do it all:
 * the *context* query: the candidates whose context a counted run had;
 * the *deps* query: the install-deps failures, newest first, decided in Python.
 
-With a DSN, :func:`start_aggregates` runs them on two more connections that
-import the transaction's exported snapshot, in threads, while the caller
+Given a way to join the command's snapshot, :func:`start_aggregates` runs
+them on two more connections that import it, in threads, while the caller
 reads the scheduling rows on its own connection: the server works on the
 aggregates while Python builds the candidates.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from engines.new.aggregates import (
 )
 from engines.new.config import EngineConfig
 from harness.run_table import bulk_allocation
+
+if TYPE_CHECKING:
+    from harness.janitor_db import JoinConnection
 
 #: With the default 4 MB, grouping 2,000,000 runs into 100,000 groups spills to
 #: disk (or is planned as a sort); for this read-only transaction only.
@@ -131,6 +134,7 @@ OFFSET 0
 _COUNT_COLUMNS = (
     ("total", "count(*) FILTER (WHERE counted)"),
     ("successes", "count(*) FILTER (WHERE counted AND success)"),
+    ("ignored", "count(*) FILTER (WHERE NOT counted AND start_time IS NOT NULL)"),
     ("timed", "count(span_us) FILTER (WHERE counted)"),
     ("untimed", "bool_or(counted AND span_us IS NULL)"),
     ("wf_null", "bool_or(wf_null)"),
@@ -313,6 +317,7 @@ def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> None:
     n = len(groups.keys)
     agg.total = col["total"]
     agg.successes = col["successes"]
+    agg.ignored = col["ignored"]
     agg.relevant = col["relevant"]
     problems: list[str | None] = [None] * n
     for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):
@@ -392,10 +397,13 @@ def _fill_medians(agg: Aggregates, groups: _Groups) -> None:
 class PendingAggregates:
     """The aggregate queries under way; :meth:`result` waits for them and assembles.
 
-    Without a DSN everything runs on ``conn`` when :meth:`result` is called.
+    Without ``join`` (a way to open another connection on the command's
+    snapshot) everything runs on ``conn`` when :meth:`result` is called.
     """
 
-    def __init__(self, conn: Any, config: EngineConfig, as_of: datetime, dsn: str | None) -> None:
+    def __init__(
+        self, conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None
+    ) -> None:
         self.conn = conn
         self.plan = _Plan.of(config, as_of)
         self._pool: ThreadPoolExecutor | None = None
@@ -405,39 +413,26 @@ class PendingAggregates:
         self._closed = False
         conn.execute(WORK_MEM_SQL)
         conn.execute(EXACT_FLOATS_SQL)
-        if dsn is None:
+        if join is None:
             return
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        snapshot = row[0]
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="aggregates")
         plan = self.plan
         self._futures = [
-            self._pool.submit(self._on_snapshot, dsn, snapshot, plan.groups),
-            self._pool.submit(self._on_snapshot, dsn, snapshot, plan.others),
+            self._pool.submit(self._on_snapshot, join, plan.groups),
+            self._pool.submit(self._on_snapshot, join, plan.others),
         ]
 
-    def _on_snapshot(self, dsn: str, snapshot: str, work: Callable[[Any], Any]) -> Any:
-        """Run ``work`` on a new connection that imports ``snapshot`` (same data as ``conn``)."""
-        import psycopg
-        from psycopg import sql
-
-        other = psycopg.connect(dsn, autocommit=True)
-        with self._lock:
-            self._others.append(other)
-            closed = self._closed
-        try:
+    def _on_snapshot(self, join: JoinConnection, work: Callable[[Any], Any]) -> Any:
+        """Run ``work`` on another connection of the command's snapshot (same data as ``conn``)."""
+        with join() as other:
+            with self._lock:
+                self._others.append(other)
+                closed = self._closed
             if closed:
                 raise RuntimeError("the aggregate queries were stopped")
-            other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             for setting in SNAPSHOT_SETTINGS_SQL:
                 other.execute(setting)
             return work(other)
-        finally:
-            try:
-                other.execute("ROLLBACK")
-            finally:
-                other.close()
 
     def result(self) -> Aggregates:
         """Wait for the queries and turn their rows into :class:`Aggregates`."""
@@ -512,34 +507,26 @@ def _ordered_means(
 
 
 def start_aggregates(
-    conn: Any, config: EngineConfig, as_of: datetime, dsn: str | None = None
+    conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None = None
 ) -> PendingAggregates:
-    """Start the aggregate queries; with ``dsn`` they run while the caller goes on.
+    """Start the aggregate queries; with ``join`` they run while the caller goes on.
 
-    ``conn`` is a psycopg connection inside a READ ONLY REPEATABLE READ
-    transaction (see :func:`engines.new.live.read_only_connection`); the other
-    connections import its snapshot, so every query sees the same data. The
-    caller may use ``conn`` until it calls :meth:`PendingAggregates.result`
-    (and must call :meth:`PendingAggregates.close` if it gives up before).
+    ``conn`` is a psycopg connection inside the command's READ ONLY
+    REPEATABLE READ transaction (:mod:`harness.janitor_db`); ``join`` opens
+    the other connections on its snapshot (``session.joined``), so every
+    query sees the same data. The caller may use ``conn`` until it calls
+    :meth:`PendingAggregates.result` (and must call
+    :meth:`PendingAggregates.close` if it gives up before).
     """
-    return PendingAggregates(conn, config, as_of, dsn)
+    return PendingAggregates(conn, config, as_of, join)
 
 
 def aggregates_from_database(
-    conn: Any,
-    config: EngineConfig,
-    as_of: datetime,
-    candidate_groups: Iterable[tuple[str, str]] = (),
-    dsn: str | None = None,
+    conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None = None
 ) -> Aggregates:
-    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries.
-
-    ``candidate_groups`` is no longer needed (the fallbacks come from the
-    groups' own sums) and is accepted for the callers that pass it.
-    """
-    del candidate_groups
+    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries."""
     with bulk_allocation(freeze=True):
-        pending = start_aggregates(conn, config, as_of, dsn)
+        pending = start_aggregates(conn, config, as_of, join)
         try:
             return pending.result()
         finally:

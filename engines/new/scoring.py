@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from engines.model import (
@@ -155,38 +153,16 @@ class SchedulingEngine:
     # ------------------------------------------------------------ entry points
 
     def schedule(self, dataset: Dataset) -> Schedule:
-        """Decide every candidate row of ``dataset`` (live datasets: aggregates from SQL)."""
+        """Decide every candidate row of ``dataset``, aggregating its runs in memory.
+
+        Reading a live database or a snapshot directory is the front door's
+        business (:mod:`engines.new.engine`); this module only decides.
+        """
         with bulk_allocation(freeze=True):
-            return self._schedule(dataset)
-
-    def schedule_snapshot(
-        self, path: str | os.PathLike[str], *, as_of: datetime | None = None
-    ) -> Schedule:
-        """Decide a snapshot directory's candidates, reading its run table as columns."""
-        from engines.new.from_snapshot import schedule_snapshot
-
-        return schedule_snapshot(self, path, as_of=as_of)
-
-    def _schedule(self, dataset: Dataset) -> Schedule:
-        started = time.perf_counter()
-        candidates = dataset.joined_candidates
-        contexts = _candidate_contexts(dataset.candidates)
-        if dataset.live_dsn is not None:
-            from engines.new.live import read_only_connection
-
-            with read_only_connection(dataset.live_dsn) as conn:
-                from engines.new.aggregates_sql import aggregates_from_database
-
-                agg = aggregates_from_database(
-                    conn,
-                    self.config,
-                    dataset.as_of,
-                    candidate_groups=[(c.codebase, c.suite) for c in candidates],
-                    dsn=dataset.live_dsn,
-                )
-        else:
+            started = time.perf_counter()
+            contexts = _candidate_contexts(dataset.candidates)
             agg = aggregates_from_dataset(dataset, self.config, contexts)
-        return self.schedule_aggregated(dataset, agg, started=started)
+            return self.schedule_aggregated(dataset, agg, started=started)
 
     def schedule_aggregated(
         self,
@@ -440,6 +416,8 @@ class SchedulingEngine:
                 "context_multiplier": est.multiplier,
                 "successes": float(est.successes),
                 "deps_satisfied_runs": float(est.deps_satisfied_runs),
+                "same_context": est.same_context,
+                "ignored_worker_failures": 0 if group is None else agg.ignored[group],
                 "duration_source": dur.source,
             },
             offset,  # total

@@ -21,16 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 
 from engines.model import (
-    Candidate,
     Decision,
     NamedPublishPolicy,
     QueueItem,
-    Run,
     datetime_to_us,
     timedelta_to_us,
 )
@@ -38,7 +35,6 @@ from engines.new.aggregates import aggregates_from_runs
 from engines.new.aggregates_sql import _relation_names, fetch_debian_versions
 from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
-from engines.new.live import POLICY_SQL, QUEUE_SQL
 from engines.new.scoring import (
     CodebaseNormalizer,
     EngineInputs,
@@ -48,24 +44,33 @@ from engines.new.scoring import (
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueSimulator
 from harness.errors import SourceError
-from harness.live import queue_item_from_row
+from harness.janitor_db import (
+    CANDIDATE_COLUMNS,
+    QUEUE_COLUMNS,
+    RUN_COLUMNS,
+    begin_read_only,
+    candidate_from_row,
+    connect,
+    error_reason,
+    queue_item_from_row,
+    read_policies,
+    run_from_row,
+)
 
-CANDIDATES_SQL = """
-SELECT id, codebase, suite, command, change_set, context, value, success_chance, publish_policy
+CANDIDATES_SQL = f"""
+SELECT {CANDIDATE_COLUMNS}
 FROM candidate WHERE codebase = %s AND suite = %s ORDER BY coalesce(change_set, ''), id
 """
-RUNS_SQL = """
-SELECT id, codebase, suite, result_code, start_time, finish_time, failure_transient,
-       instigated_context, context, failure_details
+RUNS_SQL = f"""
+SELECT {RUN_COLUMNS}
 FROM run WHERE codebase = %s AND failure_transient IS NOT TRUE
 """
-QUEUE_ROWS_SQL = QUEUE_SQL.replace(
-    "FROM queue ORDER BY id",
-    """FROM queue
+QUEUE_ROWS_SQL = f"""
+SELECT {QUEUE_COLUMNS}
+FROM queue
 WHERE id = (SELECT id FROM queue ORDER BY priority, id LIMIT 1)
    OR id = (SELECT max(id) FROM queue)
-   OR (codebase = %s AND suite = %s AND coalesce(change_set, '') = '')""",
-)
+   OR (codebase = %s AND suite = %s AND coalesce(change_set, '') = '')"""
 CAMPAIGN_AVG_SQL = (
     "SELECT suite, AVG(finish_time - start_time) FROM run WHERE failure_transient IS NOT TRUE "
     "GROUP BY suite"
@@ -86,12 +91,8 @@ class SingleCandidateScheduler:
     def __init__(self, engine: SchedulingEngine, dsn: str, *, cache_seconds: float = 60.0) -> None:
         self.engine = engine
         self.cache_seconds = cache_seconds
-        try:
-            self.conn = psycopg.connect(dsn, autocommit=False)
-        except psycopg.Error as exc:
-            raise SourceError(f"cannot connect to the database: {exc}".strip()) from exc
-        self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        self.conn.read_only = True
+        self._dsn = dsn
+        self.conn = connect(dsn)
         self._loaded_at = -1e9
         self._normalizer: CodebaseNormalizer | None = None
         self._policies: dict[str, NamedPublishPolicy] = {}
@@ -111,12 +112,15 @@ class SingleCandidateScheduler:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
+        """One READ ONLY, REPEATABLE READ transaction per decision (rolled back)."""
         try:
+            begin_read_only(self.conn)
             yield self.conn
         except psycopg.Error as exc:
-            raise SourceError(f"database query failed: {exc}".strip()) from exc
+            raise SourceError(f"database query failed: {error_reason(exc, self._dsn)}") from None
         finally:
-            self.conn.rollback()
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
 
     def _caches(self, conn: psycopg.Connection) -> None:
         if time.monotonic() - self._loaded_at < self.cache_seconds and self._normalizer:
@@ -125,17 +129,7 @@ class SingleCandidateScheduler:
         self._normalizer = CodebaseNormalizer(
             values, self.engine.config.scheduling.default_normalized_codebase_value
         )
-        grouped: dict[str, tuple[bool, list[Any]]] = {}
-        from engines.model import PolicyEntry
-
-        for name, is_null, role, mode, freq, ordinality in conn.execute(POLICY_SQL):
-            _, entries = grouped.setdefault(name, (is_null, []))
-            if ordinality is not None:
-                entries.append(PolicyEntry(role=role, mode=mode, frequency_days=freq))
-        self._policies = {
-            name: NamedPublishPolicy(name, None if is_null else tuple(entries))
-            for name, (is_null, entries) in grouped.items()
-        }
+        self._policies = {p.name: p for p in read_policies(conn)}
         # Every campaign's average at once: one scan when the cache is (re)loaded,
         # none per decision.
         self._campaign_avg = {
@@ -165,38 +159,13 @@ class SingleCandidateScheduler:
                 as_of = row[0]
             assert as_of is not None
             candidates = [
-                Candidate(
-                    id=r[0],
-                    codebase=r[1],
-                    suite=r[2],
-                    command=r[3],
-                    change_set=r[4],
-                    context=r[5],
-                    value=r[6],
-                    success_chance=r[7],
-                    publish_policy=r[8],
-                )
-                for r in conn.execute(CANDIDATES_SQL, (codebase, campaign))
+                candidate_from_row(r) for r in conn.execute(CANDIDATES_SQL, (codebase, campaign))
             ]
             wanted = [c for c in candidates if c.change_set == change_set]
             if not wanted:
                 label = f"{codebase}/{campaign}" + (f" [{change_set}]" if change_set else "")
                 raise SourceError(f"no candidate {label}")
-            runs = [
-                Run(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    None if r[4] is None else datetime_to_us(r[4]),
-                    None if r[5] is None else datetime_to_us(r[5]),
-                    r[6],
-                    r[7],
-                    r[8],
-                    r[9],
-                )
-                for r in conn.execute(RUNS_SQL, (codebase,))
-            ]
+            runs = [run_from_row(r) for r in conn.execute(RUNS_SQL, (codebase,))]
             config = self.engine.config
             agg = aggregates_from_runs(
                 runs,

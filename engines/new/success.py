@@ -38,6 +38,8 @@ class SuccessEstimate(NamedTuple):
     reason: str
     #: What the legacy would have raised on these runs, if anything.
     legacy_failure: str | None = None
+    #: A counted run had the candidate's context.
+    same_context: bool = False
 
 
 class _DepsOutcome(NamedTuple):
@@ -146,6 +148,7 @@ class SuccessProbabilityEstimator:
             deps.satisfied_runs,
             reason,
             deps.legacy_failure,
+            same and total > 0,
         )
 
     def _decayed(
@@ -172,6 +175,7 @@ class SuccessProbabilityEstimator:
                 deps.satisfied_runs,
                 self._default_reason,
                 deps.legacy_failure,
+                same,
             )
         multiplier, why = self._multiplier(context, same)
         rate = (won + s.prior_weight * s.default_success_probability) / (weight + s.prior_weight)
@@ -182,7 +186,14 @@ class SuccessProbabilityEstimator:
                 f"; {deps.satisfied_runs} install-deps failure(s) now satisfied count as successes"
             )
         return SuccessEstimate(
-            probability, total, won, multiplier, deps.satisfied_runs, reason, deps.legacy_failure
+            probability,
+            total,
+            won,
+            multiplier,
+            deps.satisfied_runs,
+            reason,
+            deps.legacy_failure,
+            same,
         )
 
     def _decoded_verdict(self, details: Any) -> tuple[bool, str | None]:

@@ -16,6 +16,15 @@ def source_filters(function: F) -> F:
     return click.option("--campaign", help="Only this campaign's candidates.")(function)
 
 
+#: ``--as-of``: the same words on every command that decides.
+AS_OF_HELP = "Decide as if now were this naive-UTC time (default: the source's own moment)."
+
+
+def as_of_option(function: F) -> F:
+    """``--as-of T``, parsed by :func:`harness.commands.record.parse_as_of` in the command."""
+    return click.option("--as-of", "as_of", help=AS_OF_HELP)(function)
+
+
 class SourceArgument(click.ParamType):
     """SOURCE or DSN on the command line: a connection URL is parsed before any
     work, so a malformed one is a usage error (exit 2), never a crash later.

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from harness.commands import SOURCE, output_path
+from harness.commands import AS_OF_HELP, SOURCE, output_path
 from harness.console import Progress
 from harness.errors import EXIT_DIVERGED, EXIT_OK, EngineCrash, InputError, ShadowError
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run (fast --hel
     from engines.model import Dataset, Schedule
     from harness.comparison_model import Comparison
     from harness.noise import NoiseProfile
+    from harness.sources import Input
     from harness.tolerances import Settings
     from harness.waivers import Waiver
 
@@ -50,8 +52,9 @@ def output_options(func: F) -> F:
             "--noise/--no-noise",
             default=True,
             show_default=True,
-            help="Measure the reference engine against itself (rerun + shuffled rows) "
-            "and classify differences within that noise as noise (Diffy's rule).",
+            help="Measure the reference engine against itself (rerun + shuffled rows): "
+            "a difference no larger than the noise measured for that candidate and field "
+            "is noise. The reference in B's row order runs either way.",
         ),
         click.option(
             "--seed", default=1, show_default=True, help="Seed for the shuffled-rows noise run."
@@ -63,6 +66,7 @@ def output_options(func: F) -> F:
             type=click.IntRange(min=0),
             help="Real divergences allowed before exit code 1.",
         ),
+        click.option("--as-of", "as_of", help=AS_OF_HELP),
         click.option("--campaign", help="Only this campaign's candidates."),
         click.option(
             "--codebase", "codebases", multiple=True, help="Only these codebases (repeatable)."
@@ -89,6 +93,11 @@ def output_options(func: F) -> F:
             help="Write JUnit XML.",
         ),
         click.option(
+            "--table-rows",
+            type=click.IntRange(min=1),
+            help="Candidate rows in the HTML report's table (default: report.table_rows, 500).",
+        ),
+        click.option(
             "--allow-empty",
             is_flag=True,
             help="Compare even when SOURCE (after the filters) has no candidate; "
@@ -101,12 +110,14 @@ def output_options(func: F) -> F:
 
 
 def load_config(
-    tolerances_path: str | None, waivers_path: str | None
+    tolerances_path: str | None, waivers_path: str | None, table_rows: int | None = None
 ) -> tuple[Settings, tuple[Waiver, ...]]:
     from harness.tolerances import load_settings
     from harness.waivers import load_waivers
 
     settings = load_settings(tolerances_path)
+    if table_rows is not None:
+        settings = replace(settings, table_rows=table_rows)
     waivers = load_waivers(waivers_path) if waivers_path else ()
     return settings, waivers
 
@@ -136,10 +147,10 @@ def resolve_engine(spec: str) -> Engine:
     return get_engine(spec)
 
 
-def run_engine(engine: Engine, dataset: Dataset) -> Schedule:
-    """Run an engine; an engine that crashes is bad input for the comparison, not a traceback."""
+def run_engine(engine: Engine, source: Input) -> Schedule:
+    """Run an engine the way it reads SOURCE best; a crash names the engine."""
     try:
-        return engine.schedule(dataset)
+        return source.schedule(engine)
     except ShadowError:
         raise
     except Exception as exc:
@@ -153,12 +164,29 @@ class EngineFailed(EngineCrash):
 
 
 def measure(
-    engine: Engine, dataset: Dataset, reference: Schedule, seed: int, settings: Settings
-) -> NoiseProfile:
-    from harness.noise import measure_noise, noise_runs
+    engine: Engine,
+    dataset: Dataset,
+    reference: Schedule,
+    seed: int,
+    settings: Settings,
+    processed: Schedule | None = None,
+    *,
+    self_runs: bool = True,
+) -> NoiseProfile | None:
+    """Self-runs of the reference (unless ``self_runs`` is off), and (given B's
+    schedule as ``processed``) the reference in B's row order (see
+    :mod:`harness.noise`); ``None`` when there is neither."""
+    from harness.noise import measure_noise, noise_runs, order_run
 
-    runs = noise_runs(engine, dataset, seed=seed)
-    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p)
+    runs = (
+        noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
+        if self_runs
+        else []
+    )
+    order = None if processed is None else order_run(engine, dataset, processed)
+    if not runs and order is None:
+        return None
+    return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
 
 
 @contextmanager
@@ -175,12 +203,13 @@ def write_outputs(
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    backtest: dict[str, Any] | None = None,
 ) -> None:
     if json_path:
         from reports.json_summary import write_json_summary
 
         with writing(json_path):
-            write_json_summary(comparison, json_path)
+            write_json_summary(comparison, json_path, backtest=backtest)
     if junit_path:
         from reports.junit import write_junit
 
@@ -195,7 +224,7 @@ def write_outputs(
             click.echo("note: the HTML report is not available in this build (no reports.html)")
             return
         with writing(report_path):
-            html.render_html(comparison, report_path)
+            html.render_html(comparison, report_path, backtest=backtest)
 
 
 def verdict_text(c: Comparison) -> str:
@@ -208,6 +237,15 @@ def verdict_text(c: Comparison) -> str:
         f"{counts.identical} identical, {counts.missing} missing, {counts.extra} extra, "
         f"{counts.error_mismatches} error mismatch(es)",
     ]
+    if any(k.real or k.noise or k.waived for k in c.kinds):
+        lines.append(
+            "kinds: "
+            + "; ".join(
+                f"{k.kind.replace('_', ' ')} {k.real} real/{k.noise} noise/{k.waived} waived"
+                for k in c.kinds
+                if k.real or k.noise or k.waived
+            )
+        )
     divergent = [s for s in c.fields if s.divergent]
     if divergent:
         lines.append(
@@ -230,9 +268,13 @@ def verdict_text(c: Comparison) -> str:
         if d.status != "real":
             break
         why = ""
-        if d.attribution is not None and d.attribution.dominant:
-            why = f" (dominant: {d.attribution.dominant})"
-        what = ", ".join(f.field for f in d.fields) or d.kind
+        if d.attribution is not None and d.attribution.cause:
+            why = f" (cause: {d.attribution.cause})"
+        elif d.rule is not None:
+            why = f" ({d.rule.input}; cause: {d.rule.factor})"
+        elif d.moved_by:
+            why = f" (moved by {', '.join(d.moved_by[:2])})"
+        what = ", ".join(f.field for f in d.fields) or d.category.replace("_", " ")
         lines.append(f"  {d.label}: {what}{why}")
     from harness.waivers import describe
 
@@ -245,6 +287,12 @@ def verdict_text(c: Comparison) -> str:
 @click.option("--a", "engine_a", required=True, help="Reference engine (e.g. legacy).")
 @click.option("--b", "engine_b", required=True, help="Engine under test (e.g. new).")
 @output_options
+@click.option(
+    "--backtest",
+    "backtest_path",
+    type=click.Path(dir_okay=False),
+    help="A backtest document (backtest --json) to show in the report and the JSON summary.",
+)
 def command(
     source: str,
     engine_a: str,
@@ -254,12 +302,15 @@ def command(
     noise: bool,
     seed: int,
     budget: int,
+    as_of: str | None,
     campaign: str | None,
     codebases: tuple[str, ...],
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
     allow_empty: bool,
+    backtest_path: str | None = None,
 ) -> int:
     """Run engines A and B on SOURCE and compare B's schedule against A's.
 
@@ -270,23 +321,35 @@ def command(
     Exit status: 0 when the real divergences are within --budget, 1 when
     they exceed it, 2 on bad input or usage, 3 on a crash.
     """
+    from harness.commands.record import parse_as_of
     from harness.compare import compare_schedules
-    from harness.sources import open_source
+    from harness.sources import open_input
 
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
+    backtest = None
+    if backtest_path is not None:
+        from reports.backtest_report import read_backtest_json
+
+        backtest = read_backtest_json(backtest_path)
     a, b = resolve_engine(engine_a), resolve_engine(engine_b)
-    progress = Progress(5 if noise else 4)
-    with progress.step(f"reading {source}"):
-        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    require_candidates(dataset, source, campaign, codebases, allow_empty)
-    with progress.step(f"running A ({engine_a})"):
-        schedule_a = run_engine(a, dataset)
-    with progress.step(f"running B ({engine_b})"):
-        schedule_b = run_engine(b, dataset)
-    profile = None
-    if noise:
-        with progress.step(f"noise baseline ({engine_a} against itself)"):
-            profile = measure(a, dataset, schedule_a, seed, settings)
+    moment = parse_as_of(as_of)
+    progress = Progress(5)
+    # One snapshot for both engines and the noise reruns; the full dataset
+    # only if an engine needs every run in memory.
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        with progress.step(f"reading {source}"):
+            opened.prepare(a, b)
+        require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
+        with progress.step(f"running A ({engine_a})"):
+            schedule_a = run_engine(a, opened)
+        with progress.step(f"running B ({engine_b})"):
+            schedule_b = run_engine(b, opened)
+        what = "noise baseline" if noise else "order run"
+        with progress.step(f"{what} ({engine_a} against itself)"):
+            # without --noise, still the order run: row order is never a finding
+            profile = measure(
+                a, opened.dataset_for(a), schedule_a, seed, settings, schedule_b, self_runs=noise
+            )
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,
@@ -296,7 +359,7 @@ def command(
             waivers=waivers,
             budget=budget,
         )
-    write_outputs(comparison, report_path, json_path, junit_path)
+    write_outputs(comparison, report_path, json_path, junit_path, backtest)
     if json_path != "-":
         click.echo(verdict_text(comparison))
     return EXIT_OK if comparison.passed else EXIT_DIVERGED

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import SOURCE, output_path, source_filters
+from harness.commands import SOURCE, as_of_option, output_path, source_filters
 from harness.commands.compare import (
     EXIT_DIVERGED,
     EXIT_OK,
@@ -90,30 +90,35 @@ def check(
     noise: bool,
     seed: int,
     budget: int,
+    as_of: str | None,
     campaign: str | None,
     codebases: tuple[str, ...],
     report_path: str | None,
     json_path: str | None,
     junit_path: str | None,
+    table_rows: int | None,
     allow_empty: bool,
 ) -> int:
     """Run ENGINE on SOURCE and compare its schedule against the stored baseline."""
+    from harness.commands.record import parse_as_of
     from harness.compare import compare_schedules
-    from harness.sources import open_source
+    from harness.sources import open_input
 
-    settings, waivers = load_config(tolerances_path, waivers_path)
+    settings, waivers = load_config(tolerances_path, waivers_path, table_rows)
     baseline = read_baseline(baseline_path)
     engine = resolve_engine(engine_spec)
+    moment = parse_as_of(as_of)
     progress = Progress(4 if noise else 3)
-    with progress.step(f"reading {source}"):
-        dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    require_candidates(dataset, source, campaign, codebases, allow_empty)
-    with progress.step(f"running {engine_spec}"):
-        fresh = run_engine(engine, dataset)
-    profile = None
-    if noise:
-        with progress.step(f"noise baseline ({engine_spec} against itself)"):
-            profile = measure(engine, dataset, fresh, seed, settings)
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        with progress.step(f"reading {source}"):
+            opened.prepare(engine)
+        require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
+        with progress.step(f"running {engine_spec}"):
+            fresh = run_engine(engine, opened)
+        profile = None
+        if noise:
+            with progress.step(f"noise baseline ({engine_spec} against itself)"):
+                profile = measure(engine, opened.dataset_for(engine), fresh, seed, settings)
     comparison = compare_schedules(
         baseline,
         fresh,
@@ -142,21 +147,26 @@ def check(
     help="Where to store the baseline schedule JSON (replaced if it exists).",
 )
 @source_filters
+@as_of_option
 def accept(
     source: str,
     engine_spec: str,
     baseline_path: str,
     campaign: str | None,
     codebases: tuple[str, ...],
+    as_of: str | None = None,
 ) -> int:
     """Store ENGINE's current schedule on SOURCE as the new baseline."""
+    from harness.commands.record import parse_as_of
     from harness.compare import compare_schedules
     from harness.schedule_json import write_schedule
-    from harness.sources import open_source
+    from harness.sources import open_input
 
     engine = resolve_engine(engine_spec)
-    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    schedule = run_engine(engine, dataset)
+    with open_input(
+        source, campaign=campaign, codebases=codebases or None, as_of=parse_as_of(as_of)
+    ) as opened:
+        schedule = run_engine(engine, opened)
     previous = None
     if Path(baseline_path).exists():
         previous = compare_schedules(read_baseline(baseline_path), schedule, source_a=baseline_path)

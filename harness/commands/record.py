@@ -64,7 +64,7 @@ def command(
     """
     from harness.atomic import refuse_existing, write_atomic
     from harness.console import Progress
-    from harness.live import read_dataset
+    from harness.janitor_db import read_dataset
     from harness.snapshot import dataset_to_yaml, write_snapshot
     from harness.sources import is_dsn
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import SOURCE, output_path, source_filters
+from harness.commands import SOURCE, as_of_option, output_path, source_filters
 from harness.errors import ShadowError
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ def _gateway(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     help="Shadow: exit 1 when the comparison fails (beyond --budget) or the new engine "
     "raised on the whole run (default: exit 0, the legacy's schedule is the answer).",
 )
+@as_of_option
 def command(
     source: str,
     mode: str,
@@ -157,6 +158,7 @@ def command(
     noise: bool,
     budget: int,
     fail_on_divergence: bool,
+    as_of: str | None = None,
 ) -> int:
     """Schedule SOURCE with the new engine in MODE and print the head of the resulting queue.
 
@@ -167,9 +169,10 @@ def command(
     from engines.base import get_engine
     from engines.new.metrics import SchedulingMetrics
     from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
+    from harness.commands.record import parse_as_of
     from harness.commands.schedule import format_queue_head, summary_line
     from harness.schedule_json import write_schedule
-    from harness.sources import open_source
+    from harness.sources import open_input
 
     shadow_only = {
         "--sample": sample is not None,
@@ -185,7 +188,7 @@ def command(
     comparator = None
     if mode == OrchestrationMode.SHADOW.value:
         from harness.commands.compare import load_config
-        from harness.live import redact_dsn
+        from harness.janitor_db import redact_dsn
         from harness.shadow import HarnessComparator
         from harness.sources import is_dsn
 
@@ -212,16 +215,21 @@ def command(
     if hasattr(engine, "metrics"):
         engine.metrics = metrics
     legacy = get_engine(legacy_spec)
-    dataset = open_source(source, campaign=campaign, codebases=codebases or None)
-    result = SchedulingOrchestrator(
-        engine,
-        legacy,
-        mode,
-        metrics=metrics,
-        comparator=comparator,
-        sample=100.0 if sample is None else sample,
-        seed=seed,
-    ).schedule_candidates(dataset)
+    moment = parse_as_of(as_of)
+    with open_input(source, campaign=campaign, codebases=codebases or None, as_of=moment) as opened:
+        # Both engines (and the shadow comparison's noise runs) on one snapshot;
+        # the full dataset only if one of them needs it.
+        engines = (engine,) if mode == "new" else (engine, legacy)
+        dataset = opened.dataset_for(*engines)
+        result = SchedulingOrchestrator(
+            engine,
+            legacy,
+            mode,
+            metrics=metrics,
+            comparator=comparator,
+            sample=100.0 if sample is None else sample,
+            seed=seed,
+        ).schedule_candidates(dataset)
     schedule = result.schedule
     if json_path != "-":
         click.echo(format_queue_head(schedule, head))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import SOURCE, output_path, source_filters
+from harness.commands import SOURCE, as_of_option, output_path, source_filters
 
 if TYPE_CHECKING:  # the command imports what it uses when it runs (fast --help)
     from engines.model import Schedule
@@ -69,11 +69,7 @@ def summary_line(schedule: Schedule) -> str:
     help="Write the whole schedule as JSON ('-': stdout).",
 )
 @click.option("--head", default=20, show_default=True, help="How many queue rows to print.")
-@click.option(
-    "--as-of",
-    "as_of",
-    help="Schedule as if now were this naive-UTC time (default: the source's own moment).",
-)
+@as_of_option
 def command(
     source: str,
     engine_spec: str,

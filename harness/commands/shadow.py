@@ -3,7 +3,7 @@
 Settings come from ``--config`` (YAML, every key in
 ``harness/service.sample.yaml``), then the flags given here. Exit status: 0
 when stopped (SIGTERM/SIGINT, ``--max-cycles`` reached), 2 on a bad
-configuration; with ``--once``, 3 when that one cycle failed.
+configuration; with ``--once``, 4 when that one cycle failed (3 stays "a crash").
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def configure_logging(json_lines: bool) -> None:
 @click.option(
     "--enqueue-engine", type=click.Choice(ENQUEUE_ENGINES), help="Whose decisions to enqueue."
 )
-@click.option("--once", is_flag=True, help="Run one cycle and exit (3 if it failed).")
+@click.option("--once", is_flag=True, help="Run one cycle and exit (4 if it failed).")
 @click.option("--max-cycles", type=click.IntRange(min=1), help="Stop after this many cycles.")
 @click.option("--log-json", is_flag=True, default=None, help="Log one JSON object per line.")
 def command(

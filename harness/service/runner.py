@@ -44,7 +44,8 @@ from harness.service.secrets import Scrubber
 log = logging.getLogger("harness.service")
 
 EXIT_OK = 0
-EXIT_CYCLE_FAILED = 3
+#: ``--once`` and its one cycle failed (database or queue unreachable): not a crash (3).
+EXIT_CYCLE_FAILED = 4
 
 
 class StopNow(BaseException):

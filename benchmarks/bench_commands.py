@@ -1,0 +1,227 @@
+"""Time the user's own commands, each in a fresh process, on a big live database.
+
+    python benchmarks/bench_commands.py --start-postgres
+        [--snapshot DIR] [--candidates 100000] [--runs-per-candidate 20] [--seed 1]
+    python benchmarks/bench_commands.py --dsn DSN [--no-restore] --snapshot DIR
+
+Without ``--snapshot`` the data is generated (``janitor-shadow generate``);
+it is restored into the database (``janitor-shadow restore``, an EMPTY
+database, or a throwaway server with ``--start-postgres``) unless
+``--no-restore`` says it already is. Then each command runs as a user runs
+it, ``python -m harness.cli …`` from this checkout, output files included,
+and its wall time (start-up included) is printed against the issue's target:
+
+* ``schedule DSN --engine new:parity --json F``            (≤ 10 s)
+* ``schedule SNAPSHOT --engine new:parity --json F``       (≤ 5 s)
+* ``compare DSN --a legacy --b new`` + HTML, JSON, JUnit   (≤ 45 s)
+* ``compare SNAPSHOT --a legacy --b new`` + the same        (≤ 30 s)
+* ``schedule DSN --engine legacy`` (legacy:memory, for the "several times
+  faster" check) and ``legacy:sql`` on ``--sql-sample`` codebases,
+  extrapolated to every candidate;
+* ``--version``                                             (≤ 0.3 s).
+
+The comparisons run with stderr on a pseudo-terminal, so their own progress
+lines (reading, A, B, noise, comparing) give the phases; "outputs" is what
+is left (writing the report files, start-up). The client's CPU time is
+printed beside each wall time: on a busy machine it says what the command
+itself cost (the server's share is not in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+#: Seconds, from issue 9.
+TARGETS = {
+    "schedule DSN new:parity --json": 10.0,
+    "schedule SNAPSHOT new:parity --json": 5.0,
+    "compare DSN legacy vs new (html+json+junit)": 45.0,
+    "compare SNAPSHOT legacy vs new (html+json+junit)": 30.0,
+    "--version": 0.3,
+}
+STEP = re.compile(r"\[\d+/\d+\] (.+?)…\s*([0-9.]+)s")
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *args]
+
+
+def run(label: str, argv: Sequence[str], *, phases: bool = False) -> float:
+    """Run one command in a fresh process; print and return its wall time."""
+    master = slave = None
+    if phases:
+        master, slave = pty.openpty()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave if phases else subprocess.PIPE
+    )
+    err = b""
+    if phases:
+        assert master is not None and slave is not None
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        err = b"".join(chunks)
+    out, err2 = proc.communicate()
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    err += err2 or b""
+    target = TARGETS.get(label)
+    verdict = (
+        ""
+        if target is None
+        else f"  target ≤ {target:g} s: {'met' if elapsed <= target else 'MISSED'}"
+    )
+    print(
+        f"{label:52s} {elapsed:8.2f} s (client CPU {cpu:6.2f} s)  exit {proc.returncode}{verdict}",
+        flush=True,
+    )
+    if proc.returncode not in (0, 1):
+        print(err.decode(errors="replace")[-2000:], file=sys.stderr)
+    if phases:
+        steps = STEP.findall(err.decode(errors="replace"))
+        for name, seconds in steps:
+            print(f"    {name:48s} {float(seconds):8.2f} s")
+        rest = elapsed - sum(float(s) for _, s in steps)
+        print(f"    {'outputs + start-up':48s} {rest:8.2f} s")
+    last = out.decode(errors="replace").strip().splitlines()
+    if last:
+        print(f"    {last[-1][:120]}")
+    return elapsed
+
+
+def codebase_sample(dsn: str, size: int, seed: int) -> tuple[list[str], int, int]:
+    """``size`` candidate codebases, their candidates and all candidates."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        per_codebase: dict[str, int] = dict(
+            conn.execute("SELECT codebase, count(*) FROM candidate GROUP BY codebase").fetchall()
+        )
+    names = sorted(per_codebase)
+    chosen = sorted(random.Random(seed).sample(names, min(size, len(names))))
+    return chosen, sum(per_codebase[n] for n in chosen), sum(per_codebase.values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshot", type=Path, help="a snapshot directory (else generated)")
+    parser.add_argument("--candidates", type=int, default=100_000)
+    parser.add_argument("--runs-per-candidate", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dsn", help="an EMPTY database (or restored, with --no-restore)")
+    parser.add_argument("--start-postgres", action="store_true", help="a throwaway server")
+    parser.add_argument("--no-restore", action="store_true")
+    parser.add_argument("--sql-sample", type=int, default=300, help="codebases for legacy:sql")
+    args = parser.parse_args()
+    if not args.dsn and not args.start_postgres:
+        parser.error("give --dsn or --start-postgres")
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-commands-")))
+        snapshot = args.snapshot
+        if snapshot is None:
+            snapshot = tmp / "snapshot"
+            started = time.perf_counter()
+            subprocess.run(
+                cli(
+                    "generate",
+                    str(snapshot),
+                    "--candidates",
+                    str(args.candidates),
+                    "--runs-per-candidate",
+                    str(args.runs_per_candidate),
+                    "--seed",
+                    str(args.seed),
+                ),
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            print(f"(generated {snapshot} in {time.perf_counter() - started:.1f} s)")
+        dsn = args.dsn
+        if args.start_postgres:
+            from throwaway_pg import throwaway_postgres
+
+            dsn = stack.enter_context(throwaway_postgres("bench_commands"))
+        if not args.no_restore:
+            started = time.perf_counter()
+            subprocess.run(
+                cli("restore", str(snapshot), dsn, "--create-schema"),
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            print(f"(restored in {time.perf_counter() - started:.1f} s)")
+        sample, in_sample, total = codebase_sample(dsn, args.sql_sample, args.seed)
+        print(f"{total} candidates; each command in a fresh process, wall time:")
+        out = tmp / "out"
+        out.mkdir()
+
+        run("--version", cli("--version"))
+        # the server's cache warm, as on a production machine
+        run("(warm-up) schedule DSN new:parity", cli("schedule", dsn, "--engine", "new:parity"))
+        run(
+            "schedule DSN new:parity --json",
+            cli("schedule", dsn, "--engine", "new:parity", "--json", str(out / "a.json")),
+        )
+        run(
+            "schedule SNAPSHOT new:parity --json",
+            cli("schedule", str(snapshot), "--engine", "new:parity", "--json", str(out / "b.json")),
+        )
+        legacy_memory = run(
+            "schedule DSN legacy (legacy:memory)", cli("schedule", dsn, "--engine", "legacy")
+        )
+        filters = [arg for name in sample for arg in ("--codebase", name)]
+        sql_seconds = run(
+            f"schedule DSN legacy:sql, {len(sample)} codebases",
+            cli("schedule", dsn, "--engine", "legacy:sql", *filters),
+        )
+        print(
+            f"    legacy:sql: {in_sample} candidates; extrapolated to {total}: "
+            f"~{sql_seconds * total / max(1, in_sample):.0f} s (start-up included)"
+        )
+        outputs = ["--report", "--json", "--junit"]
+        for where, source in (("DSN", dsn), ("SNAPSHOT", str(snapshot))):
+            files = [
+                arg
+                for flag, name in zip(outputs, ("r.html", "s.json", "j.xml"), strict=True)
+                for arg in (flag, str(out / f"{where}-{name}"))
+            ]
+            run(
+                f"compare {where} legacy vs new (html+json+junit)",
+                cli("compare", source, "--a", "legacy", "--b", "new", *files),
+                phases=True,
+            )
+        print(f"(legacy:memory schedule on the database: {legacy_memory:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
