@@ -38,6 +38,63 @@ def debversion_cmp(left: str, right: str) -> int:
     return compare_versions(left, right)
 
 
+class RunIndex:
+    """What the legacy's run queries read, grouped once per run table.
+
+    It depends on the runs alone, so the noise reruns of a comparison (the
+    same runs, the candidate rows in another order) share one index instead
+    of grouping two million runs again; see :func:`run_index`."""
+
+    def __init__(self, runs: Sequence[Run]) -> None:
+        grouped: dict[tuple[str, str], list[Run]] = defaultdict(list)
+        for run in runs:
+            if run.failure_transient is not True:
+                grouped[(run.codebase, run.suite)].append(run)
+        for group in grouped.values():
+            group.sort(key=_newest_first)
+        self.groups: Mapping[tuple[str, str], Sequence[Run]] = grouped
+        self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
+        self._avg_codebase: dict[str, int | None] = {}
+        self._avg_campaign: dict[str, int | None] = {}
+
+    def avg_duration_us(
+        self, *, codebase: str | None = None, campaign: str | None = None
+    ) -> int | None:
+        # Computed on demand: only candidates without runs fall back to averages.
+        if codebase is not None:
+            if codebase not in self._avg_codebase:
+                if self._keys_by_codebase is None:
+                    self._keys_by_codebase = defaultdict(list)
+                    for key in self.groups:
+                        self._keys_by_codebase[key[0]].append(key)
+                self._avg_codebase[codebase] = _average(
+                    self.groups[key] for key in self._keys_by_codebase.get(codebase, ())
+                )
+            return self._avg_codebase[codebase]
+        if campaign is not None:
+            if campaign not in self._avg_campaign:
+                self._avg_campaign[campaign] = _average(
+                    group for key, group in self.groups.items() if key[1] == campaign
+                )
+            return self._avg_campaign[campaign]
+        raise ValueError("avg_duration_us needs a codebase or a campaign")
+
+
+#: The last run table indexed and its index: one entry, so a long-running
+#: process holds at most one index beside the dataset it is working on.
+_last_index: tuple[Sequence[Run], RunIndex] | None = None
+
+
+def run_index(runs: Sequence[Run]) -> RunIndex:
+    """The index of ``runs``, reused while the same (immutable) run table comes back."""
+    global _last_index
+    if _last_index is not None and _last_index[0] is runs and isinstance(runs, tuple):
+        return _last_index[1]
+    index = RunIndex(runs)
+    _last_index = (runs, index)
+    return index
+
+
 class MemoryData:
     """Answers :class:`~engines.legacy.core.LegacyData` from one Dataset."""
 
@@ -47,16 +104,8 @@ class MemoryData:
         self._plain_candidates = {
             (c.codebase, c.suite): c for c in dataset.candidates if not c.change_set
         }
-        runs: dict[tuple[str, str], list[Run]] = defaultdict(list)
-        for run in dataset.runs:
-            if run.failure_transient is not True:
-                runs[(run.codebase, run.suite)].append(run)
-        for group in runs.values():
-            group.sort(key=_newest_first)
-        self._runs: Mapping[tuple[str, str], Sequence[Run]] = runs
-        self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
-        self._avg_codebase: dict[str, int | None] = {}
-        self._avg_campaign: dict[str, int | None] = {}
+        self._index = run_index(dataset.runs)
+        self._runs = self._index.groups
 
     def candidate_rows(self) -> Sequence[CandidateRow]:
         rows = []
@@ -91,24 +140,7 @@ class MemoryData:
     def avg_duration_us(
         self, *, codebase: str | None = None, campaign: str | None = None
     ) -> int | None:
-        # Computed on demand: only candidates without runs fall back to averages.
-        if codebase is not None:
-            if codebase not in self._avg_codebase:
-                if self._keys_by_codebase is None:
-                    self._keys_by_codebase = defaultdict(list)
-                    for key in self._runs:
-                        self._keys_by_codebase[key[0]].append(key)
-                self._avg_codebase[codebase] = _average(
-                    self._runs[key] for key in self._keys_by_codebase.get(codebase, ())
-                )
-            return self._avg_codebase[codebase]
-        if campaign is not None:
-            if campaign not in self._avg_campaign:
-                self._avg_campaign[campaign] = _average(
-                    group for key, group in self._runs.items() if key[1] == campaign
-                )
-            return self._avg_campaign[campaign]
-        raise ValueError("avg_duration_us needs a codebase or a campaign")
+        return self._index.avg_duration_us(codebase=codebase, campaign=campaign)
 
     def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
         versions = self.dataset.debian_versions_by_source
