@@ -535,3 +535,26 @@ def _heartbeat(state: Path) -> str | None:
         return str(orjson.loads((state / "heartbeat.json").read_bytes())["state"])
     except (OSError, orjson.JSONDecodeError):
         return None
+
+
+def test_nothing_of_a_cycle_is_kept_after_it(janitor_db: str, tmp_path: Path) -> None:
+    """Memory stays flat: the legacy keeps its last run index for reruns; the
+    service lets it go after each cycle, so one cycle's two million runs are
+    not held while the next cycle reads its own."""
+    from engines.legacy import memory
+
+    _populate(janitor_db)
+    indexed: list[int] = []
+    original = memory.run_index
+
+    def watching(runs: Any) -> Any:
+        indexed.append(len(runs))
+        return original(runs)
+
+    memory.run_index = watching  # type: ignore[assignment]
+    try:
+        assert ShadowService(_config(janitor_db, tmp_path / "state"), once=True).run() == 0
+    finally:
+        memory.run_index = original  # type: ignore[assignment]
+    assert indexed and indexed[0] > 0  # the legacy did index this cycle's runs
+    assert memory._last_index is None

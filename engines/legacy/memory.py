@@ -95,6 +95,13 @@ def run_index(runs: Sequence[Run]) -> RunIndex:
     return index
 
 
+def forget_run_index() -> None:
+    """Drop the kept index and its run table: a long-running service calls it
+    between cycles, so that one cycle's runs are not held while the next is read."""
+    global _last_index
+    _last_index = None
+
+
 class MemoryData:
     """Answers :class:`~engines.legacy.core.LegacyData` from one Dataset."""
 
