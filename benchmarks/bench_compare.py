@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engines.model import Decision, ErrorInfo, QueueItem, Schedule, sorted_queue
-from harness.compare import compare_schedules
+from harness.comparison.compare import compare_schedules
 from reports.json_summary import write_json_summary
 from reports.junit import write_junit
 
@@ -140,9 +140,9 @@ def build(n: int, seed: int = 7) -> tuple[Schedule, Schedule]:
 def from_snapshot(snapshot: str, out: Path) -> int:
     """The compare command's phases on a snapshot, wall and CPU seconds each."""
     from engines.base import get_engine
-    from harness.noise import measure_noise, noise_runs, order_run
-    from harness.sources import open_source
-    from harness.tolerances import default_settings
+    from harness.comparison.noise import measure_noise, noise_runs, order_run
+    from harness.comparison.tolerances import default_settings
+    from harness.data.sources import open_source
     from reports.html import render_html
 
     rows: list[tuple[str, float, float]] = []

@@ -170,7 +170,7 @@ def bench_table(schedule: Schedule, batch_size: int, codebases: int) -> list[str
     import psycopg
     from throwaway_pg import throwaway_postgres
 
-    from harness.pgschema import create_janitor_schema
+    from harness.data.pgschema import create_janitor_schema
 
     with throwaway_postgres("enqueue") as dsn:
         with psycopg.connect(dsn) as conn:

@@ -26,7 +26,7 @@ def _rss_mb() -> float:
 
 
 def _generate(candidates: int, rpc: float, out: str | None, trace: bool) -> dict[str, Any]:
-    from harness.snapshot import write_snapshot
+    from harness.data.snapshot import write_snapshot
     from scenarios.generator import GeneratorSettings, generate, write_truth
 
     settings = GeneratorSettings(candidates=candidates, runs_per_candidate=rpc, seed=1)
@@ -54,7 +54,7 @@ def _generate(candidates: int, rpc: float, out: str | None, trace: bool) -> dict
 
 
 def _load(path: str, trace: bool) -> dict[str, Any]:
-    from harness.snapshot import load_snapshot
+    from harness.data.snapshot import load_snapshot
 
     if trace:
         tracemalloc.start()

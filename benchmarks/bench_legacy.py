@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throwaway_pg import throwaway_postgres
 
 from engines.base import get_engine
-from harness.janitor_db import read_dataset
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot, write_snapshot
+from harness.data.janitor_db import read_dataset
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot, write_snapshot
 
 T = TypeVar("T")
 

@@ -28,8 +28,8 @@ from engines.base import get_engine
 from engines.model import Schedule
 from engines.new import aggregates_sql, create_engine
 from engines.new import live as live_module
-from harness.janitor_db import JanitorSession
-from harness.snapshot import load_snapshot
+from harness.data.janitor_db import JanitorSession
+from harness.data.snapshot import load_snapshot
 
 
 def _backend_cpu(conn: Any) -> float:

@@ -238,8 +238,8 @@ def compare(a, b) -> tuple[int, int, bool]:  # type: ignore[no-untyped-def]
 def live_part(args: argparse.Namespace, dataset: Dataset, dsn: str) -> None:
     from engines.new.live import schedule_from_database
     from engines.new.single import SingleCandidateScheduler
-    from harness.janitor_db import read_dataset
-    from harness.restore import restore_dataset
+    from harness.data.janitor_db import read_dataset
+    from harness.data.restore import restore_dataset
 
     timed(
         "restore into PostgreSQL (setup, not a target)",
@@ -361,7 +361,7 @@ def main() -> None:
     parser.add_argument("--no-legacy-memory", action="store_true")
     args = parser.parse_args()
 
-    from harness.snapshot import load_snapshot, write_snapshot
+    from harness.data.snapshot import load_snapshot, write_snapshot
 
     print(
         f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, numpy {np.__version__}"

@@ -50,8 +50,8 @@ def main() -> None:
     options = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from engines.base import get_engine
-    from harness.schedule_json import schedule_bytes, schedule_to_json, write_schedule
-    from harness.sources import schedule_source
+    from harness.data.schedule_json import schedule_bytes, schedule_to_json, write_schedule
+    from harness.data.sources import schedule_source
 
     schedule = schedule_source(get_engine(options.engine), options.snapshot)
     print(f"{len(schedule.decisions)} decisions, {len(schedule.queue)} queue rows")

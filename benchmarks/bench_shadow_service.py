@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psycopg
 from throwaway_pg import throwaway_postgres
 
-from harness.restore import restore_dataset
+from harness.data.restore import restore_dataset
 from harness.service.config import ServiceConfig, validate
 from harness.service.history import read_history
 from harness.service.runner import ShadowService

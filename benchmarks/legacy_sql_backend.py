@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 
 from engines.base import get_engine
-from harness.janitor_db import read_dataset
+from harness.data.janitor_db import read_dataset
 
 
 def main() -> None:

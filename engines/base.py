@@ -19,11 +19,11 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engines.model import Dataset, Schedule
-from harness.crash import OWN_PACKAGES, note_external_engine
+from harness.cli.crash import OWN_PACKAGES, note_external_engine
 from harness.errors import EngineNotFound
 
 if TYPE_CHECKING:
-    from harness.janitor_db import JanitorSession
+    from harness.data.janitor_db import JanitorSession
 
 ENTRY_POINT_GROUP = "janitor_shadow.engines"
 
@@ -43,7 +43,7 @@ class ReadsDatabase(Protocol):
     """An engine that reads a live Janitor database itself (set-based queries).
 
     The commands hand it the command's session (one exported snapshot, see
-    :mod:`harness.janitor_db`) instead of loading every run into a Dataset.
+    :mod:`harness.data.janitor_db`) instead of loading every run into a Dataset.
     Every connection it opens must join the session's snapshot
     (``session.joined()``), and ``session.rows()`` gives the scheduling rows
     without the runs, read once per command.

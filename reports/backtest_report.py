@@ -18,9 +18,9 @@ import numpy as np
 import orjson
 from markupsafe import Markup
 
-from harness.atomic import write_atomic
-from harness.backtest_run import BacktestResult
-from harness.forecast_scores import CALLED_METRICS, METRICS
+from harness.comparison.backtest_run import BacktestResult
+from harness.comparison.forecast_scores import CALLED_METRICS, METRICS
+from harness.data.atomic import write_atomic
 from reports import backtest_svg
 
 FORMAT = "janitor-shadow-backtest"

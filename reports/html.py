@@ -22,8 +22,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.atomic import write_atomic
-from harness.comparison_model import Comparison
+from harness.comparison.comparison_model import Comparison
+from harness.data.atomic import write_atomic
 from reports.view import build_view, delta_text, duration_text, ratio_text, si_text
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")

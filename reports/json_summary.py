@@ -2,7 +2,7 @@
 
 Schema: ``reports/summary.schema.json`` (JSON Schema draft 2020-12; every
 property is described there). The document mirrors
-:class:`harness.comparison_model.Comparison` field by field, except that the
+:class:`harness.comparison.comparison_model.Comparison` field by field, except that the
 offset scatter sample is left out (the HTML report draws it) and
 ``ordering_checks`` values become ``{value, threshold, passed}`` objects.
 Non-finite floats are written as the strings ``"NaN"``, ``"Infinity"`` and
@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from harness.atomic import write_atomic
-from harness.comparison_model import Comparison
+from harness.comparison.comparison_model import Comparison
+from harness.data.atomic import write_atomic
 
 SCHEMA_NAME = "janitor-shadow/comparison-summary"
 SCHEMA_VERSION = 2

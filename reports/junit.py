@@ -16,8 +16,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from harness.atomic import write_atomic
-from harness.comparison_model import CandidateDiff, Comparison
+from harness.comparison.comparison_model import CandidateDiff, Comparison
+from harness.data.atomic import write_atomic
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 LISTED = 20

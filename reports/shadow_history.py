@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_atomic
+from harness.data.atomic import write_atomic
 from reports.html import compact, environment
 from reports.svg import (
     AXIS_COLOUR,

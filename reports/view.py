@@ -20,7 +20,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from harness.comparison_model import (
+from harness.comparison.comparison_model import (
     CAUSES,
     FACTORS,
     CampaignSummary,

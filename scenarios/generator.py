@@ -45,9 +45,9 @@ from engines.model import (
     Run,
     datetime_to_us,
 )
-from harness.atomic import atomic_file
+from harness.data.atomic import atomic_file
+from harness.data.run_table import bulk_allocation
 from harness.errors import InputError
-from harness.run_table import bulk_allocation
 from scenarios.campaigns import (
     CAMPAIGN_WITHOUT_RUNS,
     CAMPAIGNS,

@@ -42,7 +42,7 @@ from psycopg import sql
 from pytest_postgresql import factories as pg_factories
 from pytest_redis import factories as redis_factories
 
-from harness.pgschema import DebversionUnavailable, create_janitor_schema
+from harness.data.pgschema import DebversionUnavailable, create_janitor_schema
 
 HOST = "127.0.0.1"
 PG_USER = "postgres"

@@ -43,7 +43,7 @@ class PermutedRows:
         self.name = f"plugin_engine:permuted:{self.seed}"
 
     def schedule(self, dataset: Dataset) -> Schedule:
-        from harness.noise import shuffled_dataset
+        from harness.comparison.noise import shuffled_dataset
 
         schedule = get_engine("legacy").schedule(shuffled_dataset(dataset, self.seed))
         schedule.engine = self.name

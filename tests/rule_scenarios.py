@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from engines.base import get_engine
-from harness.schedule_json import decision_to_json, queue_item_to_json
-from harness.sources import open_source
+from harness.data.schedule_json import decision_to_json, queue_item_to_json
+from harness.data.sources import open_source
 
 RULES = Path(__file__).resolve().parents[1] / "scenarios" / "rules"
 

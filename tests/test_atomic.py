@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from harness.atomic import (
+from harness.cli import main
+from harness.data.atomic import (
     TEMP_SUFFIX,
     atomic_directory,
     atomic_file,
     refuse_existing,
     write_atomic,
 )
-from harness.cli import main
 from harness.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_report_writers_leave_no_partial_files(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def medium_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Large enough that writing takes a noticeable share of a command's time."""
-    from harness.snapshot import write_snapshot
+    from harness.data.snapshot import write_snapshot
     from scenarios.generator import GeneratorSettings, generate
 
     path = tmp_path_factory.mktemp("medium") / "snap"
@@ -254,7 +254,7 @@ def test_record_killed_at_random_points(
 
 
 def load_whole(path: Path) -> None:
-    from harness.snapshot import load_snapshot
+    from harness.data.snapshot import load_snapshot
 
     assert len(load_snapshot(path).candidates) > 0
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support_engines import make_decision, make_schedule, simple
 
-from harness.attribution import attribute, duration_cost, recomputed_factors
-from harness.compare import compare_schedules
-from harness.snapshot import load_snapshot
+from harness.comparison.attribution import attribute, duration_cost, recomputed_factors
+from harness.comparison.compare import compare_schedules
+from harness.data.snapshot import load_snapshot
 
 SCENARIO = "tests/data/compare_small.yaml"
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import reports
 from engines.base import get_engine
 from engines.model import US_PER_SECOND, Dataset, Run, datetime_to_us
-from harness.backtest import (
+from harness.cli import main
+from harness.comparison.backtest import (
     BacktestSettings,
     RunHistory,
     cut_dataset,
@@ -27,11 +28,10 @@ from harness.backtest import (
     parse_horizon,
     source_from_dataset,
 )
-from harness.backtest_run import run_backtest
-from harness.cli import main
+from harness.comparison.backtest_run import run_backtest
+from harness.comparison.queue_replay import ReplayWorld, replay
+from harness.data.snapshot import write_snapshot
 from harness.errors import InputError
-from harness.queue_replay import ReplayWorld, replay
-from harness.snapshot import write_snapshot
 from scenarios.generator import TRUTH_FILE, GeneratorSettings, generate, load_truth, write_truth
 
 AS_OF = datetime(2025, 6, 1)
@@ -330,7 +330,7 @@ def test_forked_workers_decide_as_one_process() -> None:
 
 
 def test_replay_world_draws_missing_outcomes_from_the_campaign_seeded() -> None:
-    from harness.queue_replay import build_world
+    from harness.comparison.queue_replay import build_world
 
     h = 3600 * S
     kwargs = dict(
@@ -391,9 +391,9 @@ def test_report_escapes_names_from_the_data(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_a_live_database_backtests_as_its_snapshot(janitor_db: str) -> None:
-    from harness.restore import restore_dataset
-    from harness.snapshot import load_snapshot
-    from harness.sources import snapshot_path
+    from harness.data.restore import restore_dataset
+    from harness.data.snapshot import load_snapshot
+    from harness.data.sources import snapshot_path
 
     restore_dataset(load_snapshot(snapshot_path("default")), janitor_db)
     cuts = (AS_OF - timedelta(days=20),)
@@ -448,7 +448,7 @@ RULES = sorted(
 @pytest.mark.parametrize("name", RULES)
 def test_every_bundled_rule_scenario_backtests(name: str, tmp_path: Path) -> None:
     """Tiny sources (no run after the cut, or no run at all) still give a valid document."""
-    from harness.sources import open_source
+    from harness.data.sources import open_source
 
     as_of = open_source(f"rules/{name}").as_of
     args = ["backtest", f"rules/{name}", "--bootstrap", "10", "--jobs", "1"]

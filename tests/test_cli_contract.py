@@ -87,13 +87,13 @@ def test_every_command_is_listed_with_its_own_summary(capsys: pytest.CaptureFixt
         assert command is not None and command.help is not None
         summary = click.utils.make_default_short_help(inspect.cleandoc(command.help), 10_000)
         assert entry.summary == summary, f"COMMANDS[{name!r}] drifted from its docstring"
-    modules = {p.stem for p in (ROOT / "harness" / "commands").glob("*.py")} - {"__init__"}
+    modules = {p.stem for p in (ROOT / "harness" / "cli" / "commands").glob("*.py")} - {"__init__"}
     assert {e.module.rsplit(".", 1)[1] for e in COMMANDS.values()} == modules
 
 
 def test_run_modes_spelled_for_help_are_the_orchestrators() -> None:
     from engines.new.orchestrator import OrchestrationMode
-    from harness.commands.run import MODES
+    from harness.cli.commands.run import MODES
 
     assert set(MODES) == {m.value for m in OrchestrationMode}
 
@@ -166,12 +166,12 @@ def test_third_party_engine_crash_names_the_engine_and_exit_3(
 def test_own_bug_is_exit_3_with_the_traceback_in_a_file(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import harness.sources
+    import harness.data.sources
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise ZeroDivisionError("postgresql://u:sekrit@h/db went wrong")
 
-    monkeypatch.setattr(harness.sources, "schedule_source", broken)
+    monkeypatch.setattr(harness.data.sources, "schedule_source", broken)
     assert main(["schedule", "default"]) == EXIT_CRASH
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
@@ -200,12 +200,12 @@ def test_a_crash_inside_a_factory_is_the_factorys(capsys: pytest.CaptureFixture[
 def test_interrupt_is_130(
     raised: type[BaseException], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import harness.sources
+    import harness.data.sources
 
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise raised()
 
-    monkeypatch.setattr(harness.sources, "schedule_source", interrupted)
+    monkeypatch.setattr(harness.data.sources, "schedule_source", interrupted)
     assert main(["schedule", "default"]) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
 

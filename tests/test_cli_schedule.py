@@ -13,7 +13,7 @@ from harness.cli import EXIT_USAGE, cli, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = VECTORS / "small"
-SCHEMA = json.loads((ROOT / "harness" / "schedule.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "harness" / "data" / "schedule.schema.json").read_text())
 
 
 def test_schedule_prints_queue_head_and_writes_valid_json(
@@ -41,8 +41,8 @@ def test_schedule_json_to_stdout_is_only_json(capsys: pytest.CaptureFixture[str]
 
 def test_schedule_round_trips_through_json(tmp_path: Path) -> None:
     from engines.base import get_engine
-    from harness.schedule_json import read_schedule, write_schedule
-    from harness.snapshot import load_snapshot
+    from harness.data.schedule_json import read_schedule, write_schedule
+    from harness.data.snapshot import load_snapshot
 
     schedule = get_engine("legacy").schedule(load_snapshot(SMALL))
     write_schedule(schedule, tmp_path / "s.json")

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from support_engines import make_decision, make_schedule
 
 from engines.model import ErrorInfo
-from harness.compare import compare_schedules
-from harness.tolerances import load_settings
+from harness.comparison.compare import compare_schedules
+from harness.comparison.tolerances import load_settings
 
 
 def _base() -> list:

@@ -7,17 +7,17 @@ from dataclasses import replace
 import numpy as np
 from support_engines import make_decision, make_schedule, simple
 
-from harness.compare import compare_schedules
-from harness.comparison_model import NoiseRule
-from harness.noise import (
+from harness.comparison.compare import compare_schedules
+from harness.comparison.comparison_model import NoiseRule
+from harness.comparison.noise import (
     field_beyond_noise,
     measure_noise,
     noise_runs,
     shuffled_dataset,
     within_own_noise,
 )
-from harness.snapshot import load_snapshot
-from harness.tolerances import default_settings
+from harness.comparison.tolerances import default_settings
+from harness.data.snapshot import load_snapshot
 
 SCENARIO = "tests/data/compare_small.yaml"
 

@@ -12,10 +12,10 @@ import orjson
 from support_engines import make_decision, make_schedule
 
 from engines.model import ErrorInfo
-from harness.compare import compare_schedules
-from harness.comparison_model import Comparison
-from harness.noise import measure_noise
-from harness.waivers import Waiver
+from harness.comparison.compare import compare_schedules
+from harness.comparison.comparison_model import Comparison
+from harness.comparison.noise import measure_noise
+from harness.comparison.waivers import Waiver
 from reports.json_summary import (
     SCHEMA_NAME,
     SCHEMA_VERSION,

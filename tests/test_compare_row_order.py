@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from engines.base import get_engine
 from engines.model import Dataset, QueueItem, Schedule, sorted_queue
 from harness.cli import main
-from harness.compare import compare_schedules
-from harness.comparison_model import Comparison, Tolerance
-from harness.noise import measure_noise, noise_runs, order_run
-from harness.sources import open_source
-from harness.tolerances import default_settings
-from harness.waivers import load_waivers
+from harness.comparison.compare import compare_schedules
+from harness.comparison.comparison_model import Comparison, Tolerance
+from harness.comparison.noise import measure_noise, noise_runs, order_run
+from harness.comparison.tolerances import default_settings
+from harness.comparison.waivers import load_waivers
+from harness.data.sources import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ("tests/data/vectors/quirks", "tests/data/vectors/small")
@@ -227,7 +227,7 @@ def test_every_error_pair_has_a_rule_naming_the_input_and_its_factor() -> None:
 
 def test_probability_zero_is_named_as_the_input_behind_the_worth_assertion() -> None:
     from engines.model import Decision, ErrorInfo
-    from harness.attribution import error_rule
+    from harness.comparison.attribution import error_rule
 
     a = Decision(
         "x",

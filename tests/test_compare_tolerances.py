@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.comparison_model import NUMERIC_FIELDS
+from harness.comparison.comparison_model import NUMERIC_FIELDS
+from harness.comparison.tolerances import default_settings, load_settings
 from harness.errors import ConfigError
-from harness.tolerances import default_settings, load_settings
 
 
 def test_defaults_cover_every_field_and_follow_the_plan() -> None:

@@ -6,8 +6,8 @@ import pytest
 from paths import VECTORS
 
 from engines.base import Engine, available_engines, get_engine
+from harness.data.snapshot import load_snapshot
 from harness.errors import EngineNotFound
-from harness.snapshot import load_snapshot
 
 SMALL = VECTORS / "small"
 

@@ -7,8 +7,8 @@ import redis
 
 from engines.base import get_engine
 from harness.cli import EXIT_USAGE, main
+from harness.data.sources import schedule_source
 from harness.enqueue import items_from_schedule, open_target
-from harness.sources import schedule_source
 
 SCENARIO = "rules/quirk_truncation_ties_broken_by_insertion_order"
 
@@ -121,7 +121,7 @@ def test_other_commands_cannot_write_a_queue() -> None:
 
 
 def test_the_commands_default_batch_size_is_the_librarys() -> None:
-    from harness.commands import enqueue
+    from harness.cli.commands import enqueue
     from harness.enqueue import DEFAULT_BATCH_SIZE
 
     assert enqueue.DEFAULT_BATCH_SIZE == DEFAULT_BATCH_SIZE

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from engines.base import get_engine
 from engines.model import BUCKET_RANK, BUCKETS
+from harness.data.sources import schedule_source
 from harness.enqueue import EnqueueError, EnqueueItem, items_from_schedule, open_target
 from harness.enqueue.redis_queue import RedisQueue
-from harness.sources import schedule_source
 
 pytestmark = pytest.mark.redis
 

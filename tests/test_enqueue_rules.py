@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from engines.base import get_engine
 from engines.model import BUCKETS, QueueItem
 from engines.queue_sim import QueueSimulator
+from harness.data.sources import schedule_source
 from harness.enqueue import (
     Action,
     EnqueueCounts,
@@ -21,7 +22,6 @@ from harness.enqueue import (
     redact_url,
 )
 from harness.enqueue.plan import scrub, unique_keys
-from harness.sources import schedule_source
 
 buckets = st.sampled_from(BUCKETS)
 priorities = st.integers(min_value=-(10**12), max_value=10**12)

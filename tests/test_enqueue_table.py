@@ -12,11 +12,11 @@ import pytest
 
 from engines.base import get_engine
 from engines.model import BUCKET_RANK
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot
+from harness.data.sources import schedule_source, snapshot_path
 from harness.enqueue import EnqueueError, EnqueueItem, items_from_schedule, open_target
 from harness.enqueue.table import QueueTable
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot
-from harness.sources import schedule_source, snapshot_path
 
 pytestmark = pytest.mark.postgres
 

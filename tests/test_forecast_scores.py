@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.forecast_scores import (
+from harness.comparison.forecast_scores import (
     LOG_LOSS_EPS,
     Forecasts,
     GroupedScorer,

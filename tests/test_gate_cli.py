@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from harness.cli import main
-from harness.schedule_json import read_schedule
+from harness.data.schedule_json import read_schedule
 from reports.json_summary import load_schema
 
 SCENARIO = str(Path(__file__).parent / "data" / "compare_small.yaml")
@@ -168,7 +168,7 @@ def test_help_documents_exit_codes_and_accept(capsys: pytest.CaptureFixture[str]
 
 
 def test_progress_only_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.commands.compare import Progress
+    from harness.cli.commands.compare import Progress
 
     quiet = Progress(2)  # stderr is captured, not a terminal
     with quiet.step("reading"):

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from engines.base import get_engine
 from engines.model import US_PER_DAY, Dataset, Schedule, datetime_to_us
 from harness.cli import main
+from harness.data.janitor_db import read_dataset
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot, write_snapshot
 from harness.errors import InputError
-from harness.janitor_db import read_dataset
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot, write_snapshot
 from scenarios.campaigns import CAMPAIGN_WITHOUT_RUNS
 from scenarios.generator import (
     TRUTH_FILE,

@@ -15,9 +15,9 @@ import yaml
 
 from engines.model import Candidate, Codebase, Dataset, NamedPublishPolicy, PolicyEntry, Run
 from engines.new import create_engine
+from harness.data.snapshot import load_snapshot, write_snapshot
+from harness.data.sources import schedule_source
 from harness.errors import InputError
-from harness.snapshot import load_snapshot, write_snapshot
-from harness.sources import schedule_source
 
 AS_OF = datetime(2025, 6, 1)
 START = 1_740_000_000_000_000

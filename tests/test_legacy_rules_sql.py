@@ -22,11 +22,11 @@ from rule_scenarios import RULES, Outcome, check_outcome, expected_block, scenar
 
 from engines.base import get_engine
 from engines.model import CandidateKey, Dataset
+from harness.data.janitor_db import read_dataset
+from harness.data.restore import restore_dataset
+from harness.data.schedule_json import decision_to_json, queue_item_to_json
+from harness.data.snapshot import load_snapshot
 from harness.errors import InputError
-from harness.janitor_db import read_dataset
-from harness.restore import restore_dataset
-from harness.schedule_json import decision_to_json, queue_item_to_json
-from harness.snapshot import load_snapshot
 
 #: Scenario → why the production schema refuses it.
 NOT_RESTORABLE = {

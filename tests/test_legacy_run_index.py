@@ -10,8 +10,8 @@ from paths import VECTORS
 
 from engines.base import get_engine
 from engines.legacy import memory
-from harness.noise import shuffled_dataset
-from harness.snapshot import load_snapshot
+from harness.comparison.noise import shuffled_dataset
+from harness.data.snapshot import load_snapshot
 
 
 @pytest.mark.parametrize("name", ["quirks", "small"])

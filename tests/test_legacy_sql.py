@@ -33,9 +33,9 @@ from engines.model import (
     datetime_to_us,
 )
 from harness.cli import main
-from harness.janitor_db import read_dataset
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot
+from harness.data.janitor_db import read_dataset
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot
 
 pytestmark = pytest.mark.postgres
 

@@ -10,8 +10,8 @@ from paths import VECTORS
 
 from engines.base import get_engine
 from engines.model import PolicyEntry, datetime_to_us
+from harness.data.janitor_db import connect_read_only, read_dataset, redact_dsn
 from harness.errors import SourceError
-from harness.janitor_db import connect_read_only, read_dataset, redact_dsn
 
 pytestmark = pytest.mark.postgres
 
@@ -200,7 +200,7 @@ def test_reader_transactions_are_read_only_repeatable_read(janitor_db: str) -> N
 
 
 def test_as_of_replaces_the_sources_moment(janitor_db: str) -> None:
-    from harness.sources import open_source
+    from harness.data.sources import open_source
 
     moment = datetime(2025, 6, 3, 12, 0, 0, 1)
     assert open_source(janitor_db, as_of=moment).as_of == moment

@@ -25,9 +25,9 @@ import pytest
 from paths import ROOT, VECTORS
 
 from harness.cli import main
-from harness.restore import restore_dataset
-from harness.schedule_json import read_schedule
-from harness.snapshot import load_snapshot
+from harness.data.restore import restore_dataset
+from harness.data.schedule_json import read_schedule
+from harness.data.snapshot import load_snapshot
 
 pytestmark = pytest.mark.postgres
 
@@ -225,7 +225,7 @@ def test_record_reads_one_snapshot(busy_db: str, tmp_path: Path) -> None:
 @contextmanager
 def _snapshots_seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The ``txid_current_snapshot()`` of every transaction the readers begin."""
-    from harness import janitor_db
+    from harness.data import janitor_db
 
     seen: list[str] = []
     lock = threading.Lock()
@@ -271,7 +271,7 @@ def test_every_connection_of_a_command_shares_its_snapshot(
 
 
 def test_a_joined_connection_does_not_see_later_commits(janitor_db: str) -> None:
-    from harness.janitor_db import open_session
+    from harness.data.janitor_db import open_session
 
     with open_session(janitor_db) as session:
         before = session.connection.execute("SELECT count(*) FROM codebase").fetchone()
@@ -284,8 +284,8 @@ def test_a_joined_connection_does_not_see_later_commits(janitor_db: str) -> None
 
 
 def test_no_password_in_provenance_or_errors(janitor_db: str) -> None:
+    from harness.data.janitor_db import joined_connection, open_session
     from harness.errors import SourceError
-    from harness.janitor_db import joined_connection, open_session
 
     # the test server trusts local connections: any password is accepted
     secret = janitor_db.replace("postgres@", "postgres:s3cret-pw@")
@@ -316,7 +316,7 @@ def test_engines_declare_what_they_read() -> None:
 def test_compare_reads_the_runs_only_for_an_engine_that_needs_them(
     janitor_db: str, a: str, b: str, full_reads: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.janitor_db import JanitorSession
+    from harness.data.janitor_db import JanitorSession
 
     restore_dataset(load_snapshot(VECTORS / "small"), janitor_db)
     reads: list[bool] = []

@@ -33,12 +33,12 @@ from engines.model import (
     Run,
 )
 from engines.new.config import load_config
-from harness.commands.gate import read_baseline
+from harness.cli.commands.gate import read_baseline
+from harness.comparison.tolerances import load_settings
+from harness.comparison.waivers import load_waivers
+from harness.data.schedule_json import write_schedule
+from harness.data.snapshot import dataset_to_yaml, load_snapshot, write_snapshot
 from harness.errors import ShadowError
-from harness.schedule_json import write_schedule
-from harness.snapshot import dataset_to_yaml, load_snapshot, write_snapshot
-from harness.tolerances import load_settings
-from harness.waivers import load_waivers
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_740_000_000_000_000
@@ -164,7 +164,9 @@ FUZZ = settings(
 
 def yaml_documents() -> dict[str, tuple[Callable[[Path], Any], Any]]:
     scenario = yaml.safe_load(dataset_to_yaml(dataset(), description="fuzz"))
-    tolerances = yaml.safe_load((ROOT / "harness" / "tolerances.default.yaml").read_text())
+    tolerances = yaml.safe_load(
+        (ROOT / "harness" / "comparison" / "tolerances.default.yaml").read_text()
+    )
     waivers = yaml.safe_load((ROOT / "scenarios" / "waivers" / "legacy-errors.yaml").read_text())
     config = yaml.safe_load((ROOT / "engines" / "new" / "default.yaml").read_text())
     return {
@@ -225,7 +227,7 @@ def copy_snapshot(source: Path, target: Path, *, keep_hashes: bool) -> Path:
 def load_both_ways(path: Path) -> None:
     """The dataset loader, and the new engine's own reader of a snapshot directory."""
     from engines.new import create_engine
-    from harness.sources import schedule_source
+    from harness.data.sources import schedule_source
 
     loads_or_one_line(load_snapshot, path)
     loads_or_one_line(lambda p: schedule_source(create_engine(None), str(p)), path)

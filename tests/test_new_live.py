@@ -10,8 +10,8 @@ from paths import VECTORS
 from engines.model import Schedule
 from engines.new import create_engine
 from engines.new.live import schedule_from_database
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot
 
 pytestmark = pytest.mark.postgres
 
@@ -122,7 +122,7 @@ def test_single_candidate_unknown_pair_is_one_clear_error(janitor_db: str) -> No
 
 
 def test_a_live_source_dataset_uses_the_database_aggregates(janitor_db: str) -> None:
-    from harness.janitor_db import read_dataset
+    from harness.data.janitor_db import read_dataset
 
     dataset = load_snapshot(VECTORS / "quirks")
     restore_dataset(dataset, janitor_db)

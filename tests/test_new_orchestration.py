@@ -21,7 +21,7 @@ from engines.new.metrics import SchedulingMetrics
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
 from engines.new.scoring import SchedulingEngine
 from harness.cli import main
-from harness.snapshot import load_snapshot
+from harness.data.snapshot import load_snapshot
 
 WAIVERS = Path(__file__).resolve().parents[1] / "scenarios" / "waivers" / "legacy-errors.yaml"
 

@@ -11,7 +11,7 @@ from paths import VECTORS
 
 from engines.model import Dataset, Decision, QueueItem, Schedule
 from engines.new import create_engine
-from harness.snapshot import load_snapshot
+from harness.data.snapshot import load_snapshot
 
 SETS = ("small", "quirks")
 
@@ -189,7 +189,7 @@ def test_schedule_settings_spell_out_the_duration_unit() -> None:
 
 def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: Path) -> None:
     from engines.new.from_snapshot import schedule_snapshot
-    from harness.snapshot import write_snapshot
+    from harness.data.snapshot import write_snapshot
 
     dataset = load_snapshot(VECTORS / "quirks")
     folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
@@ -224,8 +224,8 @@ def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: P
     import pyarrow.parquet as pq
 
     from engines.new.from_snapshot import schedule_snapshot
+    from harness.data.snapshot import write_snapshot
     from harness.errors import InputError
-    from harness.snapshot import write_snapshot
 
     folder = write_snapshot(load_snapshot(VECTORS / "small"), tmp_path / "snap", columnar_runs=True)
     table = pq.read_table(folder / "run.parquet")
@@ -241,8 +241,8 @@ def test_a_parquet_run_table_with_a_null_campaign_is_a_clear_input_error(tmp_pat
     import pyarrow.parquet as pq
 
     from engines.new.from_snapshot import schedule_snapshot
+    from harness.data.snapshot import write_snapshot
     from harness.errors import InputError
-    from harness.snapshot import write_snapshot
 
     folder = write_snapshot(load_snapshot(VECTORS / "small"), tmp_path / "snap", columnar_runs=True)
     table = pq.read_table(folder / "run.parquet")
@@ -262,7 +262,7 @@ def test_the_verdict_worker_answers_as_the_engine_would(tmp_path: Path) -> None:
     from engines.new.dependencies import DependencyResolver
     from engines.new.success import details_verdict
     from engines.new.verdict_worker import VerdictWorker, relation_verdicts
-    from harness.snapshot import write_snapshot
+    from harness.data.snapshot import write_snapshot
 
     dataset = load_snapshot(VECTORS / "quirks")
     folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
@@ -289,7 +289,7 @@ def test_run_columns_read_the_same_from_plain_or_dictionary_chunks(tmp_path: Pat
     import pyarrow.parquet as pq
 
     from engines.new.aggregates import RunColumns
-    from harness.snapshot import write_snapshot
+    from harness.data.snapshot import write_snapshot
 
     folder = write_snapshot(
         load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
@@ -315,8 +315,8 @@ def test_schedule_source_hands_a_snapshot_directory_to_the_new_engine(tmp_path: 
     from dataclasses import replace
     from datetime import datetime
 
-    from harness.snapshot import write_snapshot
-    from harness.sources import schedule_source
+    from harness.data.snapshot import write_snapshot
+    from harness.data.sources import schedule_source
 
     dataset = load_snapshot(VECTORS / "quirks")
     folder = write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)

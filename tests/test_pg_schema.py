@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness.pgschema import (
+from harness.data.pgschema import (
     corrected_debversion_sql,
     create_janitor_schema,
     debversion_script,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.model import QueueItem
-from harness.ranking import prefix_overlaps, rank_metrics, rbo, tie_groups
+from harness.comparison.ranking import prefix_overlaps, rank_metrics, rbo, tie_groups
 
 
 def _queue(spec: list[tuple[str, int]]) -> list[QueueItem]:

@@ -12,9 +12,9 @@ from paths import VECTORS
 
 from engines.model import Dataset
 from harness.cli import main
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot, table_rows
 from harness.errors import InputError, SourceError
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot, table_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -188,7 +188,7 @@ def test_restore_to_an_unreachable_database_is_a_source_error() -> None:
 
 def test_restored_queue_and_sequences_continue(janitor_db: str) -> None:
     from engines.base import get_engine
-    from harness.janitor_db import read_dataset
+    from harness.data.janitor_db import read_dataset
 
     dataset = load_snapshot(VECTORS / "small")
     first = get_engine("legacy:memory").schedule(dataset)

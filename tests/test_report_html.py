@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from engines.model import Decision, ErrorInfo, QueueItem, Schedule, sorted_queue
-from harness.attribution import duration_cost
-from harness.compare import compare_schedules
-from harness.comparison_model import Comparison
-from harness.noise import measure_noise
-from harness.waivers import Waiver
+from harness.comparison.attribution import duration_cost
+from harness.comparison.compare import compare_schedules
+from harness.comparison.comparison_model import Comparison
+from harness.comparison.noise import measure_noise
+from harness.comparison.waivers import Waiver
 from reports.html import MAX_BYTES, compact, fmt_num, render_html, render_string
 from reports.view import build_view
 

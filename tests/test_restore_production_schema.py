@@ -15,9 +15,9 @@ import pytest
 from paths import VECTORS
 
 from harness.cli import main
+from harness.data.restore import restore_dataset
+from harness.data.snapshot import load_snapshot
 from harness.errors import InputError
-from harness.restore import restore_dataset
-from harness.snapshot import load_snapshot
 
 pytestmark = pytest.mark.postgres
 

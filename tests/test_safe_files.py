@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from engines.new.config import load_config
-from harness import safe_files
+from harness.comparison.tolerances import load_settings
+from harness.comparison.waivers import load_waivers
+from harness.data import safe_files
+from harness.data.schedule_json import read_schedule
+from harness.data.snapshot import load_snapshot
 from harness.errors import ConfigError, InputError, ShadowError
-from harness.schedule_json import read_schedule
-from harness.snapshot import load_snapshot
-from harness.tolerances import load_settings
-from harness.waivers import load_waivers
 
 ALIAS_BOMB = "\n".join(
     [

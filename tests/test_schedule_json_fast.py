@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
-from harness.schedule_json import (
+from harness.data.schedule_json import (
     _fast_jsonable,
     _jsonable,
     read_schedule,

@@ -27,9 +27,9 @@ from engines.new import create_engine
 from engines.new.metrics import SchedulingMetrics
 from engines.new.orchestrator import SchedulingOrchestrator
 from harness.cli import main
-from harness.shadow import HarnessComparator
-from harness.snapshot import load_snapshot
-from harness.waivers import load_waivers
+from harness.comparison.shadow import HarnessComparator
+from harness.comparison.waivers import load_waivers
+from harness.data.snapshot import load_snapshot
 
 SMALL = VECTORS / "small"
 WAIVERS = Path(__file__).resolve().parents[1] / "scenarios" / "waivers" / "legacy-errors.yaml"

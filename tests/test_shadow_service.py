@@ -23,14 +23,14 @@ import psycopg
 import pytest
 from conftest import PG_CTL
 
-from harness import sources
 from harness.cli import main
-from harness.pgschema import create_janitor_schema
-from harness.restore import restore_dataset
+from harness.data import sources
+from harness.data.pgschema import create_janitor_schema
+from harness.data.restore import restore_dataset
+from harness.data.sources import open_source
 from harness.service.config import ServiceConfig, validate
 from harness.service.history import read_history
 from harness.service.runner import ShadowService
-from harness.sources import open_source
 
 pytestmark = pytest.mark.postgres
 

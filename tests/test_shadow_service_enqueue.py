@@ -11,8 +11,8 @@ import pytest
 from test_shadow_service import _config, _populate, _records
 
 from engines.base import get_engine
+from harness.data.sources import open_source
 from harness.service.runner import ShadowService
-from harness.sources import open_source
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from paths import VECTORS
 
 from engines.model import Candidate, Codebase, Dataset, NamedPublishPolicy, PolicyEntry, Run
+from harness.data.snapshot import dataset_to_yaml, load_snapshot, write_snapshot
 from harness.errors import InputError
-from harness.snapshot import dataset_to_yaml, load_snapshot, write_snapshot
 
 MINIMAL = {
     "version": 1,

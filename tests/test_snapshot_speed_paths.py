@@ -27,7 +27,7 @@ from engines.model import (
     NamedPublishPolicy,
     Run,
 )
-from harness import run_table, snapshot
+from harness.data import run_table, snapshot
 from harness.errors import InputError
 
 VALID: dict[str, dict[str, Any]] = {

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.live import read_dataset
-from harness.restore import restore_dataset
-from harness.sources import filter_dataset, open_source
+from harness.data.live import read_dataset
+from harness.data.restore import restore_dataset
+from harness.data.sources import filter_dataset, open_source
 
 SOURCE = "default"
 

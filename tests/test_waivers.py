@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from support_engines import make_decision, make_schedule
 
-from harness.compare import compare_schedules
+from harness.comparison.compare import compare_schedules
+from harness.comparison.waivers import Waiver, WaiverSet, load_waivers
 from harness.errors import ConfigError
-from harness.waivers import Waiver, WaiverSet, load_waivers
 
 WAIVERS = """\
 version: 1

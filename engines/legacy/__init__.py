@@ -16,7 +16,7 @@ from engines.model import Dataset, Schedule
 from harness.errors import EngineNotFound, SourceError
 
 if TYPE_CHECKING:
-    from harness.janitor_db import JanitorSession
+    from harness.data.janitor_db import JanitorSession
 
 BACKENDS = ("memory", "sql")
 

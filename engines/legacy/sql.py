@@ -4,7 +4,7 @@ Where the ``memory`` backend reproduces what PostgreSQL computes (``AVG`` over
 intervals, ``debversion`` ordering, ``ORDER BY start_time DESC``), this one
 asks PostgreSQL, so the two checking each other is what makes the port
 trustworthy. It only reads: one ``READ ONLY, REPEATABLE READ`` transaction,
-on the snapshot the command's session exported (:mod:`harness.janitor_db`),
+on the snapshot the command's session exported (:mod:`harness.data.janitor_db`),
 so it sees the rows the other engine sees; the queue insertion is simulated
 by :mod:`engines.queue_sim`.
 
@@ -36,14 +36,14 @@ from engines.legacy.core import (
     undefined_operator,
 )
 from engines.model import CandidateKey, Dataset, Run, datetime_to_us, timedelta_to_us
-from harness.errors import SourceError
-from harness.janitor_db import (
+from harness.data.janitor_db import (
     CANDIDATE_QUERY,
     candidate_query,
     joined_connection,
     policy_entries,
     register_policy_type,
 )
+from harness.errors import SourceError
 
 __all__ = ["CANDIDATE_QUERY", "SqlData", "candidate_query", "legacy_error", "policy_entries"]
 

@@ -360,7 +360,7 @@ class RunColumns:
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> RunColumns:
-        """From a run table in the snapshot's Parquet layout (``harness.run_table``)."""
+        """From a run table in the snapshot's Parquet layout (``harness.data.run_table``)."""
         missing = [
             name for name in (*PARQUET_COLUMNS, "failure_details") if name not in table.column_names
         ]

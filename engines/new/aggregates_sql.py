@@ -42,10 +42,10 @@ from engines.new.aggregates import (
     mean_if_unambiguous,
 )
 from engines.new.config import EngineConfig
-from harness.run_table import bulk_allocation
+from harness.data.run_table import bulk_allocation
 
 if TYPE_CHECKING:
-    from harness.janitor_db import JoinConnection
+    from harness.data.janitor_db import JoinConnection
 
 #: With the default 4 MB, grouping 2,000,000 runs into 100,000 groups spills to
 #: disk (or is planned as a sort); for this read-only transaction only.
@@ -512,7 +512,7 @@ def start_aggregates(
     """Start the aggregate queries; with ``join`` they run while the caller goes on.
 
     ``conn`` is a psycopg connection inside the command's READ ONLY
-    REPEATABLE READ transaction (:mod:`harness.janitor_db`); ``join`` opens
+    REPEATABLE READ transaction (:mod:`harness.data.janitor_db`); ``join`` opens
     the other connections on its snapshot (``session.joined``), so every
     query sees the same data. The caller may use ``conn`` until it calls
     :meth:`PendingAggregates.result` (and must call

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from engines.model import PUBLISH_MODES
+from harness.data.safe_files import load_yaml
 from harness.errors import ConfigError
-from harness.safe_files import load_yaml
 
 SUCCESS_METHODS = ("legacy", "decayed")
 #: The plan's table plus ``push-derived`` (which the legacy lacks), valued like ``push``.

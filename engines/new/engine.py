@@ -22,7 +22,7 @@ from engines.model import Dataset, Schedule
 from engines.new.scoring import SchedulingEngine
 
 if TYPE_CHECKING:
-    from harness.janitor_db import JanitorSession
+    from harness.data.janitor_db import JanitorSession
 
 
 class NewEngine(SchedulingEngine):

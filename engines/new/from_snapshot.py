@@ -27,9 +27,9 @@ from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregat
 from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine
 from engines.new.verdict_worker import VerdictWorker
+from harness.data.run_table import bulk_allocation, check_time_order, check_unvouched
+from harness.data.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 from harness.errors import InputError
-from harness.run_table import bulk_allocation, check_time_order, check_unvouched
-from harness.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 
 
 def schedule_snapshot(

@@ -5,7 +5,7 @@ The runs stay in the database; the engine asks for their aggregates
 snapshot, while the scheduling rows (candidates in the legacy's row order,
 codebases, policies, queue) are read and built on the session's own
 connection: the server works while Python builds. Sessions, queries and
-row converters are :mod:`harness.janitor_db`'s.
+row converters are :mod:`harness.data.janitor_db`'s.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from engines.model import Dataset, Schedule
-from harness.janitor_db import JanitorSession, dataset_session, open_session
-from harness.run_table import bulk_allocation
+from harness.data.janitor_db import JanitorSession, dataset_session, open_session
+from harness.data.run_table import bulk_allocation
 
 if TYPE_CHECKING:
     from engines.new.scoring import SchedulingEngine

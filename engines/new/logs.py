@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from harness.console import iso_utc
+from harness.cli.console import iso_utc
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

@@ -12,7 +12,7 @@
   (metrics, result, the schedule's notes) and never propagated. The two run
   in a random order (seedable), the candidate only on a sampled share of runs,
   and their schedules are compared by the harness's own comparator
-  (:class:`harness.shadow.HarnessComparator`: tolerances, waivers, noise).
+  (:class:`harness.comparison.shadow.HarnessComparator`: tolerances, waivers, noise).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from engines.model import CandidateKey, Dataset, Decision, Schedule
 from engines.queue_sim import QueueOverflow, QueueSimulator
 
 if TYPE_CHECKING:
-    from harness.comparison_model import Comparison
+    from harness.comparison.comparison_model import Comparison
 
 log = logging.getLogger("engines.new.orchestrator")
 
@@ -309,7 +309,7 @@ class SchedulingOrchestrator:
 def _default_comparator(
     control_engine: Engine, dataset: Dataset, control: Schedule, candidate: Schedule
 ) -> Comparison:
-    from harness.shadow import HarnessComparator
+    from harness.comparison.shadow import HarnessComparator
 
     return HarnessComparator()(control_engine, dataset, control, candidate)
 

@@ -36,7 +36,7 @@ from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueOverflow, QueueSimulator
-from harness.run_table import bulk_allocation
+from harness.data.run_table import bulk_allocation
 
 log = logging.getLogger("engines.new")
 

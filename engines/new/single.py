@@ -43,8 +43,7 @@ from engines.new.scoring import (
 )
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueSimulator
-from harness.errors import SourceError
-from harness.janitor_db import (
+from harness.data.janitor_db import (
     CANDIDATE_COLUMNS,
     QUEUE_COLUMNS,
     RUN_COLUMNS,
@@ -56,6 +55,7 @@ from harness.janitor_db import (
     read_policies,
     run_from_row,
 )
+from harness.errors import SourceError
 
 CANDIDATES_SQL = f"""
 SELECT {CANDIDATE_COLUMNS}

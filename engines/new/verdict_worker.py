@@ -44,7 +44,7 @@ def relation_verdicts(runs_file: str | Path, snapshot: str | Path) -> Verdicts:
     included (unused, but filtering here would repeat the aggregation's rules).
     Campaign dependencies play no part in a verdict.
     """
-    from harness.snapshot import load_debian_versions
+    from harness.data.snapshot import load_debian_versions
 
     table = pq.read_table(runs_file, columns=["result_code", "failure_details"])
     wanted = pc.and_(

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule, timedelta_to_us
-from harness.crash import redact_secrets
+from harness.cli.crash import redact_secrets
 from harness.errors import ShadowError
 
 #: Items per batch: one MULTI/EXEC (Redis) or one transaction (queue table).

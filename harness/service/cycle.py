@@ -27,17 +27,17 @@ from typing import Any
 from engines.base import Engine, get_engine
 from engines.model import Dataset, Schedule
 from engines.new.orchestrator import OrchestrationMode, SchedulingOrchestrator
-from harness.comparison_model import Comparison, RankMetrics
+from harness.comparison.comparison_model import Comparison, RankMetrics
+from harness.comparison.ranking import rank_metrics
+from harness.comparison.shadow import HarnessComparator
+from harness.comparison.tolerances import Settings, load_settings
+from harness.comparison.waivers import Waiver, load_waivers
+from harness.data.live import redact_dsn
 from harness.errors import ConfigError
-from harness.live import redact_dsn
-from harness.ranking import rank_metrics
 from harness.service.config import ServiceConfig
 from harness.service.history import HISTORY_VERSION, utc_now
 from harness.service.metrics import ServiceMetrics
 from harness.service.secrets import Scrubber
-from harness.shadow import HarnessComparator
-from harness.tolerances import Settings, load_settings
-from harness.waivers import Waiver, load_waivers
 
 log = logging.getLogger("harness.service")
 
@@ -62,7 +62,7 @@ def open_snapshot(dsn: str, campaign: str | None) -> Iterator[Snapshot]:
     """SEAM (snapshot): the database as one READ ONLY, REPEATABLE READ transaction
     sees it, for the length of the block (the engines run inside it).
 
-    With the command sessions of :mod:`harness.sources` (``open_input``) the
+    With the command sessions of :mod:`harness.data.sources` (``open_input``) the
     snapshot is exported and held: the dataset holds every run (the legacy
     decides from memory) and an engine that asks the database itself (the
     new engine's aggregates) joins that snapshot, so both decide from exactly
@@ -70,12 +70,12 @@ def open_snapshot(dsn: str, campaign: str | None) -> Iterator[Snapshot]:
     transaction and ``live_dsn`` cleared, so that no engine opens a
     transaction of its own (which would see a later state of the database).
     """
-    open_input = getattr(importlib.import_module("harness.sources"), "open_input", None)
+    open_input = getattr(importlib.import_module("harness.data.sources"), "open_input", None)
     if open_input is not None:
         with open_input(dsn, campaign=campaign) as source:
             yield Snapshot(source.dataset(), getattr(source.session, "snapshot", None))
         return
-    from harness.live import read_dataset
+    from harness.data.live import read_dataset
 
     dataset = read_dataset(dsn, campaign=campaign)
     yield Snapshot(replace(dataset, live_dsn=None), None)

@@ -65,7 +65,7 @@ from typing import Any
 
 import orjson
 
-from harness.atomic import atomic_file
+from harness.data.atomic import atomic_file
 from harness.errors import InputError
 
 log = logging.getLogger("harness.service")

@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from harness.atomic import write_atomic
+from harness.data.atomic import write_atomic
+from harness.data.live import redact_dsn
 from harness.errors import ConfigError, ShadowError
-from harness.live import redact_dsn
 from harness.service.config import ServiceConfig
 from harness.service.cycle import ShadowCycle, SnapshotOpener, open_snapshot
 from harness.service.history import append_record, last_cycle, prune, read_history

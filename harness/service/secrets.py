@@ -47,7 +47,7 @@ class Scrubber:
         return cls(secrets)
 
     def __call__(self, text: str) -> str:
-        from harness.crash import redact_secrets
+        from harness.cli.crash import redact_secrets
 
         for secret in self.secrets:
             text = text.replace(secret, MASK)
