@@ -18,21 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.model import BUCKET_RANK, Decision, QueueItem, Schedule
-from harness.comparison.comparison_model import NUMERIC_FIELDS
+from harness.comparison.comparison_model import DECISION_FIELDS
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-DECISION_FIELDS: tuple[str, ...] = (
-    "offset",
-    "success_probability",
-    "estimated_duration_us",
-    "normalized_codebase_value",
-    "value",
-    "total_previous_runs",
-)
-QUEUE_FIELDS: tuple[str, ...] = ("queue_priority", "queue_bucket", "queue_position")
 
 #: Non-numeric decision fields compared structurally (deepdiff on mismatches).
 STRUCTURE_FIELDS: tuple[str, ...] = (
@@ -43,8 +34,6 @@ STRUCTURE_FIELDS: tuple[str, ...] = (
     "first_run_bonus",
     "bucket",
 )
-
-assert DECISION_FIELDS + QUEUE_FIELDS == NUMERIC_FIELDS
 
 #: A candidate key as a plain tuple: equal to (and hashed like) the model's
 #: CandidateKey NamedTuple, but ten times cheaper to build 100,000 of.

@@ -49,7 +49,6 @@ from scipy import stats as sp_stats
 from engines.model import BUCKETS, Decision, Schedule
 from harness.comparison import attribution as attr
 from harness.comparison.alignment import (
-    DECISION_FIELDS,
     STRUCTURE_FIELDS,
     Alignment,
     Key,
@@ -61,6 +60,7 @@ from harness.comparison.alignment import (
 )
 from harness.comparison.comparison_model import (
     CAUSES,
+    DECISION_FIELDS,
     FACTORS,
     KINDS,
     NUMERIC_FIELDS,

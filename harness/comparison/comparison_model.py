@@ -47,19 +47,19 @@ from engines.model import CandidateKey
 
 MODEL_VERSION = 2
 
-#: The numeric fields compared per candidate, in report order. ``queue_*`` come
-#: from the queue rows (matched by key), the rest from the decisions.
-NUMERIC_FIELDS: tuple[str, ...] = (
+#: The numeric fields compared per candidate, in report order: first those
+#: read from the decisions, then the ``queue_*`` ones, read from the queue rows
+#: (matched by key).
+DECISION_FIELDS: tuple[str, ...] = (
     "offset",
     "success_probability",
     "estimated_duration_us",
     "normalized_codebase_value",
     "value",
     "total_previous_runs",
-    "queue_priority",
-    "queue_bucket",
-    "queue_position",
 )
+QUEUE_FIELDS: tuple[str, ...] = ("queue_priority", "queue_bucket", "queue_position")
+NUMERIC_FIELDS: tuple[str, ...] = DECISION_FIELDS + QUEUE_FIELDS
 
 #: Pseudo-fields for divergences that are not a numeric field; waivers may name
 #: them too. ``presence``: missing/extra candidate; ``error``: error vs value or

@@ -44,15 +44,20 @@ import numpy.typing as npt
 from engines.base import Engine
 from engines.model import CandidateKey, Dataset, Schedule
 from harness.comparison.alignment import (
-    DECISION_FIELDS,
-    QUEUE_FIELDS,
     Key,
     Side,
     align,
     side_from_schedule,
     structure_mismatch,
 )
-from harness.comparison.comparison_model import NoiseBaseline, NoiseField, NoiseRule, RankMetrics
+from harness.comparison.comparison_model import (
+    DECISION_FIELDS,
+    QUEUE_FIELDS,
+    NoiseBaseline,
+    NoiseField,
+    NoiseRule,
+    RankMetrics,
+)
 from harness.comparison.ranking import rank_metrics_of
 
 FloatArray = npt.NDArray[np.float64]
