@@ -4,12 +4,13 @@ reruns); sharing it must not change a single number."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from paths import VECTORS
 
 from engines.base import get_engine
-from engines.legacy import memory
+from engines.legacy import core, memory
 from harness.comparison.noise import shuffled_dataset
 from harness.data.snapshot import load_snapshot
 
@@ -29,3 +30,65 @@ def test_a_shared_run_index_decides_as_a_fresh_one(name: str) -> None:
         assert shared.decisions == fresh.decisions
         assert shared.queue == fresh.queue
     assert legacy.schedule(dataset).decisions == first.decisions
+
+
+def _counting_estimates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = core.estimate
+
+    def counted(data, codebase, campaign, context, now_us):  # type: ignore[no-untyped-def]
+        calls.append(codebase)
+        return real(data, codebase, campaign, context, now_us)
+
+    monkeypatch.setattr(core, "estimate", counted)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["quirks", "small"])
+def test_reruns_reuse_the_estimates_and_decide_as_a_fresh_run(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = load_snapshot(VECTORS / name)
+    legacy = get_engine("legacy")
+    calls = _counting_estimates(monkeypatch)
+    first = legacy.schedule(dataset)
+    estimated = len(calls)
+    assert estimated > 0
+    calls.clear()
+    rerun = legacy.schedule(shuffled_dataset(dataset, 3))
+    # only estimates that raised are asked again (they raise again)
+    raised = sum(1 for d in first.decisions if d.error and d.error.phase == core.PHASE_SCHEDULE)
+    assert len(calls) <= raised < estimated
+    memory.forget_run_index()
+    fresh = legacy.schedule(shuffled_dataset(dataset, 3))
+    assert rerun.decisions == fresh.decisions and rerun.queue == fresh.queue
+
+
+def test_other_debian_versions_are_estimated_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset = load_snapshot(VECTORS / "quirks")
+    legacy = get_engine("legacy")
+    first = legacy.schedule(dataset)
+    calls = _counting_estimates(monkeypatch)
+    # the same runs with an empty all_debian_versions: no dependency is satisfied now
+    empty = replace(dataset, debian_versions=())
+    without = legacy.schedule(empty)
+    assert calls
+    memory.forget_run_index()
+    assert without.decisions == legacy.schedule(empty).decisions
+    assert [d.success_probability for d in without.decisions if not d.error] != [
+        d.success_probability for d in first.decisions if not d.error
+    ]
+
+
+def test_another_moment_is_estimated_afresh() -> None:
+    dataset = load_snapshot(VECTORS / "quirks")
+    legacy = get_engine("legacy")
+    first = legacy.schedule(dataset)
+    # a day later, the worker failures of the last day no longer count
+    later = replace(dataset, as_of=dataset.as_of + timedelta(days=1))
+    moved = legacy.schedule(later)
+    memory.forget_run_index()
+    assert moved.decisions == legacy.schedule(later).decisions
+    assert [d.success_probability for d in moved.decisions] != [
+        d.success_probability for d in first.decisions
+    ]

@@ -11,7 +11,7 @@ production raises the same kind of exception here, captured per candidate.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -144,6 +144,13 @@ class LegacyData(Protocol):
         """Whether ``all_debian_versions`` has ``source = name`` (and ``version <op> v``)."""
         ...
 
+    def known_estimates(self) -> MutableMapping[EstimateKey, Estimate] | None:
+        """Where to keep :func:`estimate`'s answers for later runs on the same
+        data (``None``: nowhere). An estimate depends on the runs, the Debian
+        versions, the candidate and the moment, never on the row order, so a
+        backend whose data outlives one run can spare its reruns the work."""
+        ...
+
 
 # ------------------------------------------------------------ the formulas
 
@@ -257,6 +264,10 @@ def calculate_offset(
 
 
 # ------------------------------------------------------- per-candidate estimate
+
+
+#: What an estimate is asked of: codebase, campaign, context, now (µs).
+EstimateKey = tuple[str, str, str | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +425,7 @@ def decide_all(
     first_error: tuple[ErrorInfo, int] | None = None
     rows = data.candidate_rows()
     normalized: NormalizedValues | None = None
+    known = data.known_estimates()
     for index, row in enumerate(rows):
         base: dict[str, Any] = {
             "codebase": row.codebase,
@@ -443,7 +455,7 @@ def decide_all(
             continue
         base["normalized_codebase_value"] = ncv
         try:
-            decision = _schedule_regular(data, row, value, ncv, now_us, queue, base)
+            decision = _schedule_regular(data, row, value, ncv, now_us, queue, base, known)
         except LegacyError as exc:
             error = exc.info(PHASE_SCHEDULE)
             decisions.append(Decision(**base, error=error, reasons=(_legacy_raises(error),)))
@@ -469,8 +481,10 @@ def _schedule_regular(
     now_us: int,
     queue: QueueSimulator,
     base: dict[str, Any],
+    known: MutableMapping[EstimateKey, Estimate] | None = None,
 ) -> Decision:
-    """``do_schedule_regular`` for one work item (spec §4–7)."""
+    """``do_schedule_regular`` for one work item (spec §4–7); ``known``: the
+    estimates of earlier runs on the same data (:meth:`LegacyData.known_estimates`)."""
     candidate_value, success_chance = value, row.success_chance
     context, command = row.context, row.command
     reasons: list[str] = []
@@ -490,7 +504,12 @@ def _schedule_regular(
         if command is None:
             command = reread.command
     base.update(context=context, command=command)
-    est = estimate(data, row.codebase, row.campaign, context, now_us)
+    key = (row.codebase, row.campaign, context, now_us)
+    est = None if known is None else known.get(key)
+    if est is None:
+        est = estimate(data, row.codebase, row.campaign, context, now_us)
+        if known is not None:  # an estimate that raised is asked again: it raises again
+            known[key] = est
     if est.duration_us < 0:
         raise LegacyError(
             "builtins.AssertionError",

@@ -9,10 +9,12 @@ Everything the database would compute is reproduced here: the inner joins,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 
 from engines.legacy.core import (
     CandidateRow,
+    Estimate,
+    EstimateKey,
     RereadRow,
     missing_debian_versions_table,
 )
@@ -43,7 +45,9 @@ class RunIndex:
 
     It depends on the runs alone, so the noise reruns of a comparison (the
     same runs, the candidate rows in another order) share one index instead
-    of grouping two million runs again; see :func:`run_index`."""
+    of grouping two million runs again; see :func:`run_index`. The per-candidate
+    estimates made from it are kept here too (:meth:`estimates`): they do not
+    depend on the row order either, and are most of a run's work."""
 
     def __init__(self, runs: Sequence[Run]) -> None:
         grouped: dict[tuple[str, str], list[Run]] = defaultdict(list)
@@ -56,6 +60,15 @@ class RunIndex:
         self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
         self._avg_codebase: dict[str, int | None] = {}
         self._avg_campaign: dict[str, int | None] = {}
+        self._estimates: dict[EstimateKey, Estimate] = {}
+        self._estimates_versions: object = None
+
+    def estimates(self, debian_versions: object) -> dict[EstimateKey, Estimate]:
+        """The estimates computed on these runs with these Debian versions
+        (``all_debian_versions``' rows, by identity; other versions start afresh)."""
+        if debian_versions is not self._estimates_versions:
+            self._estimates, self._estimates_versions = {}, debian_versions
+        return self._estimates
 
     def avg_duration_us(
         self, *, codebase: str | None = None, campaign: str | None = None
@@ -148,6 +161,10 @@ class MemoryData:
         self, *, codebase: str | None = None, campaign: str | None = None
     ) -> int | None:
         return self._index.avg_duration_us(codebase=codebase, campaign=campaign)
+
+    def known_estimates(self) -> MutableMapping[EstimateKey, Estimate]:
+        # kept with the run index: the noise reruns only redo what row order changes
+        return self._index.estimates(self.dataset.debian_versions)
 
     def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
         versions = self.dataset.debian_versions_by_source

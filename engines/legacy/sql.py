@@ -224,6 +224,10 @@ class SqlData:
         average = rows[0][0] if rows else None
         return None if average is None else timedelta_to_us(average)
 
+    def known_estimates(self) -> None:
+        # the database may have moved between two runs: every run asks it afresh
+        return None
+
     def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
         if not self.has_versions:
             raise missing_debian_versions_table()

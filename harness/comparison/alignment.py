@@ -10,7 +10,7 @@ upsert does (:attr:`engines.model.Schedule.decision_by_key`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
 
@@ -86,10 +86,18 @@ class Side:
     queue_first: BoolArray
     #: per decision key: the 0-based queue row of its first queue entry (-1: none)
     queue_row: IntArray
+    #: per decision key: its structure fields (:data:`STRUCTURE_FIELDS`), as a tuple
+    structures: list[tuple[Any, ...]]
 
     @property
     def size(self) -> int:
         return len(self.keys)
+
+    def detached(self) -> Side:
+        """These columns without the Decision objects (nor the schedule's
+        decisions and queue): what noise measurement reads of a self-run, and
+        cheap to send from another process."""
+        return replace(self, schedule=replace(self.schedule, decisions=[], queue=[]), decisions=[])
 
 
 def _columns(decisions: Sequence[Decision], names: Sequence[str]) -> dict[str, Column]:
@@ -173,6 +181,7 @@ def side_from_schedule(schedule: Schedule) -> Side:
         queue_scores=scores,
         queue_first=first,
         queue_row=row,
+        structures=list(map(_structure, decisions)),
     )
 
 
@@ -331,6 +340,11 @@ def same_value(x: Any, y: Any) -> bool:
 
 
 _structure = attrgetter(*STRUCTURE_FIELDS)
+
+
+def structures_differ(sa: tuple[Any, ...], sb: tuple[Any, ...]) -> bool:
+    """Whether two :attr:`Side.structures` entries differ (NaN equal to NaN)."""
+    return sa != sb and not all(map(same_value, sa, sb))
 
 
 def structure_mismatch(da: Decision, db: Decision) -> tuple[str, ...]:

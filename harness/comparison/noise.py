@@ -48,7 +48,7 @@ from harness.comparison.alignment import (
     Side,
     align,
     side_from_schedule,
-    structure_mismatch,
+    structures_differ,
 )
 from harness.comparison.comparison_model import (
     DECISION_FIELDS,
@@ -200,13 +200,14 @@ class NoiseProfile:
 
 def measure_noise(
     reference: Schedule | Side,
-    runs: Sequence[tuple[str, Schedule]],
+    runs: Sequence[tuple[str, Schedule | Side]],
     *,
     rbo_p: float = 0.9,
     order: tuple[str, Schedule] | None = None,
 ) -> NoiseProfile:
     """Compare the reference run with each self-run and keep the worst per key;
-    ``order`` is the :func:`order_run`, kept whole for the comparison."""
+    ``order`` is the :func:`order_run`, kept whole for the comparison. A
+    self-run may come as columns (:meth:`Side.detached`, from another process)."""
     ref = reference if isinstance(reference, Side) else side_from_schedule(reference)
     n = ref.size
     fields = {name: np.zeros(n) for name in (*DECISION_FIELDS, *QUEUE_FIELDS)}
@@ -216,8 +217,8 @@ def measure_noise(
     structure = np.zeros(n, dtype=bool)
     extra: set[Key] = set()
     worst_rank: RankMetrics | None = None
-    for _label, schedule in runs:
-        other = side_from_schedule(schedule)
+    for _label, run in runs:
+        other = run if isinstance(run, Side) else side_from_schedule(run)
         al = align(ref, other)
         presence[al.missing] = True
         for name in fields:
@@ -236,10 +237,11 @@ def measure_noise(
         for pos, (ta, tb) in enumerate(zip(types_a, types_b, strict=True)):
             if ta != tb:
                 error[al.ia[pos]] = True
+        ref_structures, other_structures = ref.structures, other.structures
         for i, j in zip(al.ia.tolist(), al.ib.tolist(), strict=True):
-            if structure_mismatch(ref.decisions[i], other.decisions[j]):
+            if structures_differ(ref_structures[i], other_structures[j]):
                 structure[i] = True
-        if ref.schedule.queue and schedule.queue:
+        if ref.queue_keys and other.queue_keys:
             metrics = rank_metrics_of(
                 ref.queue_keys,
                 ref.queue_scores,

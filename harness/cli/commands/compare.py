@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run (fast --hel
     from engines.model import Dataset, Schedule
     from harness.comparison.comparison_model import Comparison
     from harness.comparison.noise import NoiseProfile
+    from harness.comparison.self_runs import SelfRuns
     from harness.comparison.tolerances import Settings
     from harness.comparison.waivers import Waiver
     from harness.data.sources import Input
@@ -58,6 +59,13 @@ def output_options(func: F) -> F:
         ),
         click.option(
             "--seed", default=1, show_default=True, help="Seed for the shuffled-rows noise run."
+        ),
+        click.option(
+            "--parallel/--no-parallel",
+            default=True,
+            show_default=True,
+            help="Run the noise self-runs in a second process while the engines run "
+            "(when there is a second core and the reference engine computes in memory).",
         ),
         click.option(
             "--budget",
@@ -163,6 +171,25 @@ class EngineFailed(EngineCrash):
     """An engine raised instead of returning a schedule: a crash (exit 3) naming it."""
 
 
+def start_self_runs(
+    engine: Engine, source: Input, seed: int, settings: Settings, *, parallel: bool
+) -> SelfRuns:
+    """The reference's noise self-runs, started now: in a second process unless
+    the engine reads this command's database connection, which a child must
+    not share."""
+    from engines.base import ReadsDatabase
+    from harness.comparison.self_runs import SelfRuns
+
+    shares_connection = source.session is not None and isinstance(engine, ReadsDatabase)
+    return SelfRuns(
+        engine,
+        source.dataset_for(engine),
+        seed=seed,
+        shuffles=settings.noise_shuffles,
+        parallel=parallel and not shares_connection,
+    )
+
+
 def measure(
     engine: Engine,
     dataset: Dataset,
@@ -171,19 +198,22 @@ def measure(
     settings: Settings,
     processed: Schedule | None = None,
     *,
-    self_runs: bool = True,
+    self_runs: SelfRuns | bool = True,
 ) -> NoiseProfile | None:
-    """Self-runs of the reference (unless ``self_runs`` is off), and (given B's
-    schedule as ``processed``) the reference in B's row order (see
+    """Self-runs of the reference (``True``: run them now; ``False``: none; or
+    the ones :func:`start_self_runs` started), and (given B's schedule as
+    ``processed``) the reference in B's row order (see
     :mod:`harness.comparison.noise`); ``None`` when there is neither."""
-    from harness.comparison.noise import measure_noise, noise_runs, order_run
+    from harness.comparison.noise import measure_noise, order_run
+    from harness.comparison.self_runs import SelfRuns
 
-    runs = (
-        noise_runs(engine, dataset, seed=seed, shuffles=settings.noise_shuffles)
-        if self_runs
-        else []
-    )
+    if self_runs is True:
+        self_runs = SelfRuns(
+            engine, dataset, seed=seed, shuffles=settings.noise_shuffles, parallel=False
+        )
+    # the order run first: in the parent, while a child may still be busy
     order = None if processed is None else order_run(engine, dataset, processed)
+    runs = self_runs.result() if isinstance(self_runs, SelfRuns) else []
     if not runs and order is None:
         return None
     return measure_noise(reference, runs, rbo_p=settings.ranking.rbo_p, order=order)
@@ -301,6 +331,7 @@ def command(
     waivers_path: str | None,
     noise: bool,
     seed: int,
+    parallel: bool,
     budget: int,
     as_of: str | None,
     campaign: str | None,
@@ -342,14 +373,28 @@ def command(
         require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
         with progress.step(f"running A ({engine_a})"):
             schedule_a = run_engine(a, opened)
-        with progress.step(f"running B ({engine_b})"):
-            schedule_b = run_engine(b, opened)
-        what = "noise baseline" if noise else "order run"
-        with progress.step(f"{what} ({engine_a} against itself)"):
-            # without --noise, still the order run: row order is never a finding
-            profile = measure(
-                a, opened.dataset_for(a), schedule_a, seed, settings, schedule_b, self_runs=noise
+        with ExitStack() as running:
+            # A's self-runs, on the other core while B runs; started after A,
+            # they inherit what A's run keeps for them (the legacy's run index)
+            self_runs = (
+                running.enter_context(start_self_runs(a, opened, seed, settings, parallel=parallel))
+                if noise
+                else False
             )
+            with progress.step(f"running B ({engine_b})"):
+                schedule_b = run_engine(b, opened)
+            what = "noise baseline" if noise else "order run"
+            with progress.step(f"{what} ({engine_a} against itself)"):
+                # without --noise, still the order run: row order is never a finding
+                profile = measure(
+                    a,
+                    opened.dataset_for(a),
+                    schedule_a,
+                    seed,
+                    settings,
+                    schedule_b,
+                    self_runs=self_runs,
+                )
     with progress.step("comparing"):
         comparison = compare_schedules(
             schedule_a,

@@ -10,6 +10,7 @@ rewrites it.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from harness.cli.commands.compare import (
     require_candidates,
     resolve_engine,
     run_engine,
+    start_self_runs,
     verdict_text,
     write_outputs,
     writing,
@@ -89,6 +91,7 @@ def check(
     waivers_path: str | None,
     noise: bool,
     seed: int,
+    parallel: bool,
     budget: int,
     as_of: str | None,
     campaign: str | None,
@@ -113,12 +116,28 @@ def check(
         with progress.step(f"reading {source}"):
             opened.prepare(engine)
         require_candidates(opened.rows(), source, campaign, codebases, allow_empty)
-        with progress.step(f"running {engine_spec}"):
-            fresh = run_engine(engine, opened)
-        profile = None
-        if noise:
-            with progress.step(f"noise baseline ({engine_spec} against itself)"):
-                profile = measure(engine, opened.dataset_for(engine), fresh, seed, settings)
+        with ExitStack() as running:
+            # the self-runs need no schedule: on the other core meanwhile
+            self_runs = (
+                running.enter_context(
+                    start_self_runs(engine, opened, seed, settings, parallel=parallel)
+                )
+                if noise
+                else None
+            )
+            with progress.step(f"running {engine_spec}"):
+                fresh = run_engine(engine, opened)
+            profile = None
+            if self_runs is not None:
+                with progress.step(f"noise baseline ({engine_spec} against itself)"):
+                    profile = measure(
+                        engine,
+                        opened.dataset_for(engine),
+                        fresh,
+                        seed,
+                        settings,
+                        self_runs=self_runs,
+                    )
     comparison = compare_schedules(
         baseline,
         fresh,
