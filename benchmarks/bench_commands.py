@@ -20,6 +20,9 @@ and its wall time (start-up included) is printed against the issue's target:
   extrapolated to every candidate;
 * ``--version``                                             (≤ 0.3 s).
 
+It first prints a calibration: a fresh interpreter's time for a plain loop
+of ten million additions, to set figures from different machines side by side.
+
 The comparisons run with stderr on a pseudo-terminal, so their own progress
 lines (reading, A, B, noise, comparing) give the phases; "outputs" is what
 is left (writing the report files, start-up). The client's CPU time is
@@ -116,6 +119,20 @@ def run(label: str, argv: Sequence[str], *, phases: bool = False) -> float:
     return elapsed
 
 
+#: The machine's speed at plain interpreted Python, the kind of work most of
+#: these commands do: figures from two machines compare after dividing by it.
+CALIBRATION = "s = 0\nfor i in range(10_000_000):\n    s += i\n"
+
+
+def calibration() -> float:
+    """Seconds a fresh interpreter takes for :data:`CALIBRATION` (best of three)."""
+    code = f"import time\nt = time.perf_counter()\n{CALIBRATION}print(time.perf_counter() - t)"
+    return min(
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+        for _ in range(3)
+    )
+
+
 def codebase_sample(dsn: str, size: int, seed: int) -> tuple[list[str], int, int]:
     """``size`` candidate codebases, their candidates and all candidates."""
     import psycopg
@@ -184,6 +201,7 @@ def main() -> int:
         out = tmp / "out"
         out.mkdir()
 
+        print(f"{'machine: pure-Python loop (calibration)':52s} {calibration():8.2f} s")
         run("--version", cli("--version"))
         # the server's cache warm, as on a production machine
         run("(warm-up) schedule DSN new:parity", cli("schedule", dsn, "--engine", "new:parity"))

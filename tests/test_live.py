@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paths import VECTORS
 
 from engines.base import get_engine
 from engines.model import PolicyEntry, datetime_to_us
-from harness.data.janitor_db import connect_read_only, read_dataset, redact_dsn
+from harness.data.janitor_db import connect_read_only, epoch_us_sql, read_dataset, redact_dsn
 from harness.errors import SourceError
 
 pytestmark = pytest.mark.postgres
@@ -207,3 +210,21 @@ def test_as_of_replaces_the_sources_moment(janitor_db: str) -> None:
     vectors = str(VECTORS / "small")
     assert open_source(vectors).as_of == datetime(2025, 6, 1)
     assert open_source(vectors, as_of=moment).as_of == moment
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31)),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_run_times_arrive_as_exact_microseconds(pg_server: Any, moments: list) -> None:
+    """The server turns run timestamps into microseconds (faster than Python
+    would); before 1970, on a second's edge or at 23:59:59.999999, exactly."""
+    moments += [datetime(1969, 12, 31, 23, 59, 59, 999999), datetime(1970, 1, 1)]
+    query = f"SELECT {epoch_us_sql('m')} FROM unnest(%s::timestamp[]) AS m"
+    with psycopg.connect(pg_server.dsn("postgres")) as conn:
+        got = [us for (us,) in conn.execute(query, (moments,))]
+    assert got == [datetime_to_us(m) for m in moments]

@@ -55,7 +55,6 @@ from engines.model import (
     Provenance,
     QueueItem,
     Run,
-    datetime_to_us,
     timedelta_to_us,
 )
 from harness.errors import SourceError
@@ -95,9 +94,25 @@ INNER JOIN named_publish_policy ON named_publish_policy.name = candidate.publish
 CANDIDATE_COLUMNS = (
     "id, codebase, suite, command, change_set, context, value, success_chance, publish_policy"
 )
-#: ``run`` columns in :class:`Run`'s field order (timestamps converted).
+
+
+def epoch_us_sql(column: str) -> str:
+    """A ``timestamp`` column as microseconds since the epoch, computed by the
+    server: two million rows arrive as integers instead of datetimes that
+    Python would convert one by one. Split into whole days and the time of
+    day, it is exact whatever type EXTRACT returns (numeric since
+    PostgreSQL 14, double before)."""
+    return (
+        f"(({column}::date - DATE '1970-01-01')::int8 * 86400000000"
+        f" + round(EXTRACT(EPOCH FROM {column}::time) * 1000000)::int8)"
+    )
+
+
+#: ``run`` columns in :class:`Run`'s field order, timestamps as microseconds:
+#: a row is a Run as it comes (``Run._make``).
 RUN_COLUMNS = (
-    "id, codebase, suite, result_code, start_time, finish_time, failure_transient, "
+    "id, codebase, suite, result_code, "
+    f"{epoch_us_sql('start_time')}, {epoch_us_sql('finish_time')}, failure_transient, "
     "instigated_context, context, failure_details"
 )
 #: The ``queue`` columns :func:`queue_item_from_row` expects, in its order.
@@ -171,19 +186,7 @@ def codebase_from_row(r: Sequence[Any]) -> Codebase:
 
 def run_from_row(r: Sequence[Any]) -> Run:
     """A ``run`` row selected as :data:`RUN_COLUMNS`."""
-    start, finish = r[4], r[5]
-    return Run(
-        r[0],
-        r[1],
-        r[2],
-        r[3],
-        None if start is None else datetime_to_us(start),
-        None if finish is None else datetime_to_us(finish),
-        r[6],
-        r[7],
-        r[8],
-        r[9],
-    )
+    return Run._make(r)
 
 
 def queue_item_from_row(r: Sequence[Any]) -> QueueItem:
@@ -402,7 +405,7 @@ def read_runs(
     with conn.cursor(name="janitor_shadow_runs", binary=True) as cur:
         cur.itersize = RUN_BATCH
         cur.execute(query, params)
-        return [run_from_row(r) for r in cur]
+        return list(map(Run._make, cur))
 
 
 def read_debian_versions(conn: psycopg.Connection) -> list[DebianVersion] | None:
