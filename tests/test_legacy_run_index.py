@@ -7,10 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from paths import VECTORS
 
 from engines.base import get_engine
 from engines.legacy import core, memory
+from engines.model import Run
 from harness.comparison.noise import shuffled_dataset
 from harness.data.snapshot import load_snapshot
 
@@ -92,3 +95,30 @@ def test_another_moment_is_estimated_afresh() -> None:
     assert [d.success_probability for d in moved.decisions] != [
         d.success_probability for d in first.decisions
     ]
+
+
+def test_the_run_fields_are_where_the_legacy_reads_them() -> None:
+    """``estimate`` unpacks runs, and the run index sorts on position 4, in
+    this order; a reordered Run must fail here, not mis-schedule quietly."""
+    assert Run._fields == (
+        "id",
+        "codebase",
+        "suite",
+        "result_code",
+        "start_us",
+        "finish_us",
+        "failure_transient",
+        "instigated_context",
+        "context",
+        "failure_details",
+    )
+
+
+@given(st.lists(st.sampled_from([None, 1, 2, 3]), max_size=12))
+def test_runs_are_newest_first_with_nulls_first_and_ties_in_table_order(
+    starts: list[int | None],
+) -> None:
+    runs = [Run(f"r{i}", "c", "s", "success", start, None) for i, start in enumerate(starts)]
+    index = memory.RunIndex(runs)
+    expected = sorted(runs, key=lambda r: (0, 0) if r.start_us is None else (1, -r.start_us))
+    assert list(index.groups.get(("c", "s"), [])) == expected

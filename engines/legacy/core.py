@@ -346,23 +346,27 @@ def estimate(
     total = success = ignored = deps_ok = 0
     matched = False
     durations: list[int | None] = []
-    for run in data.runs(codebase, campaign):
-        if run.result_code == "worker-failure":
-            if run.start_us is None:
+    with_context = bool(context)
+    # Unpacked in Run's field order: one step instead of six attribute reads
+    # per run, and this loop sees every run of every candidate.
+    for _, _, _, code, start, finish, _, instigated, run_context, details in data.runs(
+        codebase, campaign
+    ):
+        if code == "worker-failure":
+            if start is None:
                 raise LegacyError(
                     "builtins.TypeError",
                     "unsupported operand type(s) for -: 'datetime.datetime' and 'NoneType'",
                 )
-            if now_us - run.start_us >= US_PER_DAY:  # timedelta.days > 0
+            if now_us - start >= US_PER_DAY:  # timedelta.days > 0
                 ignored += 1
                 continue
-        durations.append(run.duration_us)
+        durations.append(None if start is None or finish is None else finish - start)
         total += 1
-        if run.result_code == "success":
+        if code == "success":
             success += 1
-        same_context = bool(context) and context in (run.instigated_context, run.context)
-        details = run.failure_details
-        if run.result_code == "install-deps-unsatisfied-dependencies" and details:
+        same_context = with_context and context in (instigated, run_context)
+        if code == "install-deps-unsatisfied-dependencies" and details:
             if not isinstance(details, dict):
                 raise LegacyError(
                     "builtins.AttributeError",
@@ -387,12 +391,12 @@ def estimate(
             duration_us = DEFAULT_ESTIMATED_DURATION_US
             source = "default of 15 seconds"
     else:
+        if None in durations:
+            raise LegacyError(
+                "builtins.AttributeError", "'NoneType' object has no attribute 'total_seconds'"
+            )
         seconds = 0.0
         for span in durations:
-            if span is None:
-                raise LegacyError(
-                    "builtins.AttributeError", "'NoneType' object has no attribute 'total_seconds'"
-                )
             seconds += span / 1_000_000  # timedelta.total_seconds(), summed newest first
         duration_us = timedelta_to_us(timedelta(seconds=seconds / len(durations)))
         source = f"mean of {total} runs"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from operator import itemgetter
 
 from engines.legacy.core import (
     CandidateRow,
@@ -55,7 +56,8 @@ class RunIndex:
             if run.failure_transient is not True:
                 grouped[(run.codebase, run.suite)].append(run)
         for group in grouped.values():
-            group.sort(key=_newest_first)
+            if len(group) > 1:
+                _newest_first(group)
         self.groups: Mapping[tuple[str, str], Sequence[Run]] = grouped
         self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
         self._avg_codebase: dict[str, int | None] = {}
@@ -187,5 +189,16 @@ def _average(groups: Iterable[Sequence[Run]]) -> int | None:
     return total.average_us()
 
 
-def _newest_first(run: Run) -> tuple[int, int]:
-    return (0, 0) if run.start_us is None else (1, -run.start_us)
+_start_us = itemgetter(4)  # Run.start_us, read by C
+
+
+def _newest_first(group: list[Run]) -> None:
+    """``ORDER BY start_time DESC``: NULLs first, ties in table order (the sort
+    is stable, with ``reverse`` too), without a Python key per run."""
+    if None in map(_start_us, group):
+        undated = [run for run in group if run.start_us is None]
+        dated = [run for run in group if run.start_us is not None]
+        dated.sort(key=_start_us, reverse=True)
+        group[:] = undated + dated
+    else:
+        group.sort(key=_start_us, reverse=True)
