@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import threading
+import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,3 +160,39 @@ def test_compare_says_the_same_with_and_without_a_second_process(tmp_path) -> No
         outputs[flag] = json.loads(out.read_text())
     assert "shuffled candidate rows (seed 1)" in json.dumps(outputs["--parallel"])
     assert _untimed(outputs["--parallel"]) == _untimed(outputs["--no-parallel"])
+
+
+def test_an_interrupted_compare_stops_its_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the child is still busy: exit 130, and no child left behind."""
+    _require_fork()
+    import harness.cli.commands.compare as compare_command
+    from harness.cli import main
+    from harness.comparison import self_runs
+
+    monkeypatch.setattr(self_runs, "noise_runs", lambda *_a, **_k: time.sleep(120))
+    children: list[multiprocessing.process.BaseProcess | None] = []
+    started = SelfRuns.__init__
+
+    def recorded(self: SelfRuns, *args: Any, **kwargs: Any) -> None:
+        started(self, *args, **kwargs)
+        children.append(self._process)
+
+    monkeypatch.setattr(SelfRuns, "__init__", recorded)
+    engines_run: list[str] = []
+    interrupted: list[float] = []
+    run_engine = compare_command.run_engine
+
+    def interrupted_at_b(engine: Any, source: Any) -> Any:
+        engines_run.append(engine.name)
+        if len(engines_run) == 2:
+            interrupted.append(time.monotonic())
+            raise KeyboardInterrupt
+        return run_engine(engine, source)
+
+    monkeypatch.setattr(compare_command, "run_engine", interrupted_at_b)
+    assert main(["compare", SCENARIO, "--a", "legacy", "--b", "new"]) == 130
+    # stopped at once, not after the grace a finished child gets
+    assert time.monotonic() - interrupted[0] < 3
+    (child,) = children
+    assert child is not None and not child.is_alive()
+    assert child.exitcode == -signal.SIGTERM

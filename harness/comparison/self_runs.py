@@ -53,6 +53,10 @@ def can_fork() -> bool:
     )
 
 
+#: The signals that stop a command.
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
 class ChildFailed(RuntimeError):
     """The child's exception, when it could not be sent back as itself."""
 
@@ -60,8 +64,10 @@ class ChildFailed(RuntimeError):
 def _child(send: Connection, engine: Engine, dataset: Dataset, seed: int, shuffles: int) -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and
     # stops this child with SIGTERM, which must not run the parent's handlers.
+    # Both were blocked since the fork, so none of them ran before this.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     try:
         runs = noise_runs(engine, dataset, seed=seed, shuffles=shuffles)
         message: tuple[str, Any] = (
@@ -108,7 +114,13 @@ class SelfRuns:
                 name="janitor-shadow noise self-runs",
                 daemon=True,
             )
-            process.start()
+            # blocked across the fork, so that the child never runs the
+            # parent's handlers (its own are set first thing)
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             send.close()  # the child holds the only writer: EOF if it dies
             self._process, self._receive = process, receive
 
