@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from engines.model import (
     US_PER_DAY,
@@ -396,7 +396,7 @@ def estimate(
                 "builtins.AttributeError", "'NoneType' object has no attribute 'total_seconds'"
             )
         seconds = 0.0
-        for span in durations:
+        for span in cast(list[int], durations):  # no None: checked above
             seconds += span / 1_000_000  # timedelta.total_seconds(), summed newest first
         duration_us = timedelta_to_us(timedelta(seconds=seconds / len(durations)))
         source = f"mean of {total} runs"
