@@ -1,9 +1,10 @@
-"""The noise self-runs, on the machine's other core while A and B run.
+"""The noise self-runs, on the machine's other core while B runs.
 
 The self-runs (:func:`~harness.comparison.noise.noise_runs`) need only the
 reference engine and the dataset, not A's or B's schedule, so a comparison can
-start them before it runs A. A forked child inherits the loaded dataset for
-free (copy-on-write) and sends back each run as columns
+start them as soon as it has A (started then, they also inherit what A's run
+keeps for reruns, such as the legacy's run index and estimates). A forked child
+inherits the loaded dataset for free (copy-on-write) and sends back each run as columns
 (:meth:`~harness.comparison.alignment.Side.detached`): a pickled 100,000-row
 Schedule costs seconds to load, its columns a fraction of one.
 
@@ -23,7 +24,6 @@ import signal
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from types import TracebackType
 from typing import Any
 
 from engines.base import Engine
@@ -75,8 +75,8 @@ def _child(send: Connection, engine: Engine, dataset: Dataset, seed: int, shuffl
             [(label, side_from_schedule(run).detached()) for label, run in runs],
         )
     except BaseException as exc:  # the parent re-raises it
-        try:
-            pickle.dumps(exc)
+        try:  # what the parent will unpickle: a round trip, not only a dump
+            pickle.loads(pickle.dumps(exc))
         except Exception:
             exc = ChildFailed("".join(traceback.format_exception(exc)).rstrip())
         message = ("error", exc)
@@ -170,12 +170,8 @@ class SelfRuns:
     def __enter__(self) -> SelfRuns:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
+        # a child still running here was not waited for: stop it now
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
         self._stop()
