@@ -13,6 +13,7 @@ from paths import VECTORS
 
 from engines.base import get_engine
 from engines.legacy import core, memory
+from engines.legacy.pg_interval import IntervalSum
 from engines.model import Run
 from harness.comparison.noise import shuffled_dataset
 from harness.data.snapshot import load_snapshot
@@ -122,3 +123,25 @@ def test_runs_are_newest_first_with_nulls_first_and_ties_in_table_order(
     index = memory.RunIndex(runs)
     expected = sorted(runs, key=lambda r: (0, 0) if r.start_us is None else (1, -r.start_us))
     assert list(index.groups.get(("c", "s"), [])) == expected
+
+
+@given(
+    st.lists(
+        st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+        | st.integers(min_value=-(10**12), max_value=10**12)
+        | st.integers(min_value=-(2**70), max_value=2**70),  # beyond int64: the slow path
+        max_size=40,
+    )
+)
+def test_spans_summed_at_once_average_as_one_by_one(spans: list[int]) -> None:
+    """The vectorised sum behind the legacy's averages is PostgreSQL's, exactly."""
+    one_by_one, at_once = IntervalSum(), IntervalSum()
+    for span in spans:
+        one_by_one.add_span(span, 0)
+    at_once.add_spans(spans)
+    assert (at_once.days, at_once.time, at_once.count) == (
+        one_by_one.days,
+        one_by_one.time,
+        one_by_one.count,
+    )
+    assert at_once.average_us() == one_by_one.average_us()

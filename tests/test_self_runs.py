@@ -20,9 +20,10 @@ from engines.base import get_engine
 from engines.model import Dataset, Schedule
 from harness.cli import cli
 from harness.comparison.noise import NoiseProfile, measure_noise, noise_runs
-from harness.comparison.self_runs import ChildFailed, SelfRuns, can_fork
+from harness.comparison.self_runs import SelfRuns
 from harness.data.snapshot import load_snapshot
 from harness.errors import EXIT_OK
+from harness.forked import ChildFailed, can_fork
 
 SCENARIO = "tests/data/compare_small.yaml"
 
@@ -175,7 +176,7 @@ def test_an_interrupted_compare_stops_its_child(monkeypatch: pytest.MonkeyPatch)
 
     def recorded(self: SelfRuns, *args: Any, **kwargs: Any) -> None:
         started(self, *args, **kwargs)
-        children.append(self._process)
+        children.append(None if self._child is None else self._child._process)
 
     monkeypatch.setattr(SelfRuns, "__init__", recorded)
     engines_run: list[str] = []

@@ -182,10 +182,15 @@ class MemoryData:
 
 def _average(groups: Iterable[Sequence[Run]]) -> int | None:
     total = IntervalSum()
-    for group in groups:
-        for run in group:
-            if run.start_us is not None and run.finish_us is not None:
-                total.add_span(run.finish_us, run.start_us)
+    # Run fields 4 and 5: start_us and finish_us
+    total.add_spans(
+        [
+            run[5] - run[4]
+            for group in groups
+            for run in group
+            if run[4] is not None and run[5] is not None
+        ]
+    )
     return total.average_us()
 
 
