@@ -57,6 +57,7 @@ from harness.comparison.alignment import (
     decision_key,
     side_from_schedule,
     structure_mismatch,
+    structures_differ,
 )
 from harness.comparison.comparison_model import (
     CAUSES,
@@ -435,7 +436,7 @@ def _order_reference(
     )
     same_structure_o = np.fromiter(
         (
-            not structure_mismatch(ao.a.decisions[i], ao.b.decisions[j])
+            not structures_differ(ao.a.structures[i], ao.b.structures[j])
             for i, j in zip(ao.ia.tolist(), ao.ib.tolist(), strict=True)
         ),
         dtype=bool,

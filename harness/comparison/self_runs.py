@@ -71,12 +71,7 @@ class SelfRuns:
                 return child.result()
             except ChildDied as died:
                 log.warning("the noise self-runs' process: %s; running them here", died)
-        return [
-            (label, side_from_schedule(run))
-            for label, run in noise_runs(
-                self.engine, self.dataset, seed=self.seed, shuffles=self.shuffles
-            )
-        ]
+        return _runs_as_columns(self.engine, self.dataset, self.seed, self.shuffles)
 
     def __enter__(self) -> SelfRuns:
         return self
