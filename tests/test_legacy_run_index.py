@@ -14,7 +14,7 @@ from paths import VECTORS
 from engines.base import get_engine
 from engines.legacy import core, memory
 from engines.legacy.pg_interval import IntervalSum
-from engines.model import Run
+from engines.model import DebianVersion, Run
 from harness.comparison.noise import shuffled_dataset
 from harness.data.snapshot import load_snapshot
 
@@ -145,3 +145,77 @@ def test_spans_summed_at_once_average_as_one_by_one(spans: list[int]) -> None:
         one_by_one.count,
     )
     assert at_once.average_us() == one_by_one.average_us()
+
+
+_NAMES = st.sampled_from(["dpkg", "libc6", "python3", "absent"])
+_CONSTRAINTS = st.none() | st.tuples(
+    st.sampled_from(["<", "<=", "=", ">=", ">", "<>", "!="]),
+    st.sampled_from(["1.0", "1.0-1", "2:0.9", "1.0~rc1", "3"]),
+)
+
+
+@given(st.lists(st.tuples(_NAMES, _CONSTRAINTS), max_size=30))
+def test_remembered_dependency_answers_are_the_ones_asked_afresh(
+    questions: list[tuple[str, tuple[str, str] | None]],
+) -> None:
+    versions = (
+        DebianVersion("dpkg", "1.0-1"),
+        DebianVersion("libc6", "2:0.9"),
+        DebianVersion("libc6", "1.0~rc1"),
+        DebianVersion("python3", "3"),
+    )
+    dataset = replace(load_snapshot(VECTORS / "small"), debian_versions=versions)
+    remembering = memory.MemoryData(dataset)
+    for name, constraint in questions + questions:  # each asked at least twice
+        fresh = memory.MemoryData(dataset)._dep_available(name, constraint)
+        assert remembering.dep_available(name, constraint) is fresh
+
+
+def test_dependency_questions_that_raise_raise_every_time() -> None:
+    dataset = replace(load_snapshot(VECTORS / "small"), debian_versions=None)
+    data = memory.MemoryData(dataset)
+    for _ in range(2):
+        with pytest.raises(core.LegacyError):
+            data.dep_available("dpkg", None)
+    listed = memory.MemoryData(replace(dataset, debian_versions=()))
+    for _ in range(2):  # a name that cannot be a key is asked as it is, and fails as before
+        with pytest.raises(TypeError, match="unhashable"):
+            listed.dep_available(["dpkg"], None)  # type: ignore[arg-type]
+
+
+_TIMES = st.none() | st.integers(-(2**40), 2**40)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["lintian-fixes", "fresh-releases"]),
+            _TIMES,
+            _TIMES,
+            st.sampled_from([None, False, True]),
+        ),
+        max_size=40,
+    )
+)
+def test_averages_summed_by_columns_are_the_ones_summed_run_by_run(
+    rows: list[tuple[str, str, int | None, int | None, bool | None]],
+) -> None:
+    runs = [
+        Run(str(i), codebase, suite, "success", start, finish, transient)
+        for i, (codebase, suite, start, finish, transient) in enumerate(rows)
+    ]
+    groups = memory._group_in_python(runs)
+    by_columns = memory._averages_by_columns(groups)
+    assert by_columns is not None
+    for field, averages in enumerate(by_columns):
+        run_by_run = memory._CachedAverages(groups, key=field)
+        for name in ("a", "b", "c", "lintian-fixes", "fresh-releases", "absent"):
+            assert averages.get(name) == run_by_run.get(name)
+
+
+def test_times_that_do_not_fit_a_column_are_averaged_run_by_run() -> None:
+    runs = [Run("1", "a", "s", "success", 0, 2**70), Run("2", "a", "s", "success", 0, 10)]
+    index = memory.RunIndex(runs)
+    assert index.avg_duration_us(codebase="a") == (2**70 + 10) // 2
+    assert index.avg_duration_us(campaign="s") == index.avg_duration_us(codebase="a")

@@ -261,36 +261,36 @@ def test_packed_group_order_equals_two_stable_sorts(rows: list[tuple[int, int | 
     )
 )
 def test_grouped_interval_sums_are_exact(rows: list[tuple[int, int, bool]]) -> None:
-    from engines.new.aggregates import _average_us, _grouped_average, _interval_fields
+    from engines.legacy.pg_interval import average_of_sums, grouped_averages, interval_fields
 
     group = np.array([g for g, _, _ in rows], dtype=np.int64)
     span = np.array([s for _, s, _ in rows], dtype=np.int64)
     mask = np.array([m for _, _, m in rows], dtype=bool)
-    days, time = _interval_fields(span)
-    averages = _grouped_average(group, days, time, mask, ["a", "b", "c", "d"])
+    days, time = interval_fields(span)
+    averages = grouped_averages(group, days, time, mask, ["a", "b", "c", "d"])
     for g, name in enumerate("abcd"):
         chosen = [i for i, (k, _, m) in enumerate(rows) if k == g and m]
         if not chosen:
             assert name not in averages
             continue
-        exact = _average_us(
+        exact = average_of_sums(
             sum(int(days[i]) for i in chosen), sum(int(time[i]) for i in chosen), len(chosen)
         )
         assert averages[name] == exact
 
 
 def test_grouped_interval_sums_stay_exact_beyond_float_precision() -> None:
-    from engines.new.aggregates import _average_us, _grouped_average, _interval_fields
+    from engines.legacy.pg_interval import average_of_sums, grouped_averages, interval_fields
 
     n = 200_000  # Σ µs fields ≈ 1.7e16 > 2**53: a float sum would round
     span = np.full(n, US_PER_DAY - 1, dtype=np.int64)
     span[::3] -= 7
-    days, time = _interval_fields(span)
-    averages = _grouped_average(
+    days, time = interval_fields(span)
+    averages = grouped_averages(
         np.zeros(n, dtype=np.int64), days, time, np.ones(n, dtype=bool), ["all"]
     )
     assert int(time.sum()) > 2**53
-    assert averages["all"] == _average_us(int(days.sum()), int(time.sum()), n)
+    assert averages["all"] == average_of_sums(int(days.sum()), int(time.sum()), n)
 
 
 @given(

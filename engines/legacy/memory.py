@@ -9,8 +9,12 @@ Everything the database would compute is reproduced here: the inner joins,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from itertools import chain
 from operator import itemgetter
+
+import numpy as np
+import pyarrow as pa
 
 from engines.legacy.core import (
     CandidateRow,
@@ -20,7 +24,7 @@ from engines.legacy.core import (
     missing_debian_versions_table,
 )
 from engines.legacy.debversion import compare_versions
-from engines.legacy.pg_interval import IntervalSum
+from engines.legacy.pg_interval import IntervalSum, grouped_averages, interval_fields
 from engines.model import Dataset, Run
 
 _COMPARISONS = {
@@ -51,17 +55,11 @@ class RunIndex:
     depend on the row order either, and are most of a run's work."""
 
     def __init__(self, runs: Sequence[Run]) -> None:
-        grouped: dict[tuple[str, str], list[Run]] = defaultdict(list)
-        for run in runs:
-            if run.failure_transient is not True:
-                grouped[(run.codebase, run.suite)].append(run)
-        for group in grouped.values():
-            if len(group) > 1:
-                _newest_first(group)
-        self.groups: Mapping[tuple[str, str], Sequence[Run]] = grouped
-        self._keys_by_codebase: dict[str, list[tuple[str, str]]] | None = None
-        self._avg_codebase: dict[str, int | None] = {}
-        self._avg_campaign: dict[str, int | None] = {}
+        self.groups = _group_in_python(runs)
+        averages = _averages_by_columns(self.groups)
+        if averages is None:
+            averages = _CachedAverages(self.groups, key=0), _CachedAverages(self.groups, key=1)
+        self._avg_codebase, self._avg_campaign = averages
         self._estimates: dict[EstimateKey, Estimate] = {}
         self._estimates_versions: object = None
 
@@ -75,24 +73,77 @@ class RunIndex:
     def avg_duration_us(
         self, *, codebase: str | None = None, campaign: str | None = None
     ) -> int | None:
-        # Computed on demand: only candidates without runs fall back to averages.
         if codebase is not None:
-            if codebase not in self._avg_codebase:
-                if self._keys_by_codebase is None:
-                    self._keys_by_codebase = defaultdict(list)
-                    for key in self.groups:
-                        self._keys_by_codebase[key[0]].append(key)
-                self._avg_codebase[codebase] = _average(
-                    self.groups[key] for key in self._keys_by_codebase.get(codebase, ())
-                )
-            return self._avg_codebase[codebase]
+            return self._avg_codebase.get(codebase)
         if campaign is not None:
-            if campaign not in self._avg_campaign:
-                self._avg_campaign[campaign] = _average(
-                    group for key, group in self.groups.items() if key[1] == campaign
-                )
-            return self._avg_campaign[campaign]
+            return self._avg_campaign.get(campaign)
         raise ValueError("avg_duration_us needs a codebase or a campaign")
+
+
+def _group_in_python(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
+    """The counted runs by (codebase, campaign), newest first."""
+    grouped: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.failure_transient is not True:
+            grouped[(run.codebase, run.suite)].append(run)
+    for group in grouped.values():
+        if len(group) > 1:
+            _newest_first(group)
+    return dict(grouped)
+
+
+class _CachedAverages(Mapping[str, "int | None"]):
+    """A codebase's or campaign's AVG, summed from its groups when first asked
+    for: where a time does not fit a column (:func:`_averages_by_columns`)."""
+
+    def __init__(self, groups: Mapping[tuple[str, str], Sequence[Run]], *, key: int) -> None:
+        self._groups, self._key = groups, key
+        self._names: dict[str, list[tuple[str, str]]] | None = None
+        self._done: dict[str, int | None] = {}
+
+    def __getitem__(self, name: str) -> int | None:
+        if name not in self._done:
+            if self._names is None:
+                self._names = defaultdict(list)
+                for pair in self._groups:
+                    self._names[pair[self._key]].append(pair)
+            self._done[name] = _average(self._groups[pair] for pair in self._names.get(name, ()))
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({pair[self._key] for pair in self._groups})
+
+    def __len__(self) -> int:
+        return len({pair[self._key] for pair in self._groups})
+
+
+def _averages_by_columns(
+    groups: Mapping[tuple[str, str], Sequence[Run]],
+) -> tuple[Mapping[str, int | None], Mapping[str, int | None]] | None:
+    """Every codebase's and campaign's AVG at once, summed by numpy from the
+    groups' times (a campaign's average reads hundreds of thousands of runs);
+    ``None`` when a time is not an integer that fits a column."""
+    runs = list(chain.from_iterable(groups.values()))
+    try:
+        start = pa.array(list(map(_start_us, runs)), pa.int64())
+        finish = pa.array(list(map(_finish_us, runs)), pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    sizes = np.fromiter(map(len, groups.values()), np.int64, len(groups))
+    timed = ~(start.is_null().to_numpy(zero_copy_only=False)) & ~(
+        finish.is_null().to_numpy(zero_copy_only=False)
+    )
+    span = finish.fill_null(0).to_numpy() - start.fill_null(0).to_numpy()
+    days, time = interval_fields(np.where(timed, span, 0))
+    averages = []
+    for field in (0, 1):  # codebase, campaign
+        codes: dict[str, int] = {}
+        per_group = np.fromiter(
+            (codes.setdefault(pair[field], len(codes)) for pair in groups), np.int64, len(groups)
+        )
+        per_run = np.repeat(per_group, sizes)
+        averages.append(grouped_averages(per_run, days, time, timed, list(codes)))
+    return averages[0], averages[1]
 
 
 #: The last run table indexed and its index: one entry, so a long-running
@@ -128,6 +179,7 @@ class MemoryData:
         }
         self._index = run_index(dataset.runs)
         self._runs = self._index.groups
+        self._dep_answers: dict[tuple[str, tuple[str, str] | None], bool] = {}
 
     def candidate_rows(self) -> Sequence[CandidateRow]:
         rows = []
@@ -169,6 +221,20 @@ class MemoryData:
         return self._index.estimates(self.dataset.debian_versions)
 
     def dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
+        # The same relations recur across thousands of install-deps failures, and
+        # each answer depends only on the name, the constraint and this dataset's
+        # Debian versions; an answer that raised is not kept, so it raises again.
+        key = (name, version)
+        try:
+            return self._dep_answers[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable name: asked as it is
+            return self._dep_available(name, version)
+        answer = self._dep_answers[key] = self._dep_available(name, version)
+        return answer
+
+    def _dep_available(self, name: str, version: tuple[str, str] | None) -> bool:
         versions = self.dataset.debian_versions_by_source
         if versions is None:
             raise missing_debian_versions_table()
@@ -194,7 +260,8 @@ def _average(groups: Iterable[Sequence[Run]]) -> int | None:
     return total.average_us()
 
 
-_start_us = itemgetter(4)  # Run.start_us, read by C
+# Run fields read by C
+_start_us, _finish_us = itemgetter(4), itemgetter(5)
 
 
 def _newest_first(group: list[Run]) -> None:

@@ -13,7 +13,7 @@ that computes it itself must round exactly as the server does:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -86,3 +86,72 @@ def average_interval_us(spans: Iterable[tuple[int, int]]) -> int | None:
     for finish_us, start_us in spans:
         total.add_span(finish_us, start_us)
     return total.average_us()
+
+
+def interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``finish - start`` as PostgreSQL's (days, µs) interval fields (C truncation)."""
+    days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
+    return days, span - days * US_PER_DAY
+
+
+def average_of_sums(days: int, time: int, count: int) -> int | None:
+    """AVG from its field sums: what the grouped sums below are turned into."""
+    total = IntervalSum()
+    total.days, total.time, total.count = days, time, count
+    return total.average_us()
+
+
+def grouped_averages(
+    group: np.ndarray, days: np.ndarray, time: np.ndarray, mask: np.ndarray, names: list[str]
+) -> Mapping[str, int | None]:
+    """Exact integer field sums per group, then PostgreSQL's AVG (on first look-up).
+
+    ``np.bincount`` sums in floats, exact below 2**53: the µs field is split
+    into 20-bit halves whose sums stay far below that, and joined again as
+    Python integers when a name is looked up.
+    """
+    size = len(names)
+    group, days, time = group[mask], days[mask], time[mask]
+    counts = np.bincount(group, minlength=size)
+    present = np.flatnonzero(counts)
+    day_sums = np.bincount(group, weights=days, minlength=size)[present]
+    high_sums = np.bincount(group, weights=time >> 20, minlength=size)[present]
+    low_sums = np.bincount(group, weights=time & 0xFFFFF, minlength=size)[present]
+    run_counts = counts[present]
+    position = {names[i]: j for j, i in enumerate(present.tolist())}
+
+    def fields(name: str) -> tuple[int, int, int]:
+        j = position[name]
+        return int(day_sums[j]), (int(high_sums[j]) << 20) + int(low_sums[j]), int(run_counts[j])
+
+    return LazyAverages(position, fields)
+
+
+class LazyAverages(Mapping[str, "int | None"]):
+    """Name → PostgreSQL ``AVG(interval)`` in µs, converted when first asked for.
+
+    Only candidates without counted runs fall back to these averages; turning
+    every codebase's sums into intervals up front cost more than the rest of
+    the aggregation. ``fields(name)`` gives the exact (days, µs, count) sums of
+    the name's runs, or raises KeyError for a name without runs.
+    """
+
+    def __init__(
+        self, names: Collection[str], fields: Callable[[str], tuple[int, int, int]]
+    ) -> None:
+        self._names = names
+        self._fields = fields
+        self._done: dict[str, int | None] = {}
+
+    def __getitem__(self, name: str) -> int | None:
+        try:
+            return self._done[name]
+        except KeyError:
+            value = self._done[name] = average_of_sums(*self._fields(name))
+            return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)

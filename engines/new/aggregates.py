@@ -22,7 +22,7 @@ evaluated, a small minority, are handed to Python as :class:`DepsRun`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import itemgetter
@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from engines.legacy.pg_interval import IntervalSum
+from engines.legacy.pg_interval import grouped_averages, interval_fields
 from engines.model import US_PER_DAY, Dataset, Run, timedelta_to_us
 from engines.new.config import EngineConfig
 
@@ -216,12 +216,6 @@ def segmented_sequential_sum(values: np.ndarray, group: np.ndarray, n_groups: in
     return sums
 
 
-def _average_us(days: int, time: int, count: int) -> int | None:
-    total = IntervalSum()
-    total.days, total.time, total.count = days, time, count
-    return total.average_us()
-
-
 def _group_order(key: np.ndarray, newest_first: np.ndarray) -> np.ndarray:
     """Row indices ordered by group key, then newest first, then input order.
 
@@ -236,12 +230,6 @@ def _group_order(key: np.ndarray, newest_first: np.ndarray) -> np.ndarray:
         packed.sort()
         return by_start[packed & ((1 << bits) - 1)]
     return by_start[np.argsort(key[by_start], kind="stable")]
-
-
-def _interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``finish - start`` as PostgreSQL's (days, µs) interval fields (C truncation)."""
-    days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
-    return days, span - days * US_PER_DAY
 
 
 def _unique_ints(values: np.ndarray) -> np.ndarray:
@@ -582,10 +570,10 @@ def aggregate_run_columns(
         agg.median_us, agg.median_n = [None] * n_groups, [0] * n_groups
         # --- PostgreSQL AVG(finish_time - start_time) per codebase and per campaign
         both = ~snull_s & ~fnull_s
-        days, time = _interval_fields(np.where(both, span, 0))
-        agg.codebase_avg_us = _grouped_average(cb_s, days, time, both, cb_names)
+        days, time = interval_fields(np.where(both, span, 0))
+        agg.codebase_avg_us = grouped_averages(cb_s, days, time, both, cb_names)
         suite_s = key_s % n_suites
-        agg.campaign_avg_us = _grouped_average(suite_s, days, time, both, suite_names)
+        agg.campaign_avg_us = grouped_averages(suite_s, days, time, both, suite_names)
     return agg, ContextRuns(columns, keep[order], gid, counted & ~is_deps_run)
 
 
@@ -634,62 +622,6 @@ def _deps_runs(
         g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)
     }
     return by_group, positions
-
-
-def _grouped_average(
-    group: np.ndarray, days: np.ndarray, time: np.ndarray, mask: np.ndarray, names: list[str]
-) -> Mapping[str, int | None]:
-    """Exact integer field sums per group, then PostgreSQL's AVG (on first look-up).
-
-    ``np.bincount`` sums in floats, exact below 2**53: the µs field is split
-    into 20-bit halves whose sums stay far below that, and joined again as
-    Python integers when a name is looked up.
-    """
-    size = len(names)
-    group, days, time = group[mask], days[mask], time[mask]
-    counts = np.bincount(group, minlength=size)
-    present = np.flatnonzero(counts)
-    day_sums = np.bincount(group, weights=days, minlength=size)[present]
-    high_sums = np.bincount(group, weights=time >> 20, minlength=size)[present]
-    low_sums = np.bincount(group, weights=time & 0xFFFFF, minlength=size)[present]
-    run_counts = counts[present]
-    position = {names[i]: j for j, i in enumerate(present.tolist())}
-
-    def fields(name: str) -> tuple[int, int, int]:
-        j = position[name]
-        return int(day_sums[j]), (int(high_sums[j]) << 20) + int(low_sums[j]), int(run_counts[j])
-
-    return LazyAverages(position, fields)
-
-
-class LazyAverages(Mapping[str, "int | None"]):
-    """Name → PostgreSQL ``AVG(interval)`` in µs, converted when first asked for.
-
-    Only candidates without counted runs fall back to these averages; turning
-    every codebase's sums into intervals up front cost more than the rest of
-    the aggregation. ``fields(name)`` gives the exact (days, µs, count) sums of
-    the name's runs, or raises KeyError for a name without runs.
-    """
-
-    def __init__(
-        self, names: Collection[str], fields: Callable[[str], tuple[int, int, int]]
-    ) -> None:
-        self._names = names
-        self._fields = fields
-        self._done: dict[str, int | None] = {}
-
-    def __getitem__(self, name: str) -> int | None:
-        try:
-            return self._done[name]
-        except KeyError:
-            value = self._done[name] = _average_us(*self._fields(name))
-            return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 def grouped_medians(

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engines.legacy.pg_interval import LazyAverages
 from engines.model import US_PER_DAY
 from engines.new.aggregates import (
     Aggregates,
     DepsRun,
-    LazyAverages,
     grouped_medians,
     legacy_mean_us,
     mean_if_unambiguous,
