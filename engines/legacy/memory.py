@@ -55,7 +55,7 @@ class RunIndex:
     depend on the row order either, and are most of a run's work."""
 
     def __init__(self, runs: Sequence[Run]) -> None:
-        self.groups = _group_in_python(runs)
+        self.groups: Mapping[tuple[str, str], Sequence[Run]] = _group_in_python(runs)
         averages = _averages_by_columns(self.groups)
         if averages is None:
             averages = _CachedAverages(self.groups, key=0), _CachedAverages(self.groups, key=1)
