@@ -63,9 +63,17 @@ class ReadsSnapshot(Protocol):
     name: str
 
     def schedule_snapshot(
-        self, path: str | os.PathLike[str], *, as_of: datetime | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        as_of: datetime | None = None,
+        rows: Dataset | None = None,
     ) -> Schedule:
-        """Decide the snapshot's candidates; ``as_of`` replaces its recorded moment."""
+        """Decide the snapshot's candidates; ``as_of`` replaces its recorded moment.
+
+        ``rows``: the snapshot as the caller already loaded it (another engine
+        needed it), whose tables other than the runs need not be read again.
+        """
         ...
 
 

@@ -210,6 +210,27 @@ def test_a_parquet_run_table_is_read_column_wise_with_the_same_result(tmp_path: 
     ]
 
 
+def test_a_snapshot_already_loaded_is_not_read_again_but_for_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engines.new import from_snapshot
+    from harness.data.snapshot import write_snapshot
+
+    folder = write_snapshot(
+        load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
+    )
+    engine = create_engine("parity")
+    alone = from_snapshot.schedule_snapshot(engine, folder)
+    loaded = load_snapshot(folder)
+
+    def no_second_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the snapshot's tables were read again")
+
+    monkeypatch.setattr(from_snapshot, "load_snapshot", no_second_read)
+    given = from_snapshot.schedule_snapshot(engine, folder, rows=loaded)
+    assert given.decisions == alone.decisions and given.queue == alone.queue
+
+
 def forget_run_hash(folder: Path) -> None:
     """As if the run table had been written by hand: the manifest no longer vouches for it
     (else its sha256 would refuse the edited file before the checks under test)."""

@@ -41,8 +41,12 @@ class NewEngine(SchedulingEngine):
         return schedule_live(self, session, as_of=as_of)
 
     def schedule_snapshot(
-        self, path: str | os.PathLike[str], *, as_of: datetime | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        as_of: datetime | None = None,
+        rows: Dataset | None = None,
     ) -> Schedule:
         from engines.new.from_snapshot import schedule_snapshot
 
-        return schedule_snapshot(self, path, as_of=as_of)
+        return schedule_snapshot(self, path, as_of=as_of, rows=rows)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engines.model import Schedule, datetime_to_us
+from engines.model import Dataset, Schedule, datetime_to_us
 from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
 from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine
@@ -33,18 +33,24 @@ from harness.errors import InputError
 
 
 def schedule_snapshot(
-    engine: SchedulingEngine, path: str | os.PathLike[str], *, as_of: datetime | None = None
+    engine: SchedulingEngine,
+    path: str | os.PathLike[str],
+    *,
+    as_of: datetime | None = None,
+    rows: Dataset | None = None,
 ) -> Schedule:
     """Decide a snapshot's candidates; a Parquet run table is aggregated while the rest loads.
 
-    ``as_of`` replaces the snapshot's recorded moment. The schedule's
+    ``as_of`` replaces the snapshot's recorded moment. ``rows`` is the
+    snapshot as already loaded by the caller: its small tables are used as
+    they are, and only the run table is read again, as columns. The schedule's
     ``aggregate_seconds`` is the wall time until the aggregates were ready,
     reading included (the two overlap).
     """
     path = Path(path)
     runs_file = run_table_file(path) if path.is_dir() else None
     if runs_file is None or runs_file.suffix != ".parquet":
-        dataset = load_snapshot(path)
+        dataset = rows if rows is not None and rows.runs else load_snapshot(path)
         return engine.schedule(dataset if as_of is None else replace(dataset, as_of=as_of))
     started = time.perf_counter()
     as_of_us = datetime_to_us(as_of or snapshot_as_of(path))
@@ -56,7 +62,7 @@ def schedule_snapshot(
             # both overlap with decoding the other tables, which is pure Python.
             with ThreadPoolExecutor(1, thread_name_prefix="runs") as pool:
                 aggregating = pool.submit(_aggregate_runs, path, runs_file, engine.config, as_of_us)
-                dataset = load_snapshot(path, runs=False)
+                dataset = load_snapshot(path, runs=False) if rows is None else rows
                 if as_of is not None:
                     dataset = replace(dataset, as_of=as_of)
                 agg, context_runs = aggregating.result()

@@ -208,7 +208,8 @@ class Input:
                 assert isinstance(engine, ReadsDatabase)
                 return engine.schedule_live(self.session, as_of=self.as_of)
             assert self.path is not None and isinstance(engine, ReadsSnapshot)
-            return engine.schedule_snapshot(self.path, as_of=self.as_of)
+            # the small tables once, if another engine made them be read already
+            return engine.schedule_snapshot(self.path, as_of=self.as_of, rows=self._dataset)
         return engine.schedule(self.dataset())
 
 
