@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from engines.legacy.core import run_legacy
 from engines.model import Dataset, Schedule
+from harness.data.run_table import bulk_allocation
 from harness.errors import EngineNotFound, SourceError
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ class LegacyEngine:
         if self.backend == "memory":
             from engines.legacy.memory import MemoryData
 
-            return run_legacy(MemoryData(dataset), dataset, engine_name=self.name, backend="memory")
+            # A run builds hundreds of thousands of objects, none of them cyclic: the
+            # collector would only rescan them and the dataset (a fifth of the time).
+            with bulk_allocation(freeze=True):
+                data = MemoryData(dataset)
+                return run_legacy(data, dataset, engine_name=self.name, backend="memory")
         if dataset.live_dsn is None:
             raise SourceError(
                 "legacy:sql runs the legacy's queries on a live database: give a postgresql:// "
