@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
 import pytest
 from paths import VECTORS
 
@@ -131,3 +132,24 @@ def test_a_live_source_dataset_uses_the_database_aggregates(janitor_db: str) -> 
     schedule = create_engine("parity").schedule(live)
     assert schedule.settings["aggregates_from"] == "database"
     assert _numbers(schedule) == _numbers(create_engine("parity").schedule(dataset))
+
+
+def test_install_deps_verdicts_are_worked_out_beside_the_queries(janitor_db: str) -> None:
+    from engines.new.aggregates_sql import start_aggregates
+    from engines.new.dependencies import DependencyResolver
+    from engines.new.success import details_verdict, text_verdicts
+    from harness.data.janitor_db import open_session
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    restore_dataset(dataset, janitor_db)
+    engine = create_engine("parity")
+    with open_session(janitor_db, as_of=dataset.as_of) as session:
+        pending = start_aggregates(session.connection, engine.config, dataset.as_of, session.joined)
+        agg = pending.result()
+    texts = {run.text for runs in agg.deps_runs.values() for run in runs if run.text}
+    assert texts and pending.verdicts is not None and set(pending.verdicts) == texts
+    resolver = DependencyResolver({}, agg.debian_versions)
+    for text, verdict in pending.verdicts.items():
+        assert verdict == details_verdict(resolver, orjson.loads(text))
+    # a text that cannot be decoded is left to the engine, which meets it on the candidate
+    assert text_verdicts(["{", '{"relations": []}'], {}) == {'{"relations": []}': (False, None)}

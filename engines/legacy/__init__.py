@@ -38,8 +38,9 @@ class LegacyEngine:
             # A run builds hundreds of thousands of objects, none of them cyclic: the
             # collector would only rescan them and the dataset (a fifth of the time).
             with bulk_allocation(freeze=True):
-                data = MemoryData(dataset)
-                return run_legacy(data, dataset, engine_name=self.name, backend="memory")
+                return run_legacy(
+                    MemoryData(dataset), dataset, engine_name=self.name, backend="memory"
+                )
         if dataset.live_dsn is None:
             raise SourceError(
                 "legacy:sql runs the legacy's queries on a live database: give a postgresql:// "

@@ -42,6 +42,7 @@ from engines.new.aggregates import (
     mean_if_unambiguous,
 )
 from engines.new.config import EngineConfig
+from engines.new.success import text_verdicts
 from harness.data.run_table import bulk_allocation
 
 if TYPE_CHECKING:
@@ -411,6 +412,8 @@ class PendingAggregates:
         self._others: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: failure_details text → verdict, when worked out beside the queries.
+        self.verdicts: dict[str, tuple[bool, str | None]] | None = None
         conn.execute(WORK_MEM_SQL)
         conn.execute(EXACT_FLOATS_SQL)
         if join is None:
@@ -419,8 +422,17 @@ class PendingAggregates:
         plan = self.plan
         self._futures = [
             self._pool.submit(self._on_snapshot, join, plan.groups),
-            self._pool.submit(self._on_snapshot, join, plan.others),
+            self._pool.submit(self._on_snapshot, join, self._others_and_verdicts),
         ]
+
+    def _others_and_verdicts(self, c: Any) -> tuple[list[Any], Any, Any]:
+        """The other queries; then, while the groups query still runs, the
+        install-deps verdicts the engine would otherwise work out as it decides."""
+        contexts, deps, debian = self.plan.others(c)
+        self.verdicts = text_verdicts(
+            (run.text for runs in deps.values() for run in runs if run.text is not None), debian
+        )
+        return contexts, deps, debian
 
     def _on_snapshot(self, join: JoinConnection, work: Callable[[Any], Any]) -> Any:
         """Run ``work`` on another connection of the command's snapshot (same data as ``conn``)."""

@@ -48,7 +48,7 @@ def schedule_live(
             pending.close()
     if dataset.as_of != moment:
         dataset = replace(dataset, as_of=moment)
-    return engine.schedule_aggregated(dataset, agg, started=started)
+    return engine.schedule_aggregated(dataset, agg, started=started, verdicts=pending.verdicts)
 
 
 def schedule_live_dataset(engine: SchedulingEngine, dataset: Dataset) -> Schedule:

@@ -18,7 +18,7 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -65,6 +65,23 @@ def details_verdict(resolver: DependencyResolver, details: Any) -> tuple[bool, s
     if not relations:
         return False, None
     return resolver.verdict(relations)
+
+
+def text_verdicts(
+    texts: Iterable[str], debian_versions: Mapping[str, tuple[str, ...]] | None
+) -> dict[str, tuple[bool, str | None]]:
+    """:func:`details_verdict` of each failure_details JSON text, worked out ahead
+    (in a worker, or a thread that would otherwise wait); campaign dependencies
+    play no part in a verdict. A text whose verdict fails is left out: the
+    engine meets the failure on the candidate, as it would have anyway."""
+    resolver = DependencyResolver({}, debian_versions)
+    verdicts: dict[str, tuple[bool, str | None]] = {}
+    for text in set(texts):
+        try:
+            verdicts[text] = details_verdict(resolver, orjson.loads(text))
+        except Exception:
+            continue
+    return verdicts
 
 
 class SuccessProbabilityEstimator:

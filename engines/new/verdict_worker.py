@@ -23,14 +23,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engines.model import versions_by_source
 from engines.new.aggregates import DEPS_UNSATISFIED
-from engines.new.dependencies import DependencyResolver
-from engines.new.success import details_verdict
+from engines.new.success import text_verdicts
 
 log = logging.getLogger("engines.new")
 
@@ -53,8 +51,7 @@ def relation_verdicts(runs_file: str | Path, snapshot: str | Path) -> Verdicts:
     )
     texts = pc.unique(table.column("failure_details").filter(wanted)).to_pylist()
     rows = load_debian_versions(snapshot)
-    resolver = DependencyResolver({}, None if rows is None else versions_by_source(rows))
-    return {text: details_verdict(resolver, orjson.loads(text)) for text in texts}
+    return text_verdicts(texts, None if rows is None else versions_by_source(rows))
 
 
 class VerdictWorker:
