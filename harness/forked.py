@@ -63,15 +63,16 @@ def _child(send: Connection, call: Callable[..., Any], args: tuple[Any, ...]) ->
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     try:
-        message: tuple[str, Any] = ("value", call(*args))
+        # pickled here, so that an answer that cannot be is this call's failure
+        message = pickle.dumps(("value", call(*args)), pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # the parent raises it again
         try:  # what the parent will unpickle: a round trip, not only a dump
             pickle.loads(pickle.dumps(exc))
         except Exception:
             exc = ChildFailed("".join(traceback.format_exception(exc)).rstrip())
-        message = ("error", exc)
+        message = pickle.dumps(("error", exc), pickle.HIGHEST_PROTOCOL)
     try:
-        send.send(message)
+        send.send_bytes(message)
     except OSError:  # the parent stopped listening: nothing is waiting for this
         pass
     finally:
@@ -104,7 +105,7 @@ class Forked(Generic[T]):
         if self._receive is None:
             raise ChildDied("the child's answer was already taken, or it was stopped")
         try:
-            kind, payload = self._receive.recv()
+            kind, payload = pickle.loads(self._receive.recv_bytes())
         except (EOFError, OSError):
             raise ChildDied(
                 f"the child ended without an answer (exit code {self.stop()})"

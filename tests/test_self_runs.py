@@ -23,7 +23,7 @@ from harness.comparison.noise import NoiseProfile, measure_noise, noise_runs
 from harness.comparison.self_runs import SelfRuns
 from harness.data.snapshot import load_snapshot
 from harness.errors import EXIT_OK
-from harness.forked import ChildFailed, can_fork
+from harness.forked import ChildFailed, Forked, can_fork
 
 SCENARIO = "tests/data/compare_small.yaml"
 
@@ -90,6 +90,16 @@ def test_an_engine_that_raises_in_the_child_raises_in_the_parent() -> None:
     unpicklable = SelfRuns(_Raises(_Unpicklable()), dataset, seed=1, shuffles=1)
     with unpicklable, pytest.raises(ChildFailed, match="_Unpicklable: holds a lock"):
         unpicklable.result()
+
+
+def _a_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def test_an_answer_that_cannot_be_sent_back_is_the_childs_failure() -> None:
+    _require_fork()
+    with Forked(_a_lock, name="test") as child, pytest.raises(TypeError, match="cannot pickle"):
+        child.result()
 
 
 class _DiesInChild(SimpleEngine):
