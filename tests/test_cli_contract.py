@@ -63,6 +63,22 @@ def test_start_up_imports_nothing_heavy(argv: list[str] | None) -> None:
     assert done.returncode == 0, done.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize(("given", "seen"), [(None, "0"), ("1", "1")])
+def test_numpy_is_asked_for_plain_pages_unless_the_user_said_otherwise(
+    given: str | None, seen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)  # an in-process main sets it
+    env = None if given is None else {"NUMPY_MADVISE_HUGEPAGE": given}
+    done = _python(
+        "import os, sys\n"
+        "from harness.cli import main\n"
+        "main(['--version'])\n"
+        "print(os.environ.get('NUMPY_MADVISE_HUGEPAGE'), file=sys.stderr)\n",
+        env=env,
+    )
+    assert done.stderr.strip().splitlines()[-1] == seen
+
+
 def test_no_command_module_imports_anything_heavy() -> None:
     """A usage error of any command (which loads that command's module) stays fast:
     the modules import what they use inside the command."""
