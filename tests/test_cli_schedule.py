@@ -31,6 +31,11 @@ def test_schedule_prints_queue_head_and_writes_valid_json(
     jsonschema.validate(doc, SCHEMA)
     assert doc["queue"][0]["codebase"] == printed[2].split()[3]
     assert [q["position"] for q in doc["queue"]] == list(range(293))
+    # each printed row carries its own decision's offset and probability
+    decided = {(d["codebase"], d["campaign"]): d for d in doc["decisions"]}
+    for row, item in zip(printed[2:7], doc["queue"], strict=True):
+        d = decided[(item["codebase"], item["campaign"])]
+        assert row.split()[5:7] == [f"{d['offset']:.1f}", f"{d['success_probability']:.4f}"]
 
 
 def test_schedule_json_to_stdout_is_only_json(capsys: pytest.CaptureFixture[str]) -> None:

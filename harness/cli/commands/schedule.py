@@ -14,10 +14,15 @@ if TYPE_CHECKING:  # the command imports what it uses when it runs (fast --help)
 
 def format_queue_head(schedule: Schedule, limit: int) -> str:
     """The head of the queue as a fixed-width table a person can scan."""
-    by_key = schedule.decision_by_key
+    head = schedule.queue[:limit]
+    # only the head's decisions: the whole table by key costs more than a scan
+    wanted = {item.key for item in head}
+    by_key = {
+        d.key: d for d in schedule.decisions if (d.codebase, d.campaign, d.change_set) in wanted
+    }
     header = ("#", "bucket", "priority", "codebase", "campaign", "offset", "p(success)", "duration")
     rows = []
-    for position, item in enumerate(schedule.queue[:limit], start=1):
+    for position, item in enumerate(head, start=1):
         d = by_key.get(item.key)
         offset = "" if d is None or d.offset is None else f"{d.offset:.1f}"
         prob = "" if d is None or d.success_probability is None else f"{d.success_probability:.4f}"
