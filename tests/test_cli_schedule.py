@@ -33,7 +33,7 @@ def test_schedule_prints_queue_head_and_writes_valid_json(
     assert [q["position"] for q in doc["queue"]] == list(range(293))
     # each printed row carries its own decision's offset and probability
     decided = {(d["codebase"], d["campaign"]): d for d in doc["decisions"]}
-    for row, item in zip(printed[2:7], doc["queue"], strict=True):
+    for row, item in zip(printed[2:7], doc["queue"][:5], strict=True):
         d = decided[(item["codebase"], item["campaign"])]
         assert row.split()[5:7] == [f"{d['offset']:.1f}", f"{d['success_probability']:.4f}"]
 
