@@ -59,8 +59,9 @@ class CandidateScore(NamedTuple):
     first_run_bonus: float
     success_probability: float
     estimated_duration_us: int
-    #: The named quantities behind ``total`` (cost, worth, multiplier, …).
-    priority_factors: Mapping[str, float | str]
+    #: The named quantities behind ``total`` (cost, worth, multiplier, …); a fresh
+    #: dict per candidate, which becomes its Decision's ``factors``.
+    priority_factors: dict[str, Any]
     total: float
 
 
@@ -475,7 +476,7 @@ class SchedulingEngine:
         """Add the decision to the simulated queue table and turn it into a model Decision."""
         c = decision.candidate
         score = decision.score
-        factors: dict[str, Any] = dict(score.priority_factors)
+        factors = score.priority_factors  # this decision's own: no copy
         reasons = decision.reasons
         bucket: str | None = None
         error: ErrorInfo | None = None
