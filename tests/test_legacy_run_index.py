@@ -214,8 +214,12 @@ def test_averages_summed_by_columns_are_the_ones_summed_run_by_run(
             assert averages.get(name) == run_by_run.get(name)
 
 
-def test_times_that_do_not_fit_a_column_are_averaged_run_by_run() -> None:
-    runs = [Run("1", "a", "s", "success", 0, 2**70), Run("2", "a", "s", "success", 0, 10)]
+@pytest.mark.parametrize(("start", "finish"), [(0, 2**70), (-(2**62), 2**62)])
+def test_times_that_do_not_fit_a_column_are_averaged_run_by_run(start: int, finish: int) -> None:
+    runs = [Run("1", "a", "s", "success", start, finish), Run("2", "a", "s", "success", 0, 10)]
     index = memory.RunIndex(runs)
-    assert index.avg_duration_us(codebase="a") == (2**70 + 10) // 2
-    assert index.avg_duration_us(campaign="s") == index.avg_duration_us(codebase="a")
+    run_by_run = IntervalSum()
+    run_by_run.add_span(finish, start)
+    run_by_run.add_span(10, 0)
+    assert index.avg_duration_us(codebase="a") == run_by_run.average_us()
+    assert index.avg_duration_us(campaign="s") == run_by_run.average_us()

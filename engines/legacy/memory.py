@@ -15,6 +15,7 @@ from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engines.legacy.core import (
     CandidateRow,
@@ -122,13 +123,20 @@ def _averages_by_columns(
 ) -> tuple[Mapping[str, int | None], Mapping[str, int | None]] | None:
     """Every codebase's and campaign's AVG at once, summed by numpy from the
     groups' times (a campaign's average reads hundreds of thousands of runs);
-    ``None`` when a time is not an integer that fits a column."""
+    ``None`` when a time is not an integer whose spans fit a column."""
     runs = list(chain.from_iterable(groups.values()))
     try:
         start = pa.array(list(map(_start_us, runs)), pa.int64())
         finish = pa.array(list(map(_finish_us, runs)), pa.int64())
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
+    for times in (start, finish):
+        extremes = pc.min_max(times).as_py()
+        if (
+            extremes["min"] is not None
+            and not -(2**62) < extremes["min"] <= extremes["max"] < 2**62
+        ):
+            return None  # a span could overflow int64
     sizes = np.fromiter(map(len, groups.values()), np.int64, len(groups))
     timed = ~(start.is_null().to_numpy(zero_copy_only=False)) & ~(
         finish.is_null().to_numpy(zero_copy_only=False)
