@@ -214,7 +214,7 @@ def test_averages_summed_by_columns_are_the_ones_summed_run_by_run(
             assert averages.get(name) == run_by_run.get(name)
 
 
-@pytest.mark.parametrize(("start", "finish"), [(0, 2**70), (-(2**62), 2**62)])
+@pytest.mark.parametrize(("start", "finish"), [(0, 2**70), (-(2**62) - 5, 2**62 + 5)])
 def test_times_that_do_not_fit_a_column_are_averaged_run_by_run(start: int, finish: int) -> None:
     runs = [Run("1", "a", "s", "success", start, finish), Run("2", "a", "s", "success", 0, 10)]
     index = memory.RunIndex(runs)
