@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ from hypothesis import strategies as st
 
 from engines.model import QueueItem
 from harness.comparison.ranking import prefix_overlaps, rank_metrics, rbo, tie_groups
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _queue(spec: list[tuple[str, int]]) -> list[QueueItem]:
@@ -152,3 +157,20 @@ def test_rbo_without_ties_matches_the_set_formula(a: list[int], b: list[int], p:
     assert rbo(a, b, p) == pytest.approx(min(1.0, expected), abs=1e-9)
     assert 0.0 <= rbo(a, b, p) <= 1.0
     assert math.isclose(rbo(a, b, p), rbo(b, a, p), abs_tol=1e-12)
+
+
+def test_scipy_is_imported_when_first_needed() -> None:
+    """A comparison loads scipy (half a second or more) while it waits for its
+    noise runs (``load_statistics``), not when it imports the comparator."""
+    code = (
+        "import sys\n"
+        "import harness.comparison.compare, harness.comparison.noise\n"
+        "before = 'scipy.stats' in sys.modules\n"
+        "from harness.comparison.ranking import load_statistics\n"
+        "load_statistics()\n"
+        "print(before, 'scipy.stats' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.split() == ["False", "True"]

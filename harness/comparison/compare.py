@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from deepdiff import DeepDiff
-from scipy import stats as sp_stats
 
 from engines.model import BUCKETS, Decision, Schedule
 from harness.comparison import attribution as attr
@@ -1104,6 +1103,8 @@ def _campaigns(
 
 def _campaign_taus(ties: _Ties, pair_codes: IntArray, n_c: int) -> list[tuple[float | None, int]]:
     """Per campaign: Kendall tau-b of its candidates' exact worker ranks."""
+    from scipy import stats  # see harness.comparison.ranking.load_statistics
+
     out: list[tuple[float | None, int]] = []
     queued = ties.rank_a > 0
     for c in range(n_c):
@@ -1111,7 +1112,7 @@ def _campaign_taus(ties: _Ties, pair_codes: IntArray, n_c: int) -> list[tuple[fl
         m = int(mask.sum())
         tau: float | None = None
         if m >= 2:
-            value = float(sp_stats.kendalltau(ties.rank_a[mask], ties.rank_b[mask]).statistic)
+            value = float(stats.kendalltau(ties.rank_a[mask], ties.rank_b[mask]).statistic)
             tau = value if math.isfinite(value) else None
         elif m == 1:
             tau = 1.0

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from engines.model import BUCKET_RANK, QueueItem
 from harness.comparison.comparison_model import Histogram, RankMetrics, RankMove, TopKOverlap
@@ -57,6 +56,13 @@ class TieGroups:
     start: IntArray
     end: IntArray
     group: IntArray
+
+
+def load_statistics() -> None:
+    """Import scipy's statistics now (half a second or more). The rank
+    statistics import it when first used, so that a comparison can pay for it
+    while it waits for its noise runs instead of at start-up."""
+    import scipy.stats  # noqa: F401
 
 
 def tie_groups(scores: Sequence[object] | npt.NDArray[np.generic]) -> TieGroups:
@@ -285,6 +291,8 @@ def rank_metrics_of(
 
     tau = tau_p = rho = rho_p = None
     if n_common >= 2:
+        from scipy import stats  # see load_statistics
+
         ga, gb = groups_a.group[ia], groups_b.group[ib]
         if np.unique(ga).size > 1 and np.unique(gb).size > 1:
             kt = stats.kendalltau(ga, gb)

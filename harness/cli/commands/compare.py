@@ -205,6 +205,7 @@ def measure(
     ``processed``) the reference in B's row order (see
     :mod:`harness.comparison.noise`); ``None`` when there is neither."""
     from harness.comparison.noise import measure_noise, order_run
+    from harness.comparison.ranking import load_statistics
     from harness.comparison.self_runs import SelfRuns
 
     if self_runs is True:
@@ -213,6 +214,8 @@ def measure(
         )
     # the order run first: in the parent, while a child may still be busy
     order = None if processed is None else order_run(engine, dataset, processed)
+    if isinstance(self_runs, SelfRuns) and self_runs.in_child:
+        load_statistics()  # what comparing needs next, while the child finishes
     runs = self_runs.result() if isinstance(self_runs, SelfRuns) else []
     if not runs and order is None:
         return None
