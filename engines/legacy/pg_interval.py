@@ -58,10 +58,9 @@ class IntervalSum:
             for one in spans:
                 self.add_span(one, 0)
             return
-        # C truncation toward zero, as subtract_timestamps
-        days = np.where(span >= 0, span // US_PER_DAY, -(-span // US_PER_DAY))
+        days, time = interval_fields(span)
         self.days += sum(days.tolist())  # Python ints: no overflow whatever the count
-        self.time += sum((span - days * US_PER_DAY).tolist())
+        self.time += sum(time.tolist())
         self.count += len(span)
 
     def average_us(self) -> int | None:
