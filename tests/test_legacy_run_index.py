@@ -208,8 +208,7 @@ def test_averages_summed_by_columns_are_the_ones_summed_run_by_run(
     groups = memory._group_in_python(runs)
     by_columns = memory._averages_by_columns(groups)
     assert by_columns is not None
-    for field, averages in enumerate(by_columns):
-        run_by_run = memory._CachedAverages(groups, key=field)
+    for averages, run_by_run in zip(by_columns, memory._averages_run_by_run(groups), strict=True):
         for name in ("a", "b", "c", "lintian-fixes", "fresh-releases", "absent"):
             assert averages.get(name) == run_by_run.get(name)
 

@@ -9,7 +9,7 @@ Everything the database would compute is reproduced here: the inner joins,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from itertools import chain
 from operator import itemgetter
 
@@ -57,9 +57,7 @@ class RunIndex:
 
     def __init__(self, runs: Sequence[Run]) -> None:
         self.groups: Mapping[tuple[str, str], Sequence[Run]] = _group_in_python(runs)
-        averages = _averages_by_columns(self.groups)
-        if averages is None:
-            averages = _CachedAverages(self.groups, key=0), _CachedAverages(self.groups, key=1)
+        averages = _averages_by_columns(self.groups) or _averages_run_by_run(self.groups)
         self._avg_codebase, self._avg_campaign = averages
         self._estimates: dict[EstimateKey, Estimate] = {}
         self._estimates_versions: object = None
@@ -93,29 +91,18 @@ def _group_in_python(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
     return dict(grouped)
 
 
-class _CachedAverages(Mapping[str, "int | None"]):
-    """A codebase's or campaign's AVG, summed from its groups when first asked
-    for: where a time does not fit a column (:func:`_averages_by_columns`)."""
-
-    def __init__(self, groups: Mapping[tuple[str, str], Sequence[Run]], *, key: int) -> None:
-        self._groups, self._key = groups, key
-        self._names: dict[str, list[tuple[str, str]]] | None = None
-        self._done: dict[str, int | None] = {}
-
-    def __getitem__(self, name: str) -> int | None:
-        if name not in self._done:
-            if self._names is None:
-                self._names = defaultdict(list)
-                for pair in self._groups:
-                    self._names[pair[self._key]].append(pair)
-            self._done[name] = _average(self._groups[pair] for pair in self._names.get(name, ()))
-        return self._done[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({pair[self._key] for pair in self._groups})
-
-    def __len__(self) -> int:
-        return len({pair[self._key] for pair in self._groups})
+def _averages_run_by_run(
+    groups: Mapping[tuple[str, str], Sequence[Run]],
+) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """Every codebase's and campaign's AVG, summed run by run in Python integers:
+    for times that do not fit a column (:func:`_averages_by_columns`)."""
+    averages: tuple[dict[str, int | None], dict[str, int | None]] = ({}, {})
+    for field, by_name in enumerate(averages):
+        members: dict[str, list[Sequence[Run]]] = defaultdict(list)
+        for pair, runs in groups.items():
+            members[pair[field]].append(runs)
+        by_name.update((name, _average(runs)) for name, runs in members.items())
+    return averages
 
 
 def _averages_by_columns(
