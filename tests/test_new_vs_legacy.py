@@ -9,6 +9,7 @@ empty policy, codebases without value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from engines.model import (
     NamedPublishPolicy,
     PolicyEntry,
     Run,
+    Schedule,
     datetime_to_us,
 )
 
@@ -180,3 +182,103 @@ def test_default_profile_decides_everything_sensibly(dataset: Dataset) -> None:
         assert d.offset is not None and d.offset > 0
         assert len(d.reasons) >= 6
     assert len(schedule.queue) == len({d.key[:2] for d in schedule.decisions})
+
+
+def decided_ahead(
+    dataset: Dataset, spec: str, forget: Callable[[str], bool] | None
+) -> tuple[Schedule, Schedule]:
+    """(the engine deciding install-deps failures one by one, the same decided ahead on
+    arrays from a columnar snapshot's verdicts, those ``forget`` picks dropped;
+    ``forget`` None: no verdicts at all)."""
+    import tempfile
+    from pathlib import Path
+
+    from engines.new.aggregates import RunColumns, aggregate_run_columns
+    from engines.new.verdict_worker import relation_verdicts
+    from harness.data.snapshot import write_snapshot
+
+    engine = get_engine(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_snapshot(dataset, Path(tmp) / "snap", columnar_runs=True)
+        columns = RunColumns.read_parquet(folder / "run.parquet")
+        verdicts = relation_verdicts(folder / "run.parquet", folder)
+    kept = verdicts if forget is None else {t: v for t, v in verdicts.items() if not forget(t)}
+    agg, pending = aggregate_run_columns(columns, engine.config, dataset.as_of_us)
+    pending.complete(
+        agg,
+        (c.context for c in dataset.candidates if c.context),
+        debian_versions=dataset.debian_versions_by_source,
+        verdicts=None if forget is None else kept,
+        config=engine.config,
+    )
+    if forget is not None and kept == verdicts:
+        assert not agg.deps_runs  # every group decided ahead
+    ahead = engine.schedule_aggregated(dataset, agg, started=0.0, verdicts=kept)
+    return engine.schedule(dataset), ahead
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    datasets(),
+    st.sampled_from(("new:parity", "new:default")),
+    st.sampled_from(("every", "some", "none")),
+    st.randoms(use_true_random=False),
+)
+def test_install_deps_failures_decided_ahead_decide_as_the_engine_would(
+    dataset: Dataset, spec: str, known: str, rng: Any
+) -> None:
+    """A snapshot's install-deps failures, decided per group on arrays from the verdicts
+    of their texts (all, some or none of them known), give the schedule the engine
+    gives deciding them one by one."""
+    forget = {
+        "every": lambda text: False,
+        "some": lambda text: rng.random() < 0.5,
+        "none": None,
+    }[known]
+    reference, ahead = decided_ahead(dataset, spec, forget)
+    assert ahead.decisions == reference.decisions
+    assert ahead.queue == reference.queue
+
+
+def test_quirk_decided_ahead_the_newest_failure_names_what_the_legacy_raises() -> None:
+    """Two install-deps failures the legacy would raise on differently (``<<``, ``>>``):
+    the newest one's failure is the one the reasons name."""
+
+    def failure(age_days: int, op: str) -> Run:
+        start = AS_OF_US - age_days * US_PER_DAY
+        relations = [[{"name": "libfoo", "version": [op, "1.0-1"], "arch": None}]]
+        return Run(
+            f"run-{op}",
+            "alpha",
+            "lintian-fixes",
+            "install-deps-unsatisfied-dependencies",
+            start,
+            start + 60_000_000,
+            False,
+            None,
+            None,
+            {"relations": relations},
+        )
+
+    dataset = Dataset(
+        as_of=AS_OF,
+        codebases=(Codebase("alpha", None, 10),),
+        candidates=(
+            Candidate(
+                id=1,
+                codebase="alpha",
+                suite="lintian-fixes",
+                command="do-it",
+                value=5,
+                success_chance=0.5,
+                publish_policy="plain",
+            ),
+        ),
+        policies=POLICIES,
+        runs=(failure(3, ">>"), failure(2, "<<")),
+        debian_versions=(DebianVersion("libfoo", "2.0-1", "sid"),),
+    )
+    reference, ahead = decided_ahead(dataset, "new:parity", lambda text: False)
+    assert ahead.decisions == reference.decisions
+    (decision,) = ahead.decisions
+    assert "debversion << " in decision.factors["legacy_failure"], decision.factors

@@ -16,8 +16,11 @@ exact where it matters for parity: the mean duration is a float sum in
 ``start_time DESC`` order (a segmented *sequential* sum, since numpy's
 pairwise summation would change the last bit) turned into a ``timedelta``,
 and the AVG fallbacks follow PostgreSQL's interval AVG
-(:mod:`engines.legacy.pg_interval`). Runs whose dependency relations must be
-evaluated, a small minority, are handed to Python as :class:`DepsRun`.
+(:mod:`engines.legacy.pg_interval`). Install-deps failures depend on their
+dependency relations: given the verdicts of their texts (a snapshot's
+worker works them out), they are decided per group on arrays
+(:meth:`ContextRuns.settle_deps`); otherwise they are handed to the engine
+as :class:`DepsRun` lists, decided as it goes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -64,6 +68,20 @@ class DepsRun(NamedTuple):
         return self.failure_details_value
 
 
+class DepsOutcome(NamedTuple):
+    """What one group's install-deps failures add to its success estimate."""
+
+    satisfied_runs: int
+    satisfied_weight: float
+    other_weight: float
+    #: An unsatisfied failure had the candidate's context (decided per candidate).
+    same_context: bool
+    legacy_failure: str | None
+
+
+NO_DEPS = DepsOutcome(0, 0.0, 0.0, False, None)
+
+
 @dataclass
 class Aggregates:
     """Per-group figures; lists are indexed by ``group_index[(codebase, campaign)]``.
@@ -86,6 +104,11 @@ class Aggregates:
     #: What makes the legacy raise on this group's runs (NULL timestamps), if anything.
     legacy_time_problem: list[str | None] = field(default_factory=list)
     deps_runs: dict[int, list[DepsRun]] = field(default_factory=dict)
+    #: Groups whose install-deps failures were decided ahead, all at once
+    #: (:meth:`PendingDeps.resolve`): their outcome, the contexts of the
+    #: unsatisfied ones being in ``context_hits``. A group is here or in
+    #: ``deps_runs``, never both.
+    deps_outcomes: dict[int, DepsOutcome] = field(default_factory=dict)
     #: (group, context) pairs where a counted, non-deps run had that context,
     #: encoded as ``group * len(context_index) + context_index[context]``.
     context_index: dict[str, int] = field(default_factory=dict)
@@ -419,26 +442,105 @@ def aggregates_from_columns(
 ) -> Aggregates:
     """The vectorised aggregation proper: one sort, then numpy reductions per group."""
     agg, context_runs = aggregate_run_columns(columns, config, as_of_us)
-    agg.debian_versions = debian_versions
-    context_runs.record_hits(agg, contexts)
+    context_runs.complete(
+        agg, contexts, debian_versions=debian_versions, verdicts=None, config=config
+    )
     return agg
 
 
 @dataclass(frozen=True)
 class ContextRuns:
-    """The runs whose contexts count as "a previous run had the candidate's context".
+    """What :func:`aggregate_run_columns` leaves to do once the other tables are read.
 
-    Kept from :func:`aggregate_run_columns` so that the candidates' contexts
-    can be matched later: the run table is aggregated while the candidate
-    table is still being read.
+    The run table is aggregated while the candidate table is still being
+    read: matching the candidates' contexts, and deciding the install-deps
+    failures (which needs the Debian versions, or verdicts worked out
+    elsewhere), wait for them. :meth:`complete` does both.
     """
 
     columns: RunColumns
     #: Run-table row of each position in group order, and its group.
     rows: np.ndarray
     gid: np.ndarray
-    #: Counted runs not decided in Python (install-deps failures match there).
+    #: Counted runs whose context counts (plain runs, unsatisfied install-deps
+    #: failures once decided); filled in by :meth:`settle_deps`.
     matchable: np.ndarray
+    deps: PendingDeps
+
+    def complete(
+        self,
+        agg: Aggregates,
+        contexts: Iterable[str],
+        *,
+        debian_versions: Mapping[str, tuple[str, ...]] | None,
+        verdicts: Mapping[str, tuple[bool, str | None]] | None,
+        config: EngineConfig,
+    ) -> None:
+        agg.debian_versions = debian_versions
+        count = config.success_estimation.count_satisfied_dependencies_as_success
+        self.settle_deps(agg, verdicts, count)
+        self.record_hits(agg, contexts)
+
+    def settle_deps(
+        self,
+        agg: Aggregates,
+        verdicts: Mapping[str, tuple[bool, str | None]] | None,
+        count_satisfied: bool,
+    ) -> None:
+        """Decide the install-deps failures of every group whose verdicts are all known.
+
+        The same walk as the estimator's, on arrays: a failure satisfied now
+        counts as a success (``count_satisfied``), the others weigh as
+        failures and their contexts count; the first failure the legacy would
+        raise on, newest first, is the group's. ``np.bincount`` adds weights
+        in input order, as the walk does. Groups with a verdict unknown here
+        are left to the engine as :class:`DepsRun` lists.
+        """
+        deps = self.deps
+        n = len(deps.positions)
+        if n == 0:
+            return
+        if verdicts is None:
+            agg.deps_runs = deps.runs_by_group(np.ones(n, dtype=bool))
+            return
+        found = [None if text is None else verdicts.get(text) for text in deps.texts]
+        unknown = np.fromiter((v is None for v in found), dtype=np.bool_, count=n)
+        if unknown.any():
+            unknown = np.isin(deps.groups, _unique_ints(deps.groups[unknown]))
+            agg.deps_runs = deps.runs_by_group(unknown)
+        known = np.flatnonzero(~unknown)
+        if not len(known):
+            return
+        pairs = [v for v, skip in zip(found, unknown.tolist(), strict=True) if v and not skip]
+        groups, weights = deps.groups[known], deps.weights[known]
+        won = np.fromiter((v[0] for v in pairs), dtype=np.bool_, count=len(pairs))
+        won &= count_satisfied
+        failures = [v[1] for v in pairs]
+        first = np.concatenate(([True], groups[1:] != groups[:-1]))
+        slot = np.cumsum(first) - 1  # the group's place among these groups
+        width = int(slot[-1]) + 1
+        satisfied = np.bincount(slot[won], minlength=width).tolist()
+        satisfied_weight = np.bincount(slot[won], weights[won], minlength=width).tolist()
+        other_weight = np.bincount(slot[~won], weights[~won], minlength=width).tolist()
+        legacy: list[str | None] = [None] * width
+        failing = np.flatnonzero(np.fromiter(map(bool, failures), dtype=np.bool_, count=len(pairs)))
+        for i in reversed(failing.tolist()):  # newest first wins
+            legacy[int(slot[i])] = failures[i]
+        agg.deps_outcomes = dict(
+            zip(
+                groups[first].tolist(),
+                map(
+                    DepsOutcome,
+                    satisfied,
+                    satisfied_weight,
+                    other_weight,
+                    repeat(False, width),
+                    legacy,
+                ),
+                strict=True,
+            )
+        )
+        self.matchable[deps.positions[known[~won]]] = True
 
     def record_hits(self, agg: Aggregates, contexts: Iterable[str]) -> None:
         wanted = sorted({c for c in contexts if c})
@@ -464,7 +566,8 @@ def aggregate_run_columns(
     keep = np.flatnonzero(~columns.transient)
     nothing = np.zeros(0, dtype=np.int64)
     if len(keep) == 0:
-        return agg, ContextRuns(columns, nothing, nothing, np.zeros(0, dtype=bool))
+        no_deps = PendingDeps.of(columns, nothing, nothing, nothing, np.zeros(0))
+        return agg, ContextRuns(columns, nothing, nothing, np.zeros(0, dtype=bool), no_deps)
     cb, cb_names = columns.codebase.codes[keep], columns.codebase.names
     suite, suite_names = columns.suite.codes[keep], columns.suite.names
     code, code_names = columns.result_code.codes[keep], columns.result_code.names
@@ -536,13 +639,11 @@ def aggregate_run_columns(
     else:
         weight = relevant.astype(np.float64)  # unused by the legacy formula
 
-    # --- install-deps failures: Python decides them (relations, Debian versions)
+    # --- install-deps failures: decided later, with the Debian versions (ContextRuns)
     deps = counted & (code_s == code_id.get(DEPS_UNSATISFIED, -2))
-    agg.deps_runs, deps_positions = _deps_runs(
-        columns, keep[order], np.flatnonzero(deps), gid, weight
-    )
+    pending = PendingDeps.of(columns, keep[order], np.flatnonzero(deps), gid, weight)
     is_deps_run = np.zeros(len(order), dtype=bool)
-    is_deps_run[deps_positions] = True
+    is_deps_run[pending.positions] = True
 
     plain_relevant = relevant & ~is_deps_run
     agg.relevant = np.bincount(gid[relevant], minlength=n_groups).tolist()
@@ -574,54 +675,76 @@ def aggregate_run_columns(
         agg.codebase_avg_us = grouped_averages(cb_s, days, time, both, cb_names)
         suite_s = key_s % n_suites
         agg.campaign_avg_us = grouped_averages(suite_s, days, time, both, suite_names)
-    return agg, ContextRuns(columns, keep[order], gid, counted & ~is_deps_run)
+    return agg, ContextRuns(columns, keep[order], gid, counted & ~is_deps_run, pending)
 
 
-def _deps_runs(
-    columns: RunColumns,
-    rows: np.ndarray,
-    positions: np.ndarray,
-    gid: np.ndarray,
-    weight: np.ndarray,
-) -> tuple[dict[int, list[DepsRun]], np.ndarray]:
-    """Group → its install-deps failures with details, newest first; and their positions.
+@dataclass(frozen=True)
+class PendingDeps:
+    """The counted install-deps failures with ``failure_details``, in group order."""
 
-    ``positions`` index the group-ordered runs (``rows`` maps them back to
-    the run table); runs without ``failure_details`` are left out.
-    """
-    if not len(positions):
-        return {}, positions
-    originals = rows[positions]
-    values, texts = columns.details(originals.tolist())
-    present = np.fromiter(
-        (v is not None or t is not None for v, t in zip(values, texts, strict=True)),
-        dtype=bool,
-        count=len(values),
-    )
-    if not present.all():
-        chosen = np.flatnonzero(present).tolist()
-        values, texts = [values[j] for j in chosen], [texts[j] for j in chosen]
-        positions, originals = positions[present], originals[present]
+    columns: RunColumns
+    #: Their places in group order, their run-table rows, groups and decay weights.
+    positions: np.ndarray
+    rows: np.ndarray
+    groups: np.ndarray
+    weights: np.ndarray
+    #: Their failure_details: decoded (or ``None``), and as JSON text (or ``None``).
+    values: list[Any]
+    texts: list[str | None]
+
+    @classmethod
+    def of(
+        cls,
+        columns: RunColumns,
+        rows: np.ndarray,
+        positions: np.ndarray,
+        gid: np.ndarray,
+        weight: np.ndarray,
+    ) -> PendingDeps:
+        """``positions`` index the group-ordered runs (``rows`` maps them back to the
+        run table); runs without ``failure_details`` are left out (they count as
+        plain failures)."""
         if not len(positions):
-            return {}, positions
-    runs = list(
-        map(
-            DepsRun,
-            columns.instigated_context.strings(originals),
-            columns.context.strings(originals),
-            values,
-            weight[positions].tolist(),
-            texts,
+            return cls(columns, positions, positions, positions, np.zeros(0), [], [])
+        originals = rows[positions]
+        values, texts = columns.details(originals.tolist())
+        present = np.fromiter(
+            (v is not None or t is not None for v, t in zip(values, texts, strict=True)),
+            dtype=bool,
+            count=len(values),
         )
-    )
-    # positions are in group order: one slice of runs per group
-    groups = gid[positions]
-    bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
-    starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
-    by_group = {
-        g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)
-    }
-    return by_group, positions
+        if not present.all():
+            chosen = np.flatnonzero(present).tolist()
+            values, texts = [values[j] for j in chosen], [texts[j] for j in chosen]
+            positions, originals = positions[present], originals[present]
+        return cls(columns, positions, originals, gid[positions], weight[positions], values, texts)
+
+    def runs_by_group(self, chosen: np.ndarray) -> dict[int, list[DepsRun]]:
+        """Group → its ``chosen`` failures as :class:`DepsRun`, newest first."""
+        picked = np.flatnonzero(chosen)
+        if not len(picked):
+            return {}
+        everything = len(picked) == len(self.positions)
+        values = self.values if everything else [self.values[i] for i in picked.tolist()]
+        texts = self.texts if everything else [self.texts[i] for i in picked.tolist()]
+        originals = self.rows[picked]
+        runs = list(
+            map(
+                DepsRun,
+                self.columns.instigated_context.strings(originals),
+                self.columns.context.strings(originals),
+                values,
+                self.weights[picked].tolist(),
+                texts,
+            )
+        )
+        # one slice of runs per group
+        groups = self.groups[picked]
+        bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
+        starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
+        return {
+            g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)
+        }
 
 
 def grouped_medians(

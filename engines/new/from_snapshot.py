@@ -6,7 +6,8 @@ here the Parquet run table is read with pyarrow into
 :class:`~engines.new.aggregates.RunColumns` and aggregated in a second
 thread while the small tables are loaded as usual, and a worker process
 works out the install-deps verdicts on the other core
-(:mod:`engines.new.verdict_worker`). Snapshots whose run table is JSON
+(:mod:`engines.new.verdict_worker`), with which the install-deps failures
+are then decided a group at a time on arrays. Snapshots whose run table is JSON
 Lines (small ones) are loaded normally.
 """
 
@@ -66,11 +67,15 @@ def schedule_snapshot(
                 if as_of is not None:
                     dataset = replace(dataset, as_of=as_of)
                 agg, context_runs = aggregating.result()
-            agg.debian_versions = dataset.debian_versions_by_source
-            context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))
-            return engine.schedule_aggregated(
-                dataset, agg, started=started, verdicts=worker.verdicts()
+            verdicts = worker.verdicts()
+            context_runs.complete(
+                agg,
+                (c.context for c in dataset.candidates if c.context),
+                debian_versions=dataset.debian_versions_by_source,
+                verdicts=verdicts,
+                config=engine.config,
             )
+            return engine.schedule_aggregated(dataset, agg, started=started, verdicts=verdicts)
     finally:
         worker.stop()
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from engines.new.aggregates import Aggregates, DepsRun
+from engines.new.aggregates import NO_DEPS, Aggregates, DepsOutcome, DepsRun
 from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
 
@@ -40,17 +40,6 @@ class SuccessEstimate(NamedTuple):
     legacy_failure: str | None = None
     #: A counted run had the candidate's context.
     same_context: bool = False
-
-
-class _DepsOutcome(NamedTuple):
-    satisfied_runs: int
-    satisfied_weight: float
-    other_weight: float
-    same_context: bool
-    legacy_failure: str | None
-
-
-_NO_DEPS = _DepsOutcome(0, 0.0, 0.0, False, None)
 
 
 def details_verdict(resolver: DependencyResolver, details: Any) -> tuple[bool, str | None]:
@@ -124,13 +113,16 @@ class SuccessProbabilityEstimator:
     def estimate(self, agg: Aggregates, group: int | None, context: str | None) -> SuccessEstimate:
         s = self.settings
         if group is None:
-            total, successes, same, deps = 0, 0, False, _NO_DEPS
+            total, successes, same, deps = 0, 0, False, NO_DEPS
         else:
             total, successes = agg.total[group], agg.successes[group]
             same = bool(context) and agg.context_hit(group, context)  # type: ignore[arg-type]
             runs = agg.deps_runs.get(group)
-            deps = self._deps(runs, context) if runs else _NO_DEPS
-            same = same or deps.same_context
+            if runs:
+                deps = self._deps(runs, context)
+                same = same or deps.same_context
+            else:  # decided ahead, or none
+                deps = agg.deps_outcomes.get(group, NO_DEPS)
         if s.method == "legacy":
             return self._legacy(total, successes, same, deps, context)
         return self._decayed(agg, group, total, same, deps, context)
@@ -144,7 +136,7 @@ class SuccessProbabilityEstimator:
         return 1.0, "plain"
 
     def _legacy(
-        self, total: int, successes: int, same: bool, deps: _DepsOutcome, context: str | None
+        self, total: int, successes: int, same: bool, deps: DepsOutcome, context: str | None
     ) -> SuccessEstimate:
         success = successes + deps.satisfied_runs
         if total == 0:
@@ -174,7 +166,7 @@ class SuccessProbabilityEstimator:
         group: int | None,
         total: int,
         same: bool,
-        deps: _DepsOutcome,
+        deps: DepsOutcome,
         context: str | None,
     ) -> SuccessEstimate:
         s = self.settings
@@ -227,7 +219,7 @@ class SuccessProbabilityEstimator:
             verdict = self._verdicts[key] = details_verdict(self.resolver, details)
         return verdict
 
-    def _deps(self, runs: list[DepsRun], context: str | None) -> _DepsOutcome:
+    def _deps(self, runs: list[DepsRun], context: str | None) -> DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
         satisfied = 0
         satisfied_weight = other_weight = 0.0
@@ -254,4 +246,4 @@ class SuccessProbabilityEstimator:
                 other_weight += run.weight
                 if context and context in (run.instigated_context, run.context):
                     same = True
-        return _DepsOutcome(satisfied, satisfied_weight, other_weight, same, legacy_failure)
+        return DepsOutcome(satisfied, satisfied_weight, other_weight, same, legacy_failure)

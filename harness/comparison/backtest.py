@@ -374,8 +374,13 @@ def _decide_at(engine: Engine, source: BacktestSource, cut: datetime) -> Schedul
         runs = source.history.runs
         columns = RunColumns.from_runs([runs[i] for i in np.flatnonzero(mask).tolist()])
     agg, context_runs = aggregate_run_columns(columns, fast.config, cut_us)
-    agg.debian_versions = dataset.debian_versions_by_source
-    context_runs.record_hits(agg, (c.context for c in dataset.candidates if c.context))
+    context_runs.complete(
+        agg,
+        (c.context for c in dataset.candidates if c.context),
+        debian_versions=dataset.debian_versions_by_source,
+        verdicts=source.verdicts,
+        config=fast.config,
+    )
     schedule: Schedule = fast.schedule_aggregated(
         dataset, agg, started=started, verdicts=source.verdicts
     )
