@@ -120,3 +120,14 @@ def test_integers_orjson_cannot_hold_take_the_reference_path(tmp_path: Path) -> 
     assert json.loads(schedule_bytes(schedule)) == reference(schedule)
     write_schedule(schedule, tmp_path / "s.json")
     assert read_schedule(tmp_path / "s.json").decisions[0].factors["huge"] == 2**70
+
+
+def test_factors_with_keys_that_are_not_strings_take_the_reference_path() -> None:
+    decision = Decision("a", "c", None, value=1.5, factors={1: 2.0, None: "x", "ok": 3})
+    schedule = Schedule("e", None, {}, datetime(2025, 6, 1), [decision], [])
+    assert json.loads(schedule_bytes(schedule)) == reference(schedule)
+    assert json.loads(schedule_bytes(schedule))["decisions"][0]["factors"] == {
+        "1": 2.0,
+        "None": "x",
+        "ok": 3,
+    }
