@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from engines.bulk import bulk_allocation
 from engines.model import (
     US_PER_DAY,
     US_PER_SECOND,
@@ -46,7 +47,6 @@ from engines.model import (
     datetime_to_us,
 )
 from harness.data.atomic import atomic_file
-from harness.data.run_table import bulk_allocation
 from harness.errors import InputError
 from scenarios.campaigns import (
     CAMPAIGN_WITHOUT_RUNS,

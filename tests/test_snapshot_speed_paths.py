@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engines.bulk import columnwise_builder
 from engines.model import (
     Candidate,
     CandidateKey,
@@ -295,7 +296,7 @@ def test_columnwise_building_equals_the_constructor(
     model: Any, rows: list[tuple[Any, ...]]
 ) -> None:
     names = snapshot._FastTable.of(model, dict.fromkeys(model.__annotations__, frozenset())).names
-    built = snapshot._columnwise_builder(model, names)(list(zip(*rows, strict=True)))
+    built = columnwise_builder(model, names)(list(zip(*rows, strict=True)))
     expected = [model(*row) for row in rows]
     assert built == expected
     assert [repr(b) for b in built] == [repr(e) for e in expected]
@@ -313,7 +314,7 @@ def test_columnwise_building_respects_post_init() -> None:
             if not self.name:
                 raise ValueError("empty")
 
-    build = snapshot._columnwise_builder(Checked, ("name",))
+    build = columnwise_builder(Checked, ("name",))
     assert build([("a",)]) == [Checked("a")]
     with pytest.raises(ValueError, match="empty"):
         build([("",)])
@@ -437,5 +438,5 @@ def test_columnwise_building_respects_a_named_tuple_subclass() -> None:
         def __new__(cls, codebase: str, campaign: str, change_set: str | None) -> Upper:
             return super().__new__(cls, codebase.upper(), campaign, change_set)
 
-    build = snapshot._columnwise_builder(Upper, CandidateKey._fields)
+    build = columnwise_builder(Upper, CandidateKey._fields)
     assert build([("a",), ("s",), (None,)]) == [("A", "s", None)]

@@ -11,9 +11,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engines.bulk import bulk_allocation
 from engines.legacy.core import run_legacy
 from engines.model import Dataset, Schedule
-from harness.data.run_table import bulk_allocation
 from harness.errors import EngineNotFound, SourceError
 
 if TYPE_CHECKING:

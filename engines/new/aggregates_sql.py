@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engines.bulk import bulk_allocation
 from engines.legacy.pg_interval import LazyAverages
 from engines.model import US_PER_DAY
 from engines.new.aggregates import (
@@ -43,7 +44,6 @@ from engines.new.aggregates import (
 )
 from engines.new.config import EngineConfig
 from engines.new.success import text_verdicts
-from harness.data.run_table import bulk_allocation
 
 if TYPE_CHECKING:
     from harness.data.janitor_db import JoinConnection

@@ -23,12 +23,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engines.bulk import bulk_allocation
 from engines.model import Dataset, Schedule, datetime_to_us
 from engines.new.aggregates import Aggregates, ContextRuns, RunColumns, aggregate_run_columns
 from engines.new.config import EngineConfig
 from engines.new.scoring import SchedulingEngine
 from engines.new.verdict_worker import VerdictWorker
-from harness.data.run_table import bulk_allocation, check_time_order, check_unvouched
+from harness.data.run_table import check_time_order, check_unvouched
 from harness.data.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 from harness.errors import InputError
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from engines.bulk import bulk_allocation
 from engines.model import Dataset, Schedule
 from harness.data.janitor_db import JanitorSession, dataset_session, open_session
-from harness.data.run_table import bulk_allocation
 
 if TYPE_CHECKING:
     from engines.new.scoring import SchedulingEngine

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from engines.bulk import bulk_allocation
 from engines.model import (
     Candidate,
     CandidateKey,
@@ -36,7 +37,6 @@ from engines.new.dependencies import DependencyResolver
 from engines.new.duration import DurationEstimator
 from engines.new.success import SuccessProbabilityEstimator
 from engines.queue_sim import QueueOverflow, QueueSimulator
-from harness.data.run_table import bulk_allocation
 
 log = logging.getLogger("engines.new")
 

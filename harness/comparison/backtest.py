@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.base import Engine, get_engine
+from engines.bulk import bulk_allocation
 from engines.legacy.memory import MemoryData
 from engines.model import (
     US_PER_SECOND,
@@ -54,7 +55,7 @@ from engines.model import (
     Schedule,
     datetime_to_us,
 )
-from harness.data.run_table import REPEATING, SCHEMA, bulk_allocation, read_runs
+from harness.data.run_table import REPEATING, SCHEMA, read_runs
 from harness.data.snapshot import load_snapshot, run_table_file
 from harness.data.sources import is_dsn, open_source, snapshot_path
 from harness.errors import InputError, SourceError

@@ -44,6 +44,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.composite import CompositeInfo, register_composite
 
+from engines.bulk import bulk_allocation
 from engines.model import (
     Candidate,
     CandidateKey,
@@ -57,7 +58,6 @@ from engines.model import (
     Run,
     timedelta_to_us,
 )
-from harness.data.run_table import bulk_allocation
 from harness.errors import SourceError
 
 #: Rows per round trip of the run table's server-side cursor.

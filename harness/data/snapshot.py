@@ -26,15 +26,14 @@ import json
 import math
 import os
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import partial
-from itertools import chain, compress, repeat
+from itertools import chain, compress
 from operator import attrgetter, is_not, itemgetter
 from pathlib import Path
-from types import MemberDescriptorType, NoneType
+from types import NoneType
 from typing import IO, Any, TypeVar
 
 import orjson
@@ -42,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from engines.bulk import bulk_allocation, columnwise_builder
 from engines.model import (
     BUCKETS,
     EPOCH,
@@ -60,7 +60,7 @@ from engines.model import (
     us_to_datetime,
 )
 from harness.data.atomic import atomic_directory
-from harness.data.run_table import bulk_allocation, read_runs, write_runs
+from harness.data.run_table import read_runs, write_runs
 from harness.data.safe_files import load_json, load_yaml
 from harness.errors import InputError
 
@@ -423,38 +423,6 @@ _INT_OR_NULL: frozenset[type] = frozenset({int, NoneType})
 _FLOAT_OR_NULL: frozenset[type] = frozenset({float, NoneType})
 
 
-def _columnwise_builder(model: Any, names: tuple[str, ...]) -> Callable[[list[Any]], list[Any]]:
-    """A function building ``model`` objects from columns of field values (in ``names`` order).
-
-    A frozen slots dataclass whose ``__init__`` is the generated one (and no
-    ``__post_init__``) is created bare, then filled a slot at a time across
-    all objects, each pass a C-level ``map``: a third faster than its
-    ``__init__``, which calls ``object.__setattr__`` once per field. A
-    NamedTuple (which cannot override ``__new__``) is made by ``tuple.__new__``,
-    as its ``_make`` does. Anything else is built through its constructor.
-    """
-    if issubclass(model, tuple) and vars(model).get("_fields") == names:  # not a subclass of one
-        return lambda columns: list(map(tuple.__new__, repeat(model), zip(*columns, strict=True)))
-    slots = [vars(model).get(name) for name in names]
-    generated_init = (
-        is_dataclass(model)
-        and getattr(model, "__dataclass_params__").init  # noqa: B009 (not in the stubs)
-        and not hasattr(model, "__post_init__")
-        and [f.name for f in fields(model)] == list(names)
-    )
-    if not generated_init or not all(isinstance(s, MemberDescriptorType) for s in slots):
-        return lambda columns: list(map(model, *columns))
-    setters = [slot.__set__ for slot in slots]
-
-    def build(columns: list[Any]) -> list[Any]:
-        made = list(map(object.__new__, repeat(model, len(columns[0]))))
-        for setter, column in zip(setters, columns, strict=True):
-            deque(map(setter, made, column), maxlen=0)
-        return made
-
-    return build
-
-
 @dataclass(frozen=True)
 class _FastTable:
     """How one table's records map onto a model class, field for field.
@@ -471,7 +439,7 @@ class _FastTable:
     def of(cls, model: Any, types: Mapping[str, frozenset[type]]) -> _FastTable:
         # The field order is the model's own, so positional building cannot drift from it.
         names = tuple(getattr(model, "_fields", None) or (f.name for f in fields(model)))
-        return cls(_columnwise_builder(model, names), names, tuple(types[name] for name in names))
+        return cls(columnwise_builder(model, names), names, tuple(types[name] for name in names))
 
     def decode(self, records: list[Any]) -> list[Any] | None:
         """The records as model objects, or ``None`` if any needs the careful decoder."""
