@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
 
+from engines.bulk import columnwise_builder
 from engines.model import BUCKET_RANK, CandidateKey, QueueItem, sorted_queue
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -20,6 +23,14 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 class QueueOverflow(ArithmeticError):
     """A priority that does not fit PostgreSQL's bigint."""
+
+
+#: A QueueItem's fields, in order; the simulator holds rows as plain tuples of them
+#: and builds the QueueItems once, all at once, when asked for the table.
+_NAMES = tuple(f.name for f in fields(QueueItem))
+_ID, _BUCKET, _PRIORITY = (_NAMES.index(name) for name in ("id", "bucket", "priority"))
+_as_row = attrgetter(*_NAMES)
+_build_items = columnwise_builder(QueueItem, _NAMES)
 
 
 class QueueSimulator:
@@ -30,12 +41,12 @@ class QueueSimulator:
     """
 
     def __init__(self, initial: Iterable[QueueItem] = ()) -> None:
-        self._rows: dict[tuple[str, str, str], QueueItem] = {}
+        self._rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         for item in initial:
-            self._rows[_conflict_key(item.codebase, item.suite, item.change_set)] = item
-        self._next_id = max((item.id for item in self._rows.values()), default=0) + 1
+            self._rows[_conflict_key(item.codebase, item.suite, item.change_set)] = _as_row(item)
+        self._next_id = max((row[_ID] for row in self._rows.values()), default=0) + 1
         self._min_priority: int | None = min(
-            (item.priority for item in self._rows.values()), default=None
+            (row[_PRIORITY] for row in self._rows.values()), default=None
         )
 
     def min_priority(self) -> int:
@@ -72,8 +83,7 @@ class QueueSimulator:
         key = (codebase, campaign, change_set or "")  # the unique index (see _conflict_key)
         existing = self._rows.get(key)
         if existing is None:
-            # positional, in field order: a bulk run adds 100,000 rows
-            row = QueueItem(
+            row = (
                 new_id,
                 codebase,
                 campaign,
@@ -85,41 +95,48 @@ class QueueSimulator:
                 refresh,
                 requester,
                 change_set,
+                None,  # branch_url
             )
         else:
-            old_rank, new_rank = BUCKET_RANK[existing.bucket], BUCKET_RANK[bucket]
+            old_rank, new_rank = BUCKET_RANK[existing[_BUCKET]], BUCKET_RANK[bucket]
             overwrite = old_rank >= new_rank or (
-                old_rank == new_rank and existing.priority >= priority
+                old_rank == new_rank and existing[_PRIORITY] >= priority
             )
             if not overwrite:
-                return existing.id, existing.bucket, existing.priority
-            row = replace(
-                existing,
-                context=context,
-                priority=priority,
-                bucket=bucket,
-                estimated_duration_us=estimated_duration_us,
-                refresh=refresh,
-                requester=requester,
-                command=command,
-                codebase=codebase,
+                return existing[_ID], existing[_BUCKET], existing[_PRIORITY]
+            # the row keeps its id, campaign, change set and branch URL
+            row = (
+                existing[_ID],
+                codebase,
+                existing[2],
+                command,
+                bucket,
+                priority,
+                context,
+                estimated_duration_us,
+                refresh,
+                requester,
+                existing[10],
+                existing[11],
             )
         self._rows[key] = row
-        self._recompute_min(existing, row)
-        return row.id, row.bucket, row.priority
+        self._recompute_min(existing, priority)
+        return (new_id if existing is None else existing[_ID]), bucket, priority
 
-    def _recompute_min(self, old: QueueItem | None, new: QueueItem) -> None:
-        if self._min_priority is None or new.priority < self._min_priority:
-            self._min_priority = new.priority
-        elif old is not None and old.priority == self._min_priority and new.priority > old.priority:
-            self._min_priority = min(item.priority for item in self._rows.values())
+    def _recompute_min(self, old: tuple[Any, ...] | None, priority: int) -> None:
+        if self._min_priority is None or priority < self._min_priority:
+            self._min_priority = priority
+        elif old is not None and old[_PRIORITY] == self._min_priority and priority > old[_PRIORITY]:
+            self._min_priority = min(row[_PRIORITY] for row in self._rows.values())
 
     def rows(self) -> list[QueueItem]:
         """The table in the order workers take it: bucket, priority, id."""
-        return sorted_queue(self._rows.values())
+        rows = list(self._rows.values())
+        return sorted_queue(_build_items(list(zip(*rows, strict=True))) if rows else [])
 
     def get(self, key: CandidateKey) -> QueueItem | None:
-        return self._rows.get(_conflict_key(*key))
+        row = self._rows.get(_conflict_key(*key))
+        return None if row is None else QueueItem(*row)
 
 
 def _conflict_key(codebase: str, suite: str, change_set: str | None) -> tuple[str, str, str]:
