@@ -320,3 +320,19 @@ def test_array_means_equal_the_legacys_timedelta(rows: list[tuple[float, int]]) 
         except OverflowError:
             expected = None
         assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(-(2**62), 2**62), st.integers(-5, 5000)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_codebase_values_normalized_together_are_each_ones_own(values: list[int | None]) -> None:
+    from engines.new.scoring import CodebaseNormalizer
+
+    normalizer = CodebaseNormalizer([(f"cb{i}", v) for i, v in enumerate(values)], 0.5)
+    names = [f"cb{i}" for i in range(len(values) + 1)]  # and one without a value
+    assert normalizer.normalized_all(names) == [normalizer.normalized(n) for n in names]

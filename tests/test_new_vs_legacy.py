@@ -121,14 +121,17 @@ def datasets(draw: st.DrawFn) -> Dataset:
                     st.none(), st.just({}), st.builds(lambda r: {"relations": r}, relations())
                 )
             )
+        finish = start + draw(st.integers(0, 7200 * 1_000_000))
+        # now and then a run without a start or finish time (the legacy raises on those)
+        missing = draw(st.sampled_from((None,) * 18 + ("start", "finish")))
         runs.append(
             Run(
                 id=f"run-{i:03d}",
                 codebase=draw(st.sampled_from(CODEBASES)),
                 suite=draw(st.sampled_from(CAMPAIGNS)),
                 result_code=code,
-                start_us=start,
-                finish_us=start + draw(st.integers(0, 7200 * 1_000_000)),
+                start_us=None if missing == "start" else start,
+                finish_us=None if missing == "finish" else finish,
                 failure_transient=draw(st.sampled_from((None, False, True))),
                 instigated_context=draw(st.sampled_from(CONTEXTS)),
                 context=draw(st.sampled_from(CONTEXTS)),
@@ -185,11 +188,16 @@ def test_default_profile_decides_everything_sensibly(dataset: Dataset) -> None:
 
 
 def decided_ahead(
-    dataset: Dataset, spec: str, forget: Callable[[str], bool] | None
+    dataset: Dataset,
+    spec: str,
+    forget: Callable[[str], bool] | None,
+    *,
+    one_by_one: bool = False,
 ) -> tuple[Schedule, Schedule]:
     """(the engine deciding install-deps failures one by one, the same decided ahead on
     arrays from a columnar snapshot's verdicts, those ``forget`` picks dropped;
-    ``forget`` None: no verdicts at all)."""
+    ``forget`` None: no verdicts at all). ``one_by_one``: the engine asks for each
+    candidate's estimates on its own instead of for all at once."""
     import tempfile
     from pathlib import Path
 
@@ -198,6 +206,8 @@ def decided_ahead(
     from harness.data.snapshot import write_snapshot
 
     engine = get_engine(spec)
+    if one_by_one:
+        engine._estimate_all = lambda candidates, *rest: [None] * len(candidates)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_snapshot(dataset, Path(tmp) / "snap", columnar_runs=True)
         columns = RunColumns.read_parquet(folder / "run.parquet")
@@ -282,3 +292,27 @@ def test_quirk_decided_ahead_the_newest_failure_names_what_the_legacy_raises() -
     assert ahead.decisions == reference.decisions
     (decision,) = ahead.decisions
     assert "debversion << " in decision.factors["legacy_failure"], decision.factors
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    datasets(),
+    st.sampled_from(("new:parity", "new:default")),
+    st.sampled_from((None, 0, 1, 2)),
+)
+def test_estimates_worked_out_together_are_each_candidates_own(
+    dataset: Dataset, spec: str, forget: int | None
+) -> None:
+    """The estimators' bulk methods (arrays, no call per candidate) and their
+    one-candidate methods give the same schedules, install-deps failures walked
+    one by one or decided ahead."""
+    import zlib
+
+    def forgotten(text: str) -> bool:
+        return forget is not None and zlib.crc32(text.encode()) % 3 < forget
+
+    together = decided_ahead(dataset, spec, None if forget is None else forgotten)
+    alone = decided_ahead(dataset, spec, None if forget is None else forgotten, one_by_one=True)
+    for bulk, single in zip(together, alone, strict=True):
+        assert bulk.decisions == single.decisions
+        assert bulk.queue == single.queue

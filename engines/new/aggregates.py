@@ -141,6 +141,11 @@ class Aggregates:
             self._means[group] = mean
         return mean
 
+    @property
+    def known_means(self) -> Mapping[int, int | None]:
+        """The means :meth:`mean_us` has at hand (worked out in bulk, or asked for before)."""
+        return self._means
+
     def context_hit(self, group: int, context: str) -> bool:
         index = self.context_index.get(context)
         return index is not None and group * len(self.context_index) + index in self.context_hits

@@ -16,8 +16,11 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from engines.bulk import bulk_allocation, columnwise_builder
 from engines.model import (
@@ -35,8 +38,8 @@ from engines.new.aggregates import (
 )
 from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
-from engines.new.duration import DurationEstimator
-from engines.new.success import SuccessProbabilityEstimator
+from engines.new.duration import DurationEstimate, DurationEstimator
+from engines.new.success import SuccessEstimate, SuccessProbabilityEstimator
 from engines.queue_sim import QueueOverflow, QueueSimulator
 
 log = logging.getLogger("engines.new")
@@ -66,6 +69,16 @@ class CandidateScore(NamedTuple):
     total: float
 
 
+class Estimates(NamedTuple):
+    """One candidate's run group and estimates, worked out for many candidates at once."""
+
+    group: int | None
+    #: (normalized codebase value, reason, what the legacy would raise)
+    normalized: tuple[float, str, str | None]
+    success: SuccessEstimate
+    duration: DurationEstimate
+
+
 class SchedulingDecision(NamedTuple):
     candidate: Candidate
     score: CandidateScore
@@ -90,6 +103,18 @@ class CodebaseNormalizer:
         self.values = {name: (value or 0) for name, value in values}
         self.max_value = max(self.values.values()) if self.values else None
         self.default = default
+        #: Every value is a double exactly, so dividing doubles divides the integers.
+        self._exact = all(-(2**53) < v < 2**53 for v in self.values.values())
+
+    def normalized_all(self, codebases: Sequence[str]) -> list[tuple[float, str, str | None]]:
+        """:meth:`normalized` of many codebases, the division on an array."""
+        if not self.max_value or not self._exact:  # (no values, or all 0: the same for all)
+            return list(map(self.normalized, codebases))
+        get, largest = self.values.get, self.max_value
+        values = np.minimum(
+            np.fromiter(map(get, codebases, repeat(0.0)), np.float64) / largest, 1.0
+        )
+        return list(zip(values.tolist(), repeat(""), repeat(None)))
 
     def normalized(self, codebase: str) -> tuple[float, str, str | None]:
         """(value, reason, what the legacy would raise)."""
@@ -255,11 +280,18 @@ class SchedulingEngine:
             # Campaigns others depend on first; the sort is stable, so the legacy
             # order is kept within a campaign rank.
             candidates = sorted(candidates, key=lambda c: resolver.campaign_rank(c.suite))
+        try:
+            known: list[Any] = self._estimate_all(candidates, inputs, success, duration)
+        except Exception:  # a row the bulk estimates choke on: each candidate on its own
+            log.debug("new engine: bulk estimates failed, deciding one by one", exc_info=True)
+            known = [None] * len(candidates)
         rows: list[tuple[Any, ...]] = []  # each Decision's fields, built all at once below
         failed: list[Decision] = []
-        for candidate in candidates:
+        for candidate, estimates in zip(candidates, known, strict=True):
             try:
-                decision = self.decide(candidate, inputs, resolver, success, duration)
+                decision = self.decide(
+                    candidate, inputs, resolver, success, duration, estimates=estimates
+                )
             except Exception as exc:  # one candidate's bug must not stop the run
                 # the traceback for whoever debugs; one summary line for everyone else
                 log.debug("new engine failed on %s", candidate.key.label(), exc_info=True)
@@ -279,6 +311,65 @@ class SchedulingEngine:
             )
         return out
 
+    def _estimate_all(
+        self,
+        candidates: Sequence[Candidate],
+        inputs: EngineInputs,
+        success: SuccessProbabilityEstimator,
+        duration: DurationEstimator,
+    ) -> list[Estimates]:
+        """Every candidate's :class:`Estimates`, worked out together (the estimators'
+        bulk methods), for :meth:`decide` to take instead of asking one by one."""
+        agg = inputs.aggregates
+        codebases = [c.codebase for c in candidates]
+        campaigns = [c.suite for c in candidates]
+        index = agg.group_index
+        groups = [index.get(key) for key in zip(codebases, campaigns, strict=True)]
+        # a re-read only ever fills in a missing context
+        contexts = [
+            c.context if c.context is not None else self._reread(c, inputs)[1] for c in candidates
+        ]
+        return list(
+            map(
+                tuple.__new__,
+                repeat(Estimates),
+                zip(
+                    groups,
+                    inputs.normalizer.normalized_all(codebases),
+                    success.estimate_all(agg, groups, contexts),
+                    duration.estimate_all(agg, groups, codebases, campaigns),
+                    strict=True,
+                ),
+            )
+        )
+
+    def _bonus(
+        self, inputs: EngineInputs, policy: str | None
+    ) -> tuple[float, str, str | None, bool]:
+        """:meth:`_publish_bonus`, once per policy and run."""
+        cached = inputs.bonus_cache.get(policy)
+        if cached is None:
+            cached = inputs.bonus_cache[policy] = self._publish_bonus(inputs.policies, policy)
+        return cached
+
+    def _reread(
+        self, candidate: Candidate, inputs: EngineInputs
+    ) -> tuple[Candidate | None, str | None]:
+        """The row without change set the legacy re-reads when a field it needs is
+        NULL (``None`` when it does not, or finds none), and the context it ends up with."""
+        has_entries = self._bonus(inputs, candidate.publish_policy)[3]
+        context = candidate.context
+        if (
+            (candidate.value is None and not has_entries)
+            or candidate.success_chance is None
+            or candidate.command is None
+        ):
+            plain = inputs.plain_candidates.get((candidate.codebase, candidate.suite))
+            if plain is not None and context is None:
+                context = plain.context
+            return plain, context
+        return None, context
+
     def decide(
         self,
         candidate: Candidate,
@@ -286,23 +377,22 @@ class SchedulingEngine:
         resolver: DependencyResolver,
         success: SuccessProbabilityEstimator,
         duration: DurationEstimator,
+        *,
+        estimates: Estimates | None = None,
     ) -> SchedulingDecision:
         """Score one candidate; never raises for bad data (reasons say what happened).
 
         Reasons name the rule or fallback behind each number; the numbers
         themselves are in the decision's fields and factors. Most reasons are
         shared constant strings, which keeps 100,000 decisions cheap.
+        ``estimates``: this candidate's, worked out in bulk (else asked for here).
         """
         cfg = self.config.scheduling
         reasons: list[str] = []
         legacy: list[str] = []
-        bonus_key = candidate.publish_policy
-        cached_bonus = inputs.bonus_cache.get(bonus_key)
-        if cached_bonus is None:
-            cached_bonus = inputs.bonus_cache[bonus_key] = self._publish_bonus(
-                inputs.policies, bonus_key
-            )
-        bonus, bonus_reason, bonus_legacy, has_entries = cached_bonus
+        bonus, bonus_reason, bonus_legacy, has_entries = self._bonus(
+            inputs, candidate.publish_policy
+        )
         if bonus_legacy:
             legacy.append(bonus_legacy)
         value: float | None
@@ -317,10 +407,10 @@ class SchedulingEngine:
             value = candidate.value + bonus if has_entries else candidate.value
             reasons.append(bonus_reason)
 
-        context, command = candidate.context, candidate.command
+        command = candidate.command
         candidate_value = value
         if value is None or candidate.success_chance is None or command is None:
-            plain = inputs.plain_candidates.get((candidate.codebase, candidate.suite))
+            plain, context = self._reread(candidate, inputs)
             if plain is None:
                 legacy.append(
                     f"CandidateUnavailable: no candidate {candidate.suite}/{candidate.codebase} "
@@ -329,27 +419,30 @@ class SchedulingEngine:
             else:
                 if candidate_value is None:
                     candidate_value = plain.value
-                if context is None:
-                    context = plain.context
                 if command is None:
                     command = plain.command
                 reasons.append(_R_REREAD)
+        else:
+            context = candidate.context
         if value is None:
             reasons.append(_R_VALUE_REREAD if candidate_value is not None else _R_VALUE_UNKNOWN)
 
-        ncv, ncv_reason, ncv_legacy = inputs.normalizer.normalized(candidate.codebase)
+        agg = inputs.aggregates
+        if estimates is None:
+            group = agg.group_index.get((candidate.codebase, candidate.suite))
+            ncv, ncv_reason, ncv_legacy = inputs.normalizer.normalized(candidate.codebase)
+            est = success.estimate(agg, group, context)
+            dur = duration.estimate(agg, group, candidate.codebase, candidate.suite)
+        else:
+            group, (ncv, ncv_reason, ncv_legacy), est, dur = estimates
         if ncv_legacy:
             legacy.append(ncv_legacy)
-        agg = inputs.aggregates
-        group = agg.group_index.get((candidate.codebase, candidate.suite))
-        est = success.estimate(agg, group, context)
         if est.legacy_failure:
             legacy.append(est.legacy_failure)
         if group is not None:
             problem = agg.legacy_time_problem[group]
             if problem:
                 legacy.append(problem)
-        dur = duration.estimate(agg, group, candidate.codebase, candidate.suite)
 
         minimum = cfg.minimum_normalized_codebase_value
         ncv_eff = ncv if ncv > minimum else minimum

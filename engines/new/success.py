@@ -18,9 +18,11 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from engines.new.aggregates import NO_DEPS, Aggregates, DepsOutcome, DepsRun
@@ -71,6 +73,10 @@ def text_verdicts(
         except Exception:
             continue
     return verdicts
+
+
+def _satisfied_note(runs: int) -> str:
+    return f"; {runs} install-deps failure(s) now satisfied count as successes"
 
 
 class SuccessProbabilityEstimator:
@@ -127,6 +133,64 @@ class SuccessProbabilityEstimator:
             return self._legacy(total, successes, same, deps, context)
         return self._decayed(agg, group, total, same, deps, context)
 
+    def estimate_all(
+        self, agg: Aggregates, groups: Sequence[int | None], contexts: Sequence[str | None]
+    ) -> list[SuccessEstimate]:
+        """:meth:`estimate` of many candidates: the legacy formula on arrays, except
+        where install-deps failures are left to walk (those one by one, as is the
+        decayed method). Same numbers, same order of operations."""
+        n = len(groups)
+        if self.settings.method != "legacy" or n == 0 or not agg.total:
+            return list(map(self.estimate, repeat(agg), groups, contexts))
+        s = self.settings
+        group = np.fromiter((-1 if g is None else g for g in groups), dtype=np.int64, count=n)
+        known = group >= 0
+        at = np.where(known, group, 0)
+        total = np.where(known, np.asarray(agg.total, dtype=np.int64)[at], 0)
+        successes = np.where(known, np.asarray(agg.successes, dtype=np.int64)[at], 0)
+        outcomes = [NO_DEPS if g is None else agg.deps_outcomes.get(g, NO_DEPS) for g in groups]
+        satisfied = np.fromiter((o.satisfied_runs for o in outcomes), dtype=np.int64, count=n)
+        index, width = agg.context_index, len(agg.context_index)
+        at_context = np.fromiter(
+            (index.get(c, -1) if c else -1 for c in contexts), dtype=np.int64, count=n
+        )
+        hits = np.fromiter(agg.context_hits, dtype=np.int64, count=len(agg.context_hits))
+        matched = known & (at_context >= 0)
+        same = matched & np.isin(group * width + at_context, hits)
+        without = np.fromiter((c is None for c in contexts), dtype=np.bool_, count=n)
+        why = np.where(total == 0, 0, np.where(same, 1, np.where(without, 2, 3)))
+        factors = np.array([1.0, s.same_context_multiplier, s.no_context_multiplier, 1.0])
+        multiplier = factors[why]
+        success = successes + satisfied
+        probability = (success * 10 + 1) / (total * 10 + 1) * multiplier
+        reasons = [self._legacy_reason[key] for key in ("first", "same", "none", "plain")]
+        out = list(
+            map(
+                tuple.__new__,
+                repeat(SuccessEstimate),
+                zip(
+                    probability.tolist(),
+                    total.tolist(),
+                    success.tolist(),
+                    multiplier.tolist(),
+                    satisfied.tolist(),
+                    [
+                        reasons[w] + _satisfied_note(k) if k else reasons[w]
+                        for w, k in zip(why.tolist(), satisfied.tolist(), strict=True)
+                    ],
+                    [o.legacy_failure for o in outcomes],
+                    (same & (total > 0)).tolist(),
+                    strict=True,
+                ),
+            )
+        )
+        walk = agg.deps_runs
+        if walk:
+            for i, g in enumerate(groups):
+                if g in walk:
+                    out[i] = self.estimate(agg, g, contexts[i])
+        return out
+
     def _multiplier(self, context: str | None, same: bool) -> tuple[float, str]:
         s = self.settings
         if same:
@@ -146,9 +210,7 @@ class SuccessProbabilityEstimator:
         probability = (success * 10 + 1) / (total * 10 + 1) * multiplier
         reason = self._legacy_reason[why]
         if deps.satisfied_runs:
-            reason += (
-                f"; {deps.satisfied_runs} install-deps failure(s) now satisfied count as successes"
-            )
+            reason += _satisfied_note(deps.satisfied_runs)
         return SuccessEstimate(
             probability,
             total,
@@ -191,9 +253,7 @@ class SuccessProbabilityEstimator:
         probability = min(1.0, max(0.0, rate * multiplier))
         reason = self._decayed_reason[why]
         if deps.satisfied_runs:
-            reason += (
-                f"; {deps.satisfied_runs} install-deps failure(s) now satisfied count as successes"
-            )
+            reason += _satisfied_note(deps.satisfied_runs)
         return SuccessEstimate(
             probability,
             total,
