@@ -20,15 +20,19 @@ database), :mod:`~engines.new.orchestrator` (new / fallback / shadow),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engines.new.config import PROFILES, load_config, load_profile
-from engines.new.engine import NewEngine
-from engines.new.scoring import SchedulingEngine
-from harness.errors import ConfigError
+if TYPE_CHECKING:
+    from engines.new.engine import NewEngine
+    from engines.new.scoring import SchedulingEngine
 
 
 def create_engine(option: str | None) -> NewEngine:
     """``new``, ``new:parity``, ``new:default``, ``new:config=PATH`` or ``new:PATH.yaml``."""
+    from engines.new.config import PROFILES, load_config, load_profile
+    from engines.new.engine import NewEngine
+    from harness.errors import ConfigError
+
     option = (option or "default").strip()
     if option in PROFILES:
         return NewEngine(load_profile(option), name=f"new:{option}", profile=option)
@@ -39,6 +43,21 @@ def create_engine(option: str | None) -> NewEngine:
     raise ConfigError(
         f"new engine: unknown option {option!r} (use parity, default, config=PATH or a .yaml path)"
     )
+
+
+def __getattr__(name: str) -> Any:
+    """The engine classes, imported when first asked for: a worker process
+    (``python -m engines.new.verdict_worker``) runs inside this package and
+    needs none of them."""
+    if name == "NewEngine":
+        from engines.new.engine import NewEngine
+
+        return NewEngine
+    if name == "SchedulingEngine":
+        from engines.new.scoring import SchedulingEngine
+
+        return SchedulingEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["NewEngine", "SchedulingEngine", "create_engine"]
