@@ -146,10 +146,31 @@ def test_install_deps_verdicts_are_worked_out_beside_the_queries(janitor_db: str
     with open_session(janitor_db, as_of=dataset.as_of) as session:
         pending = start_aggregates(session.connection, engine.config, dataset.as_of, session.joined)
         agg = pending.result()
-    texts = {run.text for runs in agg.deps_runs.values() for run in runs if run.text}
-    assert texts and pending.verdicts is not None and set(pending.verdicts) == texts
+    assert pending.verdicts and agg.deps_outcomes  # the groups' failures walked ahead
+    # a group is left to the engine only for a failure without a verdict
+    assert all(
+        any(run.text not in pending.verdicts for run in runs) for runs in agg.deps_runs.values()
+    )
     resolver = DependencyResolver({}, agg.debian_versions)
     for text, verdict in pending.verdicts.items():
         assert verdict == details_verdict(resolver, orjson.loads(text))
     # a text that cannot be decoded is left to the engine, which meets it on the candidate
     assert text_verdicts(["{", '{"relations": []}'], {}) == {'{"relations": []}': (False, None)}
+
+
+@pytest.mark.parametrize("profile", ["parity", "default"])
+def test_install_deps_failures_walked_beside_the_queries_decide_as_the_engine_would(
+    janitor_db: str, profile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The groups' failures walked while the last query runs (contexts folded into the
+    context hits) give the schedule the engine gives walking them candidate by candidate."""
+    from engines.new import aggregates_sql
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    restore_dataset(dataset, janitor_db)
+    engine = create_engine(profile)
+    ahead = schedule_from_database(engine, janitor_db, as_of=dataset.as_of)
+    monkeypatch.setattr(aggregates_sql, "fold_deps", lambda *args: {})
+    walked = schedule_from_database(engine, janitor_db, as_of=dataset.as_of)
+    assert ahead.decisions == walked.decisions
+    assert ahead.queue == walked.queue

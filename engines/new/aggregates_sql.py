@@ -24,10 +24,11 @@ import contextlib
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,13 +38,14 @@ from engines.legacy.pg_interval import LazyAverages
 from engines.model import US_PER_DAY
 from engines.new.aggregates import (
     Aggregates,
+    DepsOutcome,
     DepsRun,
     grouped_medians,
     legacy_mean_us,
     mean_if_unambiguous,
 )
 from engines.new.config import EngineConfig
-from engines.new.success import text_verdicts
+from engines.new.success import fold_deps, text_verdicts
 
 if TYPE_CHECKING:
     from harness.data.janitor_db import JoinConnection
@@ -414,6 +416,9 @@ class PendingAggregates:
         self._closed = False
         #: failure_details text → verdict, when worked out beside the queries.
         self.verdicts: dict[str, tuple[bool, str | None]] | None = None
+        #: The install-deps failures walked with them, by (codebase, campaign).
+        self.folded: dict[tuple[str, str], tuple[DepsOutcome, set[str | None]]] = {}
+        self._count_satisfied = config.success_estimation.count_satisfied_dependencies_as_success
         conn.execute(WORK_MEM_SQL)
         conn.execute(EXACT_FLOATS_SQL)
         if join is None:
@@ -427,11 +432,13 @@ class PendingAggregates:
 
     def _others_and_verdicts(self, c: Any) -> tuple[list[Any], Any, Any]:
         """The other queries; then, while the groups query still runs, the
-        install-deps verdicts the engine would otherwise work out as it decides."""
+        install-deps verdicts the engine would otherwise work out as it decides,
+        and each group's failures walked with them."""
         contexts, deps, debian = self.plan.others(c)
         self.verdicts = text_verdicts(
             (run.text for runs in deps.values() for run in runs if run.text is not None), debian
         )
+        self.folded = fold_deps(deps, self.verdicts, self._count_satisfied)
         return contexts, deps, debian
 
     def _on_snapshot(self, join: JoinConnection, work: Callable[[Any], Any]) -> Any:
@@ -446,8 +453,12 @@ class PendingAggregates:
                 other.execute(setting)
             return work(other)
 
-    def result(self) -> Aggregates:
-        """Wait for the queries and turn their rows into :class:`Aggregates`."""
+    def result(self, contexts: Collection[str] | None = None) -> Aggregates:
+        """Wait for the queries and turn their rows into :class:`Aggregates`.
+
+        ``contexts``: the candidates' contexts, if known; only those of the
+        walked install-deps failures are then kept as context hits.
+        """
         plan, conn = self.plan, self.conn
         if self._pool is None:
             for setting in SCAN_SETTINGS_SQL:
@@ -468,14 +479,28 @@ class PendingAggregates:
                 ordered = self._pool.submit(_ordered_means, conn, agg, ambiguous, plan.params)
         _fill(agg, groups, plan)
         index = agg.group_index
+        walked: list[tuple[int, str]] = []
         for key, runs in deps.items():
             found = index.get(key)
-            if found is not None:
+            if found is None:
+                continue
+            folded = self.folded.get(key)
+            if folded is None:
                 agg.deps_runs[found] = runs
+                continue
+            agg.deps_outcomes[found], seen = folded
+            walked.extend(
+                (found, ctx) for ctx in seen if ctx and (contexts is None or ctx in contexts)
+            )
         agg.set_context_hits(
-            (g, ctx)
-            for codebase, suite, ctx in context_rows
-            if (g := index.get((codebase, suite))) is not None
+            chain(
+                (
+                    (g, ctx)
+                    for codebase, suite, ctx in context_rows
+                    if (g := index.get((codebase, suite))) is not None
+                ),
+                walked,
+            )
         )
         agg.debian_versions = debian
         if ordered is not None:

@@ -43,7 +43,7 @@ def schedule_live(
         pending = start_aggregates(session.connection, engine.config, moment, session.joined)
         try:
             dataset = session.rows() if rows is None else rows
-            agg = pending.result()
+            agg = pending.result({c.context for c in dataset.candidates if c.context})
         finally:
             pending.close()
     if dataset.as_of != moment:

@@ -18,9 +18,9 @@ now counts as a success (``count_satisfied_dependencies_as_success``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -28,6 +28,8 @@ import orjson
 from engines.new.aggregates import NO_DEPS, Aggregates, DepsOutcome, DepsRun
 from engines.new.config import EngineConfig
 from engines.new.dependencies import DependencyResolver
+
+Key = TypeVar("Key", bound=Hashable)
 
 
 class SuccessEstimate(NamedTuple):
@@ -281,29 +283,72 @@ class SuccessProbabilityEstimator:
 
     def _deps(self, runs: list[DepsRun], context: str | None) -> DepsOutcome:
         """The install-deps failures of one group, newest first, as the legacy walks them."""
-        satisfied = 0
-        satisfied_weight = other_weight = 0.0
-        same = False
-        legacy_failure: str | None = None
-        count = self.settings.count_satisfied_dependencies_as_success
-        verdicts = self._verdicts
-        for run in runs:
-            # cached by the stored JSON text, as read (snapshot Parquet, database)
-            text = run.text
-            if text is None:
-                satisfied_now, failure = self._decoded_verdict(run.failure_details_value)
-            else:
-                verdict = verdicts.get(text)
-                if verdict is None:
-                    verdict = verdicts[text] = details_verdict(self.resolver, orjson.loads(text))
-                satisfied_now, failure = verdict
-            if failure and legacy_failure is None:
-                legacy_failure = failure
-            if satisfied_now and count:
-                satisfied += 1
-                satisfied_weight += run.weight
-            else:
-                other_weight += run.weight
-                if context and context in (run.instigated_context, run.context):
-                    same = True
-        return DepsOutcome(satisfied, satisfied_weight, other_weight, same, legacy_failure)
+        outcome, contexts = walk_deps(
+            runs, self._verdict, self.settings.count_satisfied_dependencies_as_success
+        )
+        if context and context in contexts:
+            return outcome._replace(same_context=True)
+        return outcome
+
+    def _verdict(self, run: DepsRun) -> tuple[bool, str | None]:
+        """One failure's verdict: known ahead, or worked out (and kept) by its stored JSON text."""
+        text = run.text
+        if text is None:
+            return self._decoded_verdict(run.failure_details_value)
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            verdict = self._verdicts[text] = details_verdict(self.resolver, orjson.loads(text))
+        return verdict
+
+
+def walk_deps(
+    runs: Iterable[DepsRun],
+    verdict: Callable[[DepsRun], tuple[bool, str | None]],
+    count_satisfied: bool,
+) -> tuple[DepsOutcome, set[str | None]]:
+    """A group's install-deps failures, newest first: their outcome (without the
+    candidate's context), and the contexts of those that count as failures
+    (a candidate with one of them had its context seen)."""
+    satisfied = 0
+    satisfied_weight = other_weight = 0.0
+    legacy_failure: str | None = None
+    contexts: set[str | None] = set()
+    for run in runs:
+        satisfied_now, failure = verdict(run)
+        if failure and legacy_failure is None:
+            legacy_failure = failure
+        if satisfied_now and count_satisfied:
+            satisfied += 1
+            satisfied_weight += run.weight
+        else:
+            other_weight += run.weight
+            contexts.add(run.instigated_context)
+            contexts.add(run.context)
+    return DepsOutcome(satisfied, satisfied_weight, other_weight, False, legacy_failure), contexts
+
+
+class _Unknown(Exception):
+    """A failure whose verdict is not known ahead."""
+
+
+def fold_deps(
+    deps: Mapping[Key, list[DepsRun]],
+    verdicts: Mapping[str, tuple[bool, str | None]],
+    count_satisfied: bool,
+) -> dict[Key, tuple[DepsOutcome, set[str | None]]]:
+    """:func:`walk_deps` of every group whose verdicts are all known, ahead of the
+    engine (a live run does it while its last query runs); the others are left out."""
+
+    def known(run: DepsRun) -> tuple[bool, str | None]:
+        verdict = None if run.text is None else verdicts.get(run.text)
+        if verdict is None:
+            raise _Unknown
+        return verdict
+
+    folded: dict[Key, tuple[DepsOutcome, set[str | None]]] = {}
+    for key, runs in deps.items():
+        try:
+            folded[key] = walk_deps(runs, known, count_satisfied)
+        except _Unknown:
+            continue
+    return folded
