@@ -28,7 +28,9 @@ class QueueOverflow(ArithmeticError):
 #: A QueueItem's fields, in order; the simulator holds rows as plain tuples of them
 #: and builds the QueueItems once, all at once, when asked for the table.
 _NAMES = tuple(f.name for f in fields(QueueItem))
-_ID, _BUCKET, _PRIORITY = (_NAMES.index(name) for name in ("id", "bucket", "priority"))
+_ID, _SUITE, _BUCKET, _PRIORITY, _CHANGE_SET, _BRANCH_URL = (
+    _NAMES.index(name) for name in ("id", "suite", "bucket", "priority", "change_set", "branch_url")
+)
 _as_row = attrgetter(*_NAMES)
 _build_items = columnwise_builder(QueueItem, _NAMES)
 
@@ -83,20 +85,7 @@ class QueueSimulator:
         key = (codebase, campaign, change_set or "")  # the unique index (see _conflict_key)
         existing = self._rows.get(key)
         if existing is None:
-            row = (
-                new_id,
-                codebase,
-                campaign,
-                command,
-                bucket,
-                priority,
-                context,
-                estimated_duration_us,
-                refresh,
-                requester,
-                change_set,
-                None,  # branch_url
-            )
+            row_id, suite, kept_change_set, branch_url = new_id, campaign, change_set, None
         else:
             old_rank, new_rank = BUCKET_RANK[existing[_BUCKET]], BUCKET_RANK[bucket]
             overwrite = old_rank >= new_rank or (
@@ -105,23 +94,29 @@ class QueueSimulator:
             if not overwrite:
                 return existing[_ID], existing[_BUCKET], existing[_PRIORITY]
             # the row keeps its id, campaign, change set and branch URL
-            row = (
+            row_id, suite, kept_change_set, branch_url = (
                 existing[_ID],
-                codebase,
-                existing[2],
-                command,
-                bucket,
-                priority,
-                context,
-                estimated_duration_us,
-                refresh,
-                requester,
-                existing[10],
-                existing[11],
+                existing[_SUITE],
+                existing[_CHANGE_SET],
+                existing[_BRANCH_URL],
             )
+        row = (
+            row_id,
+            codebase,
+            suite,
+            command,
+            bucket,
+            priority,
+            context,
+            estimated_duration_us,
+            refresh,
+            requester,
+            kept_change_set,
+            branch_url,
+        )
         self._rows[key] = row
         self._recompute_min(existing, priority)
-        return (new_id if existing is None else existing[_ID]), bucket, priority
+        return row_id, bucket, priority
 
     def _recompute_min(self, old: tuple[Any, ...] | None, priority: int) -> None:
         if self._min_priority is None or priority < self._min_priority:
