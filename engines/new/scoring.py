@@ -230,7 +230,10 @@ class SchedulingEngine:
         started: float,
         aggregated: float,
     ) -> Schedule:
-        decisions = self.decide_all(inputs, queue)
+        """Decide every candidate of ``inputs``; the cyclic GC waits, whoever the caller."""
+        with bulk_allocation(freeze=True):
+            decisions = self.decide_all(inputs, queue)
+            rows = queue.rows()
         finished = time.perf_counter()
         timings = {
             "aggregate_seconds": aggregated - started,
@@ -242,7 +245,7 @@ class SchedulingEngine:
             settings={**self.config.settings(), "aggregates_from": inputs.aggregates.origin},
             as_of=as_of.as_of,
             decisions=decisions,
-            queue=queue.rows(),
+            queue=rows,
             timings=timings,
             provenance=getattr(as_of, "provenance", None),
             notes=_notes(decisions),
