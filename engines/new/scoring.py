@@ -199,7 +199,22 @@ class SchedulingEngine:
         started: float,
         verdicts: Mapping[str, tuple[bool, str | None]] | None = None,
     ) -> Schedule:
-        """Decide ``dataset``'s candidates once the aggregates are known (any source)."""
+        """Decide ``dataset``'s candidates once the aggregates are known (any source).
+
+        The cyclic GC waits meanwhile, whoever the caller: the run builds
+        hundreds of thousands of objects, none of them cyclic.
+        """
+        with bulk_allocation(freeze=True):
+            return self._schedule_aggregated(dataset, agg, started=started, verdicts=verdicts)
+
+    def _schedule_aggregated(
+        self,
+        dataset: Dataset,
+        agg: Aggregates,
+        *,
+        started: float,
+        verdicts: Mapping[str, tuple[bool, str | None]] | None,
+    ) -> Schedule:
         aggregated = time.perf_counter()
         inputs = EngineInputs(
             as_of_us=dataset.as_of_us,
@@ -230,10 +245,8 @@ class SchedulingEngine:
         started: float,
         aggregated: float,
     ) -> Schedule:
-        """Decide every candidate of ``inputs``; the cyclic GC waits, whoever the caller."""
-        with bulk_allocation(freeze=True):
-            decisions = self.decide_all(inputs, queue)
-            rows = queue.rows()
+        decisions = self.decide_all(inputs, queue)
+        rows = queue.rows()
         finished = time.perf_counter()
         timings = {
             "aggregate_seconds": aggregated - started,
