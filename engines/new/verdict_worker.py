@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engines.bulk import bulk_allocation
 from engines.model import versions_by_source
 from engines.new.aggregates import DEPS_UNSATISFIED
 from engines.new.success import text_verdicts
@@ -89,9 +90,9 @@ class VerdictWorker:
 
 def main(argv: list[str]) -> int:
     runs_file, snapshot = argv
-    sys.stdout.buffer.write(
-        pickle.dumps(relation_verdicts(runs_file, snapshot), pickle.HIGHEST_PROTOCOL)
-    )
+    with bulk_allocation():  # decoding 100,000s of texts: nothing cyclic to collect
+        verdicts = relation_verdicts(runs_file, snapshot)
+    sys.stdout.buffer.write(pickle.dumps(verdicts, pickle.HIGHEST_PROTOCOL))
     return 0
 
 
