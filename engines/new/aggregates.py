@@ -105,9 +105,10 @@ class Aggregates:
     legacy_time_problem: list[str | None] = field(default_factory=list)
     deps_runs: dict[int, list[DepsRun]] = field(default_factory=dict)
     #: Groups whose install-deps failures were decided ahead, all at once
-    #: (:meth:`PendingDeps.resolve`): their outcome, the contexts of the
-    #: unsatisfied ones being in ``context_hits``. A group is here or in
-    #: ``deps_runs``, never both.
+    #: (:meth:`ContextRuns.settle_deps` on a snapshot, ``fold_deps`` in
+    #: :mod:`engines.new.success` on a live database): their outcome, the
+    #: contexts of the unsatisfied ones being in ``context_hits``. A group is
+    #: here or in ``deps_runs``, never both.
     deps_outcomes: dict[int, DepsOutcome] = field(default_factory=dict)
     #: (group, context) pairs where a counted, non-deps run had that context,
     #: encoded as ``group * len(context_index) + context_index[context]``.
