@@ -266,7 +266,12 @@ def _unique_ints(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return values
     ordered = np.sort(values)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    return ordered[_run_starts(ordered)]
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """True where a run of equal values begins (sorted values, or rows in group order)."""
+    return np.concatenate(([True], values[1:] != values[:-1]))
 
 
 @dataclass(frozen=True)
@@ -522,7 +527,7 @@ class ContextRuns:
         won = np.fromiter((v[0] for v in pairs), dtype=np.bool_, count=len(pairs))
         won &= count_satisfied
         failures = [v[1] for v in pairs]
-        first = np.concatenate(([True], groups[1:] != groups[:-1]))
+        first = _run_starts(groups)
         slot = np.cumsum(first) - 1  # the group's place among these groups
         width = int(slot[-1]) + 1
         satisfied = np.bincount(slot[won], minlength=width).tolist()
@@ -746,7 +751,7 @@ class PendingDeps:
         )
         # one slice of runs per group
         groups = self.groups[picked]
-        bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
+        bounds = np.flatnonzero(np.append(_run_starts(groups), True))
         starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
         return {
             g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)

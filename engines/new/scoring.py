@@ -690,12 +690,6 @@ def _candidate_contexts(candidates: Sequence[Candidate]) -> set[str]:
     return {c.context for c in candidates if c.context}
 
 
-def _num(value: float | int | None) -> str:
-    if value is None:
-        return "NULL"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _int_if_whole(value: float | None) -> float | None:
     if value is None:
         return None
