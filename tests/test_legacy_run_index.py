@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -222,3 +223,60 @@ def test_times_that_do_not_fit_a_column_are_averaged_run_by_run(start: int, fini
     run_by_run.add_span(10, 0)
     assert index.avg_duration_us(codebase="a") == run_by_run.average_us()
     assert index.avg_duration_us(campaign="s") == run_by_run.average_us()
+
+
+_EDGE_TIMES = _TIMES | st.sampled_from([0, 1, -1, 2**62 - 1, -(2**62) + 1, 2**62, 2**63 - 1])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", ""]),
+            st.sampled_from(["lintian-fixes", "fresh-releases"]),
+            _EDGE_TIMES | st.sampled_from([5, 6]),  # ties
+            _EDGE_TIMES,
+            st.sampled_from([None, False, True, 0, 1]),  # only True is transient
+        ),
+        max_size=60,
+    )
+)
+def test_runs_grouped_by_columns_are_the_runs_grouped_one_by_one(
+    rows: list[tuple[str, str, int | None, int | None, Any]],
+) -> None:
+    """Same groups in the same order, the same Run objects in the same order
+    within each, the same averages; or, for times beyond the columns, no answer
+    (the run-by-run code is used)."""
+    runs = [
+        Run(str(i), codebase, suite, "success", start, finish, transient)
+        for i, (codebase, suite, start, finish, transient) in enumerate(rows)
+    ]
+    by_columns = memory._index_by_columns(runs)
+    times = [t for _, _, start, finish, _ in rows for t in (start, finish) if t is not None]
+    if by_columns is None:
+        assert not runs or any(not -(2**62) < t < 2**62 for t in times)
+        return
+    assert all(-(2**62) < t < 2**62 for t in times)
+    groups, averages = by_columns
+    one_by_one = memory._group_in_python(runs)
+    assert list(groups) == list(one_by_one)
+    for key, group in one_by_one.items():
+        assert len(groups[key]) == len(group)
+        assert all(a is b for a, b in zip(groups[key], group, strict=True))
+    for mine, theirs in zip(averages, memory._averages_run_by_run(one_by_one), strict=True):
+        for name in ("a", "b", "c", "", "lintian-fixes", "fresh-releases", "absent"):
+            assert mine.get(name) == theirs.get(name)
+
+
+def test_the_run_index_groups_by_columns_when_the_times_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = [Run(str(i), f"c{i % 7}", "s", "success", i % 5, i % 5 + 9) for i in range(50)]
+    expected = memory._group_in_python(runs)
+
+    def not_called(runs: object) -> None:
+        raise AssertionError("grouped run by run")
+
+    monkeypatch.setattr(memory, "_group_in_python", not_called)
+    index = memory.RunIndex(runs)
+    assert dict(index.groups) == expected
+    assert index.avg_duration_us(codebase="c3") == 9

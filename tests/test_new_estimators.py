@@ -243,13 +243,13 @@ def test_grouped_medians_are_the_plans_sorted_middle(rows: list[tuple[int, int]]
 
 @given(st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.integers(0, 5))), max_size=60))
 def test_packed_group_order_equals_two_stable_sorts(rows: list[tuple[int, int | None]]) -> None:
-    from engines.new.aggregates import INT64_MIN, _group_order
+    from engines.grouping import INT64_MIN, group_order
 
     key = np.array([k for k, _ in rows], dtype=np.int64)
-    newest_first = np.array([INT64_MIN if s is None else -s for _, s in rows], dtype=np.int64)
-    by_start = np.argsort(newest_first, kind="stable")
+    newest = np.array([INT64_MIN if s is None else -s for _, s in rows], dtype=np.int64)
+    by_start = np.argsort(newest, kind="stable")
     expected = by_start[np.argsort(key[by_start], kind="stable")]
-    assert _group_order(key, newest_first).tolist() == expected.tolist()
+    assert group_order(key, newest).tolist() == expected.tolist()
 
 
 @given(

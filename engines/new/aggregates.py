@@ -36,6 +36,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from engines.grouping import group_order, newest_first, run_starts
 from engines.legacy.pg_interval import grouped_averages, interval_fields
 from engines.model import US_PER_DAY, Dataset, Run, timedelta_to_us
 from engines.new.config import EngineConfig
@@ -43,7 +44,6 @@ from engines.new.config import EngineConfig
 SUCCESS = "success"
 WORKER_FAILURE = "worker-failure"
 DEPS_UNSATISFIED = "install-deps-unsatisfied-dependencies"
-INT64_MIN = np.iinfo(np.int64).min
 
 
 class DepsRun(NamedTuple):
@@ -245,33 +245,12 @@ def segmented_sequential_sum(values: np.ndarray, group: np.ndarray, n_groups: in
     return sums
 
 
-def _group_order(key: np.ndarray, newest_first: np.ndarray) -> np.ndarray:
-    """Row indices ordered by group key, then newest first, then input order.
-
-    Two stable argsorts would do; packing the key and the rank of the first
-    sort into one integer lets a single plain sort do the second, faster.
-    """
-    by_start = np.argsort(newest_first, kind="stable")
-    n = len(key)
-    bits = max((n - 1).bit_length(), 1)
-    if n and int(key.min()) >= 0 and int(key.max()).bit_length() + bits <= 62:
-        packed = (key[by_start] << bits) | np.arange(n, dtype=np.int64)
-        packed.sort()
-        return by_start[packed & ((1 << bits) - 1)]
-    return by_start[np.argsort(key[by_start], kind="stable")]
-
-
 def _unique_ints(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique's hash path is many times slower here)."""
     if len(values) == 0:
         return values
     ordered = np.sort(values)
-    return ordered[_run_starts(ordered)]
-
-
-def _run_starts(values: np.ndarray) -> np.ndarray:
-    """True where a run of equal values begins (sorted values, or rows in group order)."""
-    return np.concatenate(([True], values[1:] != values[:-1]))
+    return ordered[run_starts(ordered)]
 
 
 @dataclass(frozen=True)
@@ -527,7 +506,7 @@ class ContextRuns:
         won = np.fromiter((v[0] for v in pairs), dtype=np.bool_, count=len(pairs))
         won &= count_satisfied
         failures = [v[1] for v in pairs]
-        first = _run_starts(groups)
+        first = run_starts(groups)
         slot = np.cumsum(first) - 1  # the group's place among these groups
         width = int(slot[-1]) + 1
         satisfied = np.bincount(slot[won], minlength=width).tolist()
@@ -587,8 +566,7 @@ def aggregate_run_columns(
     n_suites = max(len(suite_names), 1)
     key = cb * n_suites + suite
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
-    newest_first = np.where(start_null, INT64_MIN, -start)
-    order = _group_order(key, newest_first)
+    order = group_order(key, newest_first(start, start_null))
     key_s = key[order]
     change = key_s[1:] != key_s[:-1]
     gid = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
@@ -751,7 +729,7 @@ class PendingDeps:
         )
         # one slice of runs per group
         groups = self.groups[picked]
-        bounds = np.flatnonzero(np.append(_run_starts(groups), True))
+        bounds = np.flatnonzero(np.append(run_starts(groups), True))
         starts, ends = bounds[:-1].tolist(), bounds[1:].tolist()
         return {
             g: runs[a:b] for g, a, b in zip(groups[bounds[:-1]].tolist(), starts, ends, strict=True)
