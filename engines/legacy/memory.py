@@ -126,10 +126,9 @@ def _index_by_columns(
     n = len(runs)
     if n == 0:
         return None
-    _, codebases, campaigns, _, starts, finishes, transients, *_ = zip(*runs, strict=True)
     try:
-        start = pa.array(starts, pa.int64())
-        finish = pa.array(finishes, pa.int64())
+        start = pa.array(list(map(_start_us, runs)), pa.int64())
+        finish = pa.array(list(map(_finish_us, runs)), pa.int64())
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
     for times in (start, finish):
@@ -142,10 +141,10 @@ def _index_by_columns(
     finish_null = finish.is_null().to_numpy(zero_copy_only=False)
     start_us, finish_us = start.fill_null(0).to_numpy(), finish.fill_null(0).to_numpy()
     # failure_transient IS NOT TRUE
-    kept = ~np.fromiter(map(operator.is_, transients, repeat(True)), np.bool_, n)
+    kept = ~np.fromiter(map(operator.is_, map(_transient, runs), repeat(True)), np.bool_, n)
     codebase_codes, campaign_codes = _Codes(), _Codes()
-    codebase = np.fromiter(map(codebase_codes.__getitem__, codebases), np.int64, n)
-    campaign = np.fromiter(map(campaign_codes.__getitem__, campaigns), np.int64, n)
+    codebase = np.fromiter(map(codebase_codes.__getitem__, map(_codebase, runs)), np.int64, n)
+    campaign = np.fromiter(map(campaign_codes.__getitem__, map(_campaign, runs)), np.int64, n)
     codebase_names, campaign_names = list(codebase_codes), list(campaign_codes)
     width = max(len(campaign_names), 1)
     key = codebase * width + campaign
@@ -338,7 +337,13 @@ def _average(groups: Iterable[Sequence[Run]]) -> int | None:
 
 
 # Run fields read by C
-_start_us, _finish_us = itemgetter(4), itemgetter(5)
+_codebase, _campaign, _start_us, _finish_us = (
+    itemgetter(1),
+    itemgetter(2),
+    itemgetter(4),
+    itemgetter(5),
+)
+_transient = itemgetter(6)
 
 
 def _newest_first(group: list[Run]) -> None:
