@@ -228,3 +228,82 @@ def test_run_times_arrive_as_exact_microseconds(pg_server: Any, moments: list) -
     with psycopg.connect(pg_server.dsn("postgres")) as conn:
         got = [us for (us,) in conn.execute(query, (moments,))]
     assert got == [datetime_to_us(m) for m in moments]
+
+
+#: Strings a CSV reader could mistake: its own NULL spellings, the empty
+#: string (not NULL), separators, quotes, line breaks, spaces kept as they are.
+_AWKWARD = ["NULL", "null", "NaN", "N/A", "", " ", " padded ", 'a "quoted", b', "two\nlines\r\n"]
+_DETAILS = [
+    None,
+    '{"relations": [[{"name": "x", "version": [">=", "1.0"]}]]}',
+    '{"n": 123456789012345678901234567890, "f": 1e400, "u": "caf\\u00e9 \\ud83d\\ude00"}',
+    '{"a": 1, "a": 2}',
+    "[]",
+    '"NULL"',
+    '  {"spaced" : true}  ',
+]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_AWKWARD),
+            st.sampled_from([*_AWKWARD, None]),
+            st.sampled_from(_DETAILS),
+            st.sampled_from([None, True, False]),
+            st.sampled_from([None, datetime(1969, 12, 31, 23, 59, 59, 999999)]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_runs_copied_as_csv_equal_the_runs_read_row_by_row(
+    janitor_databases: Any, rows: list[tuple[str, str | None, str | None, bool | None, Any]]
+) -> None:
+    """The run table arrives through COPY (CSV, parsed by pyarrow); every value
+    must be what psycopg decodes row by row: strings, NULLs, JSON, booleans, times."""
+    from psycopg import sql
+
+    from harness.data import janitor_db
+
+    with janitor_databases.fresh() as dsn, psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO codebase (name) VALUES ('cb')")
+        conn.execute("INSERT INTO change_set (id, campaign) VALUES ('cs', 'lintian-fixes')")
+        for i, (code, context, details, transient, start) in enumerate(rows):
+            conn.execute(
+                "INSERT INTO run (id, start_time, finish_time, result_code, suite, codebase, "
+                "change_set, logfilenames, context, instigated_context, failure_details, "
+                "failure_transient) VALUES (%s, %s, %s, %s, 'lintian-fixes', 'cb', 'cs', '{}', "
+                "%s, %s, %s::json, %s)",
+                (f"r{i},{code}", start, start, code, context, context, details, transient),
+            )
+        conn.commit()
+        query = sql.Composed([sql.SQL(f"SELECT {janitor_db.RUN_COLUMNS} FROM run")])
+        with conn.transaction():
+            copied = janitor_db._copied_runs(conn, query, [])
+            by_cursor = janitor_db.read_runs_by_cursor(conn, query, [])
+    assert copied is not None  # pyarrow read it all: no fallback
+    assert copied == by_cursor
+    for a, b in zip(copied, by_cursor, strict=True):
+        assert [type(x) for x in a] == [type(x) for x in b]
+
+
+def test_runs_fall_back_to_the_cursor_when_the_copy_cannot_be_parsed(
+    janitor_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow refusing what COPY sent is no error: the rows are read again, by cursor."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    _populate(janitor_db)
+    refused: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        refused.append(args)
+        raise pa.ArrowInvalid("CSV parse error")
+
+    expected = read_dataset(janitor_db).runs
+    monkeypatch.setattr(pcsv, "read_csv", refuse)
+    assert read_dataset(janitor_db).runs == expected
+    assert refused  # the copy was tried first

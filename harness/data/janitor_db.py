@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -403,10 +404,97 @@ def read_runs(
     query = sql.Composed([sql.SQL(f"SELECT {RUN_COLUMNS} FROM run"), _where(conditions)])
     # A synchronized scan could start mid-table.
     conn.execute("SET LOCAL synchronize_seqscans = off")
+    copied = _copied_runs(conn, query, params)
+    return read_runs_by_cursor(conn, query, params) if copied is None else copied
+
+
+def read_runs_by_cursor(
+    conn: psycopg.Connection, query: sql.Composed, params: Sequence[Any]
+) -> list[Run]:
+    """The runs row by row, psycopg decoding each value: what the copy must equal."""
     with conn.cursor(name="janitor_shadow_runs", binary=True) as cur:
         cur.itersize = RUN_BATCH
         cur.execute(query, params)
         return list(map(run_from_row, cur))
+
+
+#: How ``COPY … (FORMAT csv)`` writes a run row, for pyarrow's CSV reader. NULL
+#: is an unquoted empty field and an empty string a quoted one; nothing else
+#: is NULL (pyarrow's defaults would also take "NULL", "NaN", "N/A", … for NULL).
+_CSV_NULLS = {"null_values": [""], "strings_can_be_null": True}
+
+
+def _copied_runs(
+    conn: psycopg.Connection, query: sql.Composed, params: Sequence[Any]
+) -> list[Run] | None:
+    """The runs through ``COPY … TO STDOUT (FORMAT csv)``, parsed by pyarrow.
+
+    Two million rows decoded value by value take several times longer than
+    the server needs to send them; parsed as CSV they arrive as columns,
+    the repeating strings shared. ``failure_details`` is decoded with
+    ``json.loads``, as psycopg's loader does. ``None`` when pyarrow cannot
+    read what came (the rows are then read again by cursor, same snapshot).
+    """
+    import io
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from harness.data.run_table import shared_strings
+
+    buffer = io.BytesIO()
+    with conn.cursor() as cur:
+        statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+        with cur.copy(statement, params) as copy:
+            for block in copy:
+                buffer.write(block)
+    shared = pa.dictionary(pa.int32(), pa.string())
+    types = {
+        "id": pa.string(),
+        "codebase": shared,
+        "suite": shared,
+        "result_code": shared,
+        "start_us": pa.int64(),
+        "finish_us": pa.int64(),
+        "failure_transient": pa.bool_(),
+        "instigated_context": shared,
+        "context": shared,
+        "failure_details": pa.string(),
+    }
+    data = pa.py_buffer(buffer.getbuffer())  # no copy: the view keeps the bytes alive
+    del buffer
+    try:
+        table = pcsv.read_csv(
+            data,
+            read_options=pcsv.ReadOptions(column_names=list(Run._fields), block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+                **_CSV_NULLS,
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    del data
+    with bulk_allocation():
+        columns: list[list[Any]] = []
+        for name in Run._fields:
+            column = table.column(name)
+            if pa.types.is_dictionary(column.type):
+                columns.append(shared_strings(column))
+            else:
+                columns.append(column.to_pylist())
+        details = columns[-1]
+        for row in np.flatnonzero(
+            table.column("failure_details").is_valid().to_numpy(zero_copy_only=False)
+        ).tolist():
+            details[row] = json.loads(details[row])
+        return list(map(tuple.__new__, repeat(Run), zip(*columns, strict=True)))
 
 
 def read_debian_versions(conn: psycopg.Connection) -> list[DebianVersion] | None:

@@ -164,7 +164,7 @@ def read_runs(path: Path, *, vouched: bool = False) -> list[Run]:
         if problem is not None:
             pq.read_table(path)  # an unreadable file is reported as such first, as it always was
             raise problem
-        # The repeating columns come back as dictionaries: see _shared_strings.
+        # The repeating columns come back as dictionaries: see shared_strings.
         table = pq.read_table(path, columns=SCHEMA.names, read_dictionary=REPEATING)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Parquet: {exc}", file=file) from exc
@@ -211,7 +211,7 @@ def _schema_problem(schema: pa.Schema, file: str) -> InputError | None:
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
     """A column as a list of Python values (timestamps as integer microseconds)."""
     if pa.types.is_dictionary(column.type):
-        return _shared_strings(column)
+        return shared_strings(column)
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.int64())
         if not column.null_count:
@@ -219,7 +219,7 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
-def _shared_strings(column: pa.ChunkedArray) -> list[str | None]:
+def shared_strings(column: pa.ChunkedArray) -> list[str | None]:
     """A dictionary column's values, one Python string per distinct value.
 
     Converting each of two million cells separately costs several times as
