@@ -307,3 +307,63 @@ def test_runs_fall_back_to_the_cursor_when_the_copy_cannot_be_parsed(
     monkeypatch.setattr(pcsv, "read_csv", refuse)
     assert read_dataset(janitor_db).runs == expected
     assert refused  # the copy was tried first
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.lists(
+        st.characters(codec="utf-8") | st.sampled_from(["\\ud800", "\\u0000", '"']), max_size=8
+    ).map("".join)
+)
+_NUMBER_SPELLINGS = st.sampled_from(
+    [
+        *("-0", "-0.0", "1E-400", "1e400", "-1e400", "0.1000000000000000055511151231257827"),
+        *("1e22", "1.5E+3", "123456789012345678901234567890"),
+        *("9223372036854775808", "-9223372036854775809"),
+    ]
+)
+
+
+def _as_json(value: Any) -> str:
+    """JSON text of ``value``; a literal backslash-u in a string becomes an escape
+    (``\\ud800``: a lone surrogate, which only json.loads accepts)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False).replace("\\\\u", "\\u")
+
+
+@given(
+    st.recursive(
+        _JSON_SCALARS.map(_as_json) | _NUMBER_SPELLINGS,
+        lambda inner: (
+            st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]")
+            | st.lists(st.tuples(st.sampled_from(["a", "b", "a"]), inner), max_size=4).map(
+                lambda kv: "{" + ",".join(f'"{k}": {v}' for k, v in kv) + "}"
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_json_details_decode_as_psycopg_decodes_them(text: str) -> None:
+    """orjson where it can, json.loads where it cannot: always json.loads' value
+    (duplicate keys, huge integers, overflowing floats, lone surrogates)."""
+    import json
+    import math
+
+    from harness.data.janitor_db import json_value
+
+    def same(a: Any, b: Any) -> bool:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, float):
+            return a == b and math.copysign(1, a) == math.copysign(1, b)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(map(same, a, b))
+        if isinstance(a, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+        return bool(a == b)
+
+    assert same(json_value(text), json.loads(text))

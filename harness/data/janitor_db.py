@@ -32,6 +32,7 @@ A DSN's password never appears in a provenance or an error message
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -424,6 +425,27 @@ def read_runs_by_cursor(
 _CSV_NULLS = {"null_values": [""], "strings_can_be_null": True}
 
 
+#: 19 digits in a row: maybe an integer beyond int64, which orjson reads as a
+#: float (or refuses) where ``json.loads`` keeps it exact.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def json_value(text: str) -> Any:
+    """A ``json`` column's text as psycopg's loader decodes it (``json.loads``):
+    by orjson, faster, unless the text holds a long run of digits or orjson
+    refuses it (a lone surrogate)."""
+    import json
+
+    import orjson
+
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def _copied_runs(
     conn: psycopg.Connection, query: sql.Composed, params: Sequence[Any]
 ) -> list[Run] | None:
@@ -431,12 +453,10 @@ def _copied_runs(
 
     Two million rows decoded value by value take several times longer than
     the server needs to send them; parsed as CSV they arrive as columns,
-    the repeating strings shared. ``failure_details`` is decoded with
-    ``json.loads``, as psycopg's loader does. ``None`` when pyarrow cannot
+    the repeating strings shared; ``failure_details`` by :func:`json_value`. ``None`` when pyarrow cannot
     read what came (the rows are then read again by cursor, same snapshot).
     """
     import io
-    import json
 
     import numpy as np
     import pyarrow as pa
@@ -493,7 +513,7 @@ def _copied_runs(
         for row in np.flatnonzero(
             table.column("failure_details").is_valid().to_numpy(zero_copy_only=False)
         ).tolist():
-            details[row] = json.loads(details[row])
+            details[row] = json_value(details[row])
         return list(map(tuple.__new__, repeat(Run), zip(*columns, strict=True)))
 
 
