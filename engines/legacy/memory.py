@@ -114,18 +114,9 @@ class _Codes(dict[Any, int]):
 _TIME_BOUND = 2**62
 
 
-def _index_by_columns(
-    runs: Sequence[Run],
-) -> tuple[dict[tuple[str, str], list[Run]], tuple[Averages, Averages]] | None:
-    """:func:`_group_in_python`'s groups (same order, same lists) and
-    :func:`_averages_by_columns`' averages, sorted and summed by numpy on the
-    runs' columns: a Python sort per group and a second pass over every run
-    cost several times more at two million runs. ``None`` when a time is not
-    an integer that fits the columns (the run-by-run code then decides).
-    """
-    n = len(runs)
-    if n == 0:
-        return None
+def _time_columns(runs: Sequence[Run]) -> tuple[pa.Array, pa.Array] | None:
+    """The runs' start and finish times as int64 columns; ``None`` when a time is
+    not an integer, or so large that a span or a negation could overflow."""
     try:
         start = pa.array(list(map(_start_us, runs)), pa.int64())
         finish = pa.array(list(map(_finish_us, runs)), pa.int64())
@@ -137,6 +128,23 @@ def _index_by_columns(
             -_TIME_BOUND < extremes["min"] <= extremes["max"] < _TIME_BOUND
         ):
             return None
+    return start, finish
+
+
+def _index_by_columns(
+    runs: Sequence[Run],
+) -> tuple[dict[tuple[str, str], list[Run]], tuple[Averages, Averages]] | None:
+    """:func:`_group_in_python`'s groups (same order, same lists) and
+    :func:`_averages_by_columns`' averages, sorted and summed by numpy on the
+    runs' columns: a Python sort per group and a second pass over every run
+    cost several times more at two million runs. ``None`` when a time is not
+    an integer that fits the columns (the run-by-run code then decides).
+    """
+    n = len(runs)
+    times = _time_columns(runs) if n else None
+    if times is None:
+        return None
+    start, finish = times
     start_null = start.is_null().to_numpy(zero_copy_only=False)
     finish_null = finish.is_null().to_numpy(zero_copy_only=False)
     start_us, finish_us = start.fill_null(0).to_numpy(), finish.fill_null(0).to_numpy()
@@ -192,19 +200,10 @@ def _averages_by_columns(
     """Every codebase's and campaign's AVG at once, summed by numpy from the
     groups' times (a campaign's average reads hundreds of thousands of runs);
     ``None`` when a time is not an integer whose spans fit a column."""
-    runs = list(chain.from_iterable(groups.values()))
-    try:
-        start = pa.array(list(map(_start_us, runs)), pa.int64())
-        finish = pa.array(list(map(_finish_us, runs)), pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+    times = _time_columns(list(chain.from_iterable(groups.values())))
+    if times is None:
         return None
-    for times in (start, finish):
-        extremes = pc.min_max(times).as_py()
-        if (
-            extremes["min"] is not None
-            and not -(2**62) < extremes["min"] <= extremes["max"] < 2**62
-        ):
-            return None  # a span could overflow int64
+    start, finish = times
     sizes = np.fromiter(map(len, groups.values()), np.int64, len(groups))
     timed = ~(start.is_null().to_numpy(zero_copy_only=False)) & ~(
         finish.is_null().to_numpy(zero_copy_only=False)
