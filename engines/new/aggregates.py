@@ -568,10 +568,10 @@ def aggregate_run_columns(
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
     order = group_order(key, newest_first(start, start_null))
     key_s = key[order]
-    change = key_s[1:] != key_s[:-1]
-    gid = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
+    starts = run_starts(key_s)
+    gid = np.cumsum(starts, dtype=np.int64) - 1
     n_groups = int(gid[-1]) + 1
-    first = np.flatnonzero(np.concatenate(([True], change)))
+    first = np.flatnonzero(starts)
     group_keys = key_s[first]
     agg.group_index = {
         (cb_names[int(k) // n_suites], suite_names[int(k) % n_suites]): g
