@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -453,11 +452,10 @@ def _copied_runs(
     """
     import io
 
-    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    from harness.data.run_table import shared_strings
+    from harness.data.run_table import runs_from_table
 
     buffer = io.BytesIO()
     with conn.cursor() as cur:
@@ -499,20 +497,7 @@ def _copied_runs(
     except pa.ArrowException:
         return None
     del data
-    with bulk_allocation():
-        columns: list[list[Any]] = []
-        for name in Run._fields:
-            column = table.column(name)
-            if pa.types.is_dictionary(column.type):
-                columns.append(shared_strings(column))
-            else:
-                columns.append(column.to_pylist())
-        details = columns[-1]
-        for row in np.flatnonzero(
-            table.column("failure_details").is_valid().to_numpy(zero_copy_only=False)
-        ).tolist():
-            details[row] = json_value(details[row])
-        return list(map(tuple.__new__, repeat(Run), zip(*columns, strict=True)))
+    return runs_from_table(table, Run._fields, lambda _row, text: json_value(text))
 
 
 def read_debian_versions(conn: psycopg.Connection) -> list[DebianVersion] | None:

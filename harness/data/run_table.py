@@ -12,7 +12,7 @@ Python string shared by all its runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import repeat
 from pathlib import Path
@@ -164,7 +164,7 @@ def read_runs(path: Path, *, vouched: bool = False) -> list[Run]:
         if problem is not None:
             pq.read_table(path)  # an unreadable file is reported as such first, as it always was
             raise problem
-        # The repeating columns come back as dictionaries: see shared_strings.
+        # The repeating columns come back as dictionaries: see _shared_strings.
         table = pq.read_table(path, columns=SCHEMA.names, read_dictionary=REPEATING)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Parquet: {exc}", file=file) from exc
@@ -179,18 +179,31 @@ def read_runs(path: Path, *, vouched: bool = False) -> list[Run]:
     check_time_order(values[0], nulls[0], values[1], nulls[1], file)
     if not vouched:
         check_unvouched(table, file)
+
+    def decode(index: int, text: str) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(
+                f"invalid JSON: {exc}", file=file, record=index + 1, field="failure_details"
+            ) from exc
+
+    return runs_from_table(table, SCHEMA.names, decode)
+
+
+def runs_from_table(
+    table: pa.Table, names: Sequence[str], decode_details: Callable[[int, str], Any]
+) -> list[Run]:
+    """Run tuples from ``table``'s columns ``names`` (in Run's field order; repeating
+    strings as dictionaries, times as timestamps or integer µs), each non-NULL
+    ``failure_details`` text turned into its value by ``decode_details(row, text)``."""
     with bulk_allocation():
-        columns = [_python_values(table.column(name)) for name in SCHEMA.names]
+        columns = [_python_values(table.column(name)) for name in names]
         details = table.column("failure_details")
         parsed = columns[-1]
         # Only the rows that have details are visited (most have none).
         for index in np.flatnonzero(details.is_valid().to_numpy(zero_copy_only=False)).tolist():
-            try:
-                parsed[index] = orjson.loads(parsed[index])
-            except orjson.JSONDecodeError as exc:
-                raise InputError(
-                    f"invalid JSON: {exc}", file=file, record=index + 1, field="failure_details"
-                ) from exc
+            parsed[index] = decode_details(index, parsed[index])
         # Run is a NamedTuple, whose __new__ cannot be overridden: tuple.__new__
         # builds the same object without a Python-level call per row.
         return list(map(tuple.__new__, repeat(Run), zip(*columns, strict=True)))
@@ -211,7 +224,7 @@ def _schema_problem(schema: pa.Schema, file: str) -> InputError | None:
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
     """A column as a list of Python values (timestamps as integer microseconds)."""
     if pa.types.is_dictionary(column.type):
-        return shared_strings(column)
+        return _shared_strings(column)
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.int64())
         if not column.null_count:
@@ -219,7 +232,7 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
-def shared_strings(column: pa.ChunkedArray) -> list[str | None]:
+def _shared_strings(column: pa.ChunkedArray) -> list[str | None]:
     """A dictionary column's values, one Python string per distinct value.
 
     Converting each of two million cells separately costs several times as
