@@ -17,7 +17,6 @@ The file is written atomically (:mod:`harness.data.atomic`).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from engines.bulk import bulk_allocation
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
 from harness.data.atomic import write_atomic
 from harness.data.safe_files import load_json
@@ -207,9 +207,7 @@ def schedule_bytes(schedule: Schedule) -> bytes:
     """The schedule JSON document (:func:`schedule_to_json`'s), serialized with orjson."""
     # Hundreds of thousands of fresh dicts, none of them cyclic: the cyclic
     # collector would only rescan them (a third of the time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with bulk_allocation():
         try:
             return (
                 orjson.dumps(schedule_to_json(schedule, fast=True), option=orjson.OPT_INDENT_2)
@@ -218,9 +216,6 @@ def schedule_bytes(schedule: Schedule) -> bytes:
         except TypeError:  # a value orjson has no rule for: the reference path says which
             document = schedule_to_json(schedule)
             return json.dumps(document, indent=1, allow_nan=False).encode() + b"\n"
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> None:

@@ -10,10 +10,8 @@ enqueueing the same schedule twice changes nothing the second time.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
@@ -22,6 +20,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from engines.bulk import bulk_allocation
 from engines.model import BUCKET_RANK, CandidateKey, QueueItem, Schedule, timedelta_to_us
 from harness.cli.crash import redact_secrets
 from harness.errors import ShadowError
@@ -328,24 +327,6 @@ def as_items(schedule: Schedule | Sequence[EnqueueItem]) -> list[EnqueueItem]:
     return list(schedule)
 
 
-@contextmanager
-def bulk() -> Iterator[None]:
-    """The cyclic garbage collector paused while 100,000 entries are built and compared.
-
-    The entries are tuples, which make no cycles, but every allocation
-    counts towards a collection that walks all the schedule's objects: half
-    of an enqueue's CPU time went to it. Reference counting still frees
-    everything; the collector resumes (if it ran before) at the end.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class BatchedTarget:
     """What both targets share: the batch loop of :meth:`apply`, one-line errors, lifetime.
 
@@ -374,7 +355,7 @@ class BatchedTarget:
         raise NotImplementedError
 
     def plan(self, schedule: Schedule | Sequence[EnqueueItem]) -> EnqueuePlan:
-        with bulk():
+        with bulk_allocation():
             return self._plan(unique_keys(as_items(schedule)))
 
     def apply(
@@ -384,14 +365,14 @@ class BatchedTarget:
         counts = EnqueueCounts()
         batches = 0
         stopped = False
-        with bulk():
+        with bulk_allocation():
             items = unique_keys(plan.items)
         try:
             for batch in chunks(items, self.batch_size):
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
-                with bulk():
+                with bulk_allocation():
                     counts += EnqueueCounts.of(self._write_batch(batch))
                 batches += 1
         except self.errors as exc:
@@ -424,7 +405,7 @@ def items_from_schedule(schedule: Schedule) -> list[EnqueueItem]:
     rule refused is written as the queue holds it, so the target ends up as
     the schedule says.
     """
-    with bulk():
+    with bulk_allocation():
         decided = {
             (d.codebase, d.campaign, d.change_set) for d in schedule.decisions if d.error is None
         }
