@@ -1,27 +1,37 @@
 """The schedule writer's shortcuts agree with the general path: orjson writes
 what the standard library's ``json`` wrote before (parsed, the same
-document), and the factors passed through untouched are what the general
-conversion would have made of them."""
+document), the factors passed through untouched are what the general
+conversion would have made of them, and the file written a piece at a time
+holds the whole document's bytes."""
 
 from __future__ import annotations
 
+import errno
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
+from harness.data import schedule_json
 from harness.data.schedule_json import (
+    PIECE_ROWS,
     _fast_jsonable,
     _jsonable,
     read_schedule,
     schedule_bytes,
+    schedule_pieces,
     schedule_to_json,
     write_schedule,
 )
+from harness.errors import InputError
 
 texts = st.text(max_size=12)
 maybe_text = st.none() | texts
@@ -131,3 +141,79 @@ def test_factors_with_keys_that_are_not_strings_take_the_reference_path() -> Non
         "None": "x",
         "ok": 3,
     }
+
+
+def _whole_document(schedule: Schedule) -> bytes | None:
+    """orjson's serialization of the whole document, or None where it has no rule."""
+    try:
+        return orjson.dumps(schedule_to_json(schedule, fast=True), option=orjson.OPT_INDENT_2)
+    except TypeError:
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedules, st.integers(1, 4))
+def test_pieces_join_into_the_whole_document_byte_for_byte(schedule: Schedule, rows: int) -> None:
+    whole = _whole_document(schedule)
+    if whole is None:
+        with pytest.raises(TypeError):
+            b"".join(schedule_pieces(schedule, rows=rows))
+    else:
+        assert b"".join(schedule_pieces(schedule, rows=rows)) == whole + b"\n"
+        assert schedule_bytes(schedule) == whole + b"\n"
+
+
+def _many_rows(n: int) -> Schedule:
+    decisions = [
+        Decision(f"cb{i}", "c", None, value=i / 3, factors={"cost": 1.5 * i}, reasons=("r",))
+        for i in range(n)
+    ]
+    queue = [QueueItem(i, f"cb{i}", "c", "cmd", "default", i) for i in range(n)]
+    return Schedule("e", None, {}, datetime(2025, 6, 1), decisions, queue)
+
+
+def test_a_file_of_many_pieces_holds_the_whole_document(tmp_path: Path) -> None:
+    schedule = _many_rows(3 * PIECE_ROWS + 5)
+    write_schedule(schedule, tmp_path / "s.json")
+    assert (tmp_path / "s.json").read_bytes() == schedule_bytes(schedule)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def test_a_value_orjson_refuses_in_a_late_piece_rewrites_the_file_by_the_reference_path(
+    tmp_path: Path,
+) -> None:
+    schedule = _many_rows(2 * PIECE_ROWS)
+    schedule.decisions[-1].factors["huge"] = 2**70  # in the last piece: earlier ones are written
+    write_schedule(schedule, tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_bytes()) == reference(schedule)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+@pytest.mark.parametrize("failing", ["second", "last"])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    target = tmp_path / "s.json"
+    target.write_text("old")
+    real_atomic_file = schedule_json.atomic_file
+
+    class DiskFills:
+        def __init__(self, handle: IO[bytes]) -> None:
+            self.handle, self.written = handle, 0
+
+        def write(self, piece: bytes) -> int:
+            if (failing == "second" and self.written) or piece.endswith(b"}\n"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += 1
+            return self.handle.write(piece)
+
+    @contextmanager
+    def filling_up(path: Path) -> Iterator[DiskFills]:
+        with real_atomic_file(path) as handle:
+            yield DiskFills(handle)
+
+    monkeypatch.setattr(schedule_json, "atomic_file", filling_up)
+    with pytest.raises(InputError, match="No space left on device"):
+        write_schedule(_many_rows(3 * PIECE_ROWS), target)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+    assert target.read_text() == "old"

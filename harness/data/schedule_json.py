@@ -12,7 +12,8 @@ serializes it with orjson (a fifth of the standard library's time on
 untouched when a check of all decisions at once finds only finite floats
 and scalar factors (else each decision's ``factors`` are checked on their
 own); property tests hold both shortcuts to the general path.
-The file is written atomically (:mod:`harness.data.atomic`).
+:func:`write_schedule` writes the same bytes a few thousand rows at a time
+(:func:`schedule_pieces`), atomically (:mod:`harness.data.atomic`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from itertools import chain
 from operator import attrgetter
@@ -32,7 +35,7 @@ import orjson
 
 from engines.bulk import bulk_allocation
 from engines.model import Decision, ErrorInfo, Provenance, QueueItem, Schedule
-from harness.data.atomic import write_atomic
+from harness.data.atomic import atomic_file, write_atomic
 from harness.data.safe_files import load_json
 from harness.errors import InputError
 
@@ -155,9 +158,8 @@ def queue_item_to_json(position: int, q: QueueItem) -> dict[str, Any]:
     }
 
 
-def schedule_to_json(schedule: Schedule, *, fast: bool = False) -> dict[str, Any]:
-    """``fast``: decisions with nothing to convert skip the conversion (same document)."""
-    plain = fast and _all_plain(schedule.decisions)
+def _head(schedule: Schedule) -> dict[str, Any]:
+    """The document's members before its two long lists, in the document's order."""
     errors = sum(1 for d in schedule.decisions if d.error is not None)
     return {
         "schema": SCHEMA_NAME,
@@ -176,6 +178,14 @@ def schedule_to_json(schedule: Schedule, *, fast: bool = False) -> dict[str, Any
             "errors": errors,
             "queue_rows": len(schedule.queue),
         },
+    }
+
+
+def schedule_to_json(schedule: Schedule, *, fast: bool = False) -> dict[str, Any]:
+    """``fast``: decisions with nothing to convert skip the conversion (same document)."""
+    plain = fast and _all_plain(schedule.decisions)
+    return {
+        **_head(schedule),
         "decisions": [
             decision_to_json(i, d, plain=plain) for i, d in enumerate(schedule.decisions)
         ],
@@ -214,20 +224,87 @@ def schedule_bytes(schedule: Schedule) -> bytes:
                 + b"\n"
             )
         except TypeError:  # a value orjson has no rule for: the reference path says which
-            document = schedule_to_json(schedule)
-            return json.dumps(document, indent=1, allow_nan=False).encode() + b"\n"
+            return _reference_bytes(schedule)
+
+
+def _reference_bytes(schedule: Schedule) -> bytes:
+    return json.dumps(schedule_to_json(schedule), indent=1, allow_nan=False).encode() + b"\n"
+
+
+#: Decisions or queue rows serialized at a time by :func:`schedule_pieces`.
+PIECE_ROWS = 2048
+
+
+def _nested(rows: list[Any]) -> bytes:
+    """``rows`` as orjson indents a list's items one level inside the document."""
+    text = orjson.dumps(rows, option=orjson.OPT_INDENT_2)  # b"[\n  {...},\n  {...}\n]"
+    return b"  " + text[2:-2].replace(b"\n", b"\n  ")  # no JSON string holds a raw newline
+
+
+def _list_pieces(
+    name: str, rows: Sequence[Any], to_json: Callable[[int, Any], Any], size: int
+) -> Iterator[bytes]:
+    if not rows:
+        yield f',\n  "{name}": []'.encode()
+        return
+    yield f',\n  "{name}": [\n'.encode()
+    for start in range(0, len(rows), size):
+        if start:
+            yield b",\n"
+        yield _nested([to_json(i, row) for i, row in enumerate(rows[start : start + size], start)])
+    yield b"\n  ]"
+
+
+def schedule_pieces(schedule: Schedule, *, rows: int = PIECE_ROWS) -> Iterator[bytes]:
+    """:func:`schedule_bytes`'s document, the same bytes, a few thousand rows at a time.
+
+    A writer can then write one piece while the next is serialized, and the
+    whole document (250 MB at 100,000 candidates) is never in memory at once,
+    nor its dicts. orjson cannot indent from a given depth, so each piece is a
+    list dumped on its own and indented one level further.
+    """
+    plain = _all_plain(schedule.decisions)
+    head = orjson.dumps(_head(schedule), option=orjson.OPT_INDENT_2)
+    yield head[:-2]  # the members, without the closing b"\n}"
+    yield from _list_pieces(
+        "decisions", schedule.decisions, lambda i, d: decision_to_json(i, d, plain=plain), rows
+    )
+    yield from _list_pieces("queue", schedule.queue, queue_item_to_json, rows)
+    yield b"\n}\n"
+
+
+#: Pieces serialized ahead of the writer thread, at most.
+_PIECES_AHEAD = 4
 
 
 def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> None:
     """Write the schedule JSON; ``-`` writes to standard output. A file appears
-    whole or not at all."""
-    data = schedule_bytes(schedule)
+    whole or not at all.
+
+    A file is written a piece at a time by a second thread (a write releases
+    the GIL) while the next piece is serialized.
+    """
     if str(path) == "-":
+        data = schedule_bytes(schedule)
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    write_atomic(path, data)
+    try:
+        with (
+            bulk_allocation(),
+            atomic_file(path) as out,
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer,
+        ):
+            writing: deque[Future[int]] = deque()
+            for piece in schedule_pieces(schedule):
+                writing.append(writer.submit(out.write, piece))
+                if len(writing) > _PIECES_AHEAD:
+                    writing.popleft().result()
+            for pending in writing:
+                pending.result()
+    except TypeError:  # a value orjson has no rule for: the reference path says which
+        write_atomic(path, _reference_bytes(schedule))
 
 
 class _Fields:
