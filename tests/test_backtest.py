@@ -162,6 +162,7 @@ def test_the_parquet_column_path_decides_as_the_tuple_path(tmp_path: Path) -> No
     write_snapshot(dataset, tmp_path / "snap", columnar_runs=True)
     columns = open_backtest_source(str(tmp_path / "snap"), verdict_worker=True)
     columns.verdicts = columns.collect_verdicts()
+    assert columns.verdicts  # the worker's verdicts by row, turned into verdicts by text
     tuples = source_from_dataset(dataset)
     for name in ("new", "legacy"):
         a = decide_at(get_engine(name), columns, CUT)

@@ -279,7 +279,9 @@ def test_a_parquet_run_table_with_a_null_campaign_is_a_clear_input_error(tmp_pat
 
 def test_the_verdict_worker_answers_as_the_engine_would(tmp_path: Path) -> None:
     import orjson
+    import pyarrow.parquet as pq
 
+    from engines.new.aggregates import DEPS_UNSATISFIED, UNKNOWN_VERDICT
     from engines.new.dependencies import DependencyResolver
     from engines.new.success import details_verdict
     from engines.new.verdict_worker import VerdictWorker, relation_verdicts
@@ -292,7 +294,23 @@ def test_the_verdict_worker_answers_as_the_engine_would(tmp_path: Path) -> None:
     assert verdicts  # the quirks exercise install-deps failures
     for text, verdict in verdicts.items():
         assert verdict == details_verdict(resolver, orjson.loads(text))
-    assert VerdictWorker(folder / "run.parquet", folder).verdicts() == verdicts
+    by_row = VerdictWorker(folder / "run.parquet", folder).verdicts()
+    assert by_row is not None
+    table = pq.read_table(folder / "run.parquet")
+    codes = by_row.codes.tolist()
+    assert len(codes) == table.num_rows
+    rows = zip(
+        table.column("result_code").to_pylist(),
+        table.column("failure_details").to_pylist(),
+        codes,
+        strict=True,
+    )
+    for code, text, verdict in rows:
+        if code == DEPS_UNSATISFIED and text is not None:
+            assert by_row.outcomes[verdict] == details_verdict(resolver, orjson.loads(text))
+        else:
+            assert verdict == UNKNOWN_VERDICT
+    assert by_row.by_text(table.column("failure_details")) == verdicts
 
 
 def test_a_failing_verdict_worker_only_costs_time(

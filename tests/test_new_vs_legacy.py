@@ -10,9 +10,11 @@ empty policy, codebases without value.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,37 +195,66 @@ def decided_ahead(
     forget: Callable[[str], bool] | None,
     *,
     one_by_one: bool = False,
+    by_row: bool = False,
+    count_satisfied: bool = True,
 ) -> tuple[Schedule, Schedule]:
     """(the engine deciding install-deps failures one by one, the same decided ahead on
     arrays from a columnar snapshot's verdicts, those ``forget`` picks dropped;
     ``forget`` None: no verdicts at all). ``one_by_one``: the engine asks for each
-    candidate's estimates on its own instead of for all at once."""
+    candidate's estimates on its own instead of for all at once. ``by_row``: the
+    verdicts by run-table row, as the worker sends them, not by text.
+    ``count_satisfied``: the profile's count_satisfied_dependencies_as_success."""
     import tempfile
     from pathlib import Path
 
-    from engines.new.aggregates import RunColumns, aggregate_run_columns
-    from engines.new.verdict_worker import relation_verdicts
+    import pyarrow.parquet as pq
+
+    from engines.new.aggregates import (
+        UNKNOWN_VERDICT,
+        RowVerdicts,
+        RunColumns,
+        aggregate_run_columns,
+    )
+    from engines.new.verdict_worker import relation_verdicts, row_verdicts
     from harness.data.snapshot import write_snapshot
 
     engine = get_engine(spec)
+    if not count_satisfied:
+        config = engine.config
+        estimation = replace(
+            config.success_estimation, count_satisfied_dependencies_as_success=False
+        )
+        engine = type(engine)(
+            replace(config, success_estimation=estimation), name=engine.name, profile="test"
+        )
     if one_by_one:
         engine._estimate_all = lambda candidates, *rest: [None] * len(candidates)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_snapshot(dataset, Path(tmp) / "snap", columnar_runs=True)
         columns = RunColumns.read_parquet(folder / "run.parquet")
         verdicts = relation_verdicts(folder / "run.parquet", folder)
+        rows = row_verdicts(folder / "run.parquet", folder)
+        texts = pq.read_table(folder / "run.parquet").column("failure_details").to_pylist()
     kept = verdicts if forget is None else {t: v for t, v in verdicts.items() if not forget(t)}
+    given: dict[str, Any] | RowVerdicts | None = None if forget is None else kept
+    if by_row and forget is not None:
+        codes = rows.codes.copy()
+        codes[[i for i, text in enumerate(texts) if text is not None and text not in kept]] = (
+            UNKNOWN_VERDICT
+        )
+        given = RowVerdicts(codes, rows.outcomes)
     agg, pending = aggregate_run_columns(columns, engine.config, dataset.as_of_us)
     pending.complete(
         agg,
         (c.context for c in dataset.candidates if c.context),
         debian_versions=dataset.debian_versions_by_source,
-        verdicts=None if forget is None else kept,
+        verdicts=given,
         config=engine.config,
     )
     if forget is not None and kept == verdicts:
         assert not agg.deps_runs  # every group decided ahead
-    ahead = engine.schedule_aggregated(dataset, agg, started=0.0, verdicts=kept)
+    # by row, the engine is given no verdicts (as from a snapshot): it works out the rest
+    ahead = engine.schedule_aggregated(dataset, agg, started=0.0, verdicts=None if by_row else kept)
     return engine.schedule(dataset), ahead
 
 
@@ -233,9 +264,11 @@ def decided_ahead(
     st.sampled_from(("new:parity", "new:default")),
     st.sampled_from(("every", "some", "none")),
     st.randoms(use_true_random=False),
+    st.booleans(),
+    st.booleans(),
 )
 def test_install_deps_failures_decided_ahead_decide_as_the_engine_would(
-    dataset: Dataset, spec: str, known: str, rng: Any
+    dataset: Dataset, spec: str, known: str, rng: Any, by_row: bool, count_satisfied: bool
 ) -> None:
     """A snapshot's install-deps failures, decided per group on arrays from the verdicts
     of their texts (all, some or none of them known), give the schedule the engine
@@ -245,7 +278,9 @@ def test_install_deps_failures_decided_ahead_decide_as_the_engine_would(
         "some": lambda text: rng.random() < 0.5,
         "none": None,
     }[known]
-    reference, ahead = decided_ahead(dataset, spec, forget)
+    reference, ahead = decided_ahead(
+        dataset, spec, forget, by_row=by_row, count_satisfied=count_satisfied
+    )
     assert ahead.decisions == reference.decisions
     assert ahead.queue == reference.queue
 
@@ -316,3 +351,27 @@ def test_estimates_worked_out_together_are_each_candidates_own(
     for bulk, single in zip(together, alone, strict=True):
         assert bulk.decisions == single.decisions
         assert bulk.queue == single.queue
+
+
+@pytest.mark.parametrize("by_row", [False, True])
+@pytest.mark.parametrize("count_satisfied", [False, True])
+def test_quirks_decided_ahead_decide_as_the_engine_would(
+    by_row: bool, count_satisfied: bool
+) -> None:
+    """The golden quirks' install-deps failures (satisfied ones among them), with and
+    without satisfied failures counted as successes."""
+    from harness.data.snapshot import load_snapshot
+    from tests.paths import VECTORS
+
+    dataset = load_snapshot(VECTORS / "quirks")
+    reference, ahead = decided_ahead(
+        dataset,
+        "new:parity",
+        lambda text: False,
+        by_row=by_row,
+        count_satisfied=count_satisfied,
+    )
+    assert any("now satisfied" in r for d in reference.decisions for r in d.reasons) or (
+        not count_satisfied
+    )
+    assert ahead.decisions == reference.decisions

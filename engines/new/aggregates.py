@@ -44,6 +44,29 @@ from engines.new.config import EngineConfig
 SUCCESS = "success"
 WORKER_FAILURE = "worker-failure"
 DEPS_UNSATISFIED = "install-deps-unsatisfied-dependencies"
+#: A row's verdict code where it has none (no install-deps failure details, or
+#: its verdict failed: the engine then meets the failure itself).
+UNKNOWN_VERDICT = -1
+
+#: failure_details text → (satisfied now, what the legacy would raise).
+TextVerdicts = Mapping[str, tuple[bool, str | None]]
+
+
+@dataclass(frozen=True)
+class RowVerdicts:
+    """Install-deps verdicts by run-table row: ``outcomes[codes[row]]``, or
+    :data:`UNKNOWN_VERDICT`. Only a handful of outcomes are distinct."""
+
+    codes: np.ndarray
+    outcomes: list[tuple[bool, str | None]]
+
+    def by_text(self, details: pa.ChunkedArray | pa.Array) -> dict[str, tuple[bool, str | None]]:
+        """The same verdicts by text, given the run table's ``failure_details``
+        (for a caller that filters the table, which renumbers its rows)."""
+        rows = np.flatnonzero(self.codes != UNKNOWN_VERDICT)
+        texts = details.take(pa.array(rows, pa.int64())).to_pylist()
+        outcomes = self.outcomes
+        return dict(zip(texts, map(outcomes.__getitem__, self.codes[rows].tolist()), strict=True))
 
 
 class DepsRun(NamedTuple):
@@ -278,7 +301,10 @@ class CodedStrings:
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         if not chunks:
             return cls(np.zeros(0, dtype=np.int64), [])
-        parts = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]
+        parts = [
+            (c.indices.fill_null(-1) if c.null_count else c.indices).to_numpy(zero_copy_only=False)
+            for c in chunks
+        ]
         codes = np.concatenate(parts).astype(np.int64)
         return cls(codes, chunks[0].dictionary.to_pylist())
 
@@ -294,6 +320,9 @@ class CodedStrings:
 
 def _int_column(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(values with NULL as 0, NULL mask)."""
+    if not array.null_count:
+        values = array.to_numpy(zero_copy_only=False).astype(np.int64)
+        return values, np.zeros(len(values), dtype=bool)
     nulls = array.is_null().to_numpy(zero_copy_only=False)
     return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), nulls
 
@@ -330,6 +359,8 @@ class RunColumns:
     transient: np.ndarray
     #: Row indices → their failure_details: (decoded values or None, JSON texts or None).
     details: Any  # Callable[[list[int]], tuple[list[Any], list[str | None]]]
+    #: Per row: whether failure_details is there (not NULL).
+    has_details: np.ndarray
 
     def __len__(self) -> int:
         return len(self.transient)
@@ -357,6 +388,9 @@ class RunColumns:
             finish_null=finish_null,
             transient=transient.fill_null(False).to_numpy(zero_copy_only=False),
             details=lambda rows: ([runs[i].failure_details for i in rows], [None] * len(rows)),
+            has_details=np.fromiter(
+                (run.failure_details is not None for run in runs), dtype=bool, count=len(runs)
+            ),
         )
 
     @classmethod
@@ -395,6 +429,7 @@ class RunColumns:
             .fill_null(False)
             .to_numpy(zero_copy_only=False),
             details=decode,
+            has_details=details.is_valid().to_numpy(zero_copy_only=False),
         )
 
     @classmethod
@@ -403,7 +438,10 @@ class RunColumns:
         import pyarrow.parquet as pq
 
         table = pq.read_table(
-            path, columns=[*PARQUET_COLUMNS, "failure_details"], read_dictionary=CODED_COLUMNS
+            path,
+            columns=[*PARQUET_COLUMNS, "failure_details"],
+            read_dictionary=CODED_COLUMNS,
+            use_threads=False,
         )
         return cls.from_arrow(table)
 
@@ -463,7 +501,7 @@ class ContextRuns:
         contexts: Iterable[str],
         *,
         debian_versions: Mapping[str, tuple[str, ...]] | None,
-        verdicts: Mapping[str, tuple[bool, str | None]] | None,
+        verdicts: TextVerdicts | RowVerdicts | None,
         config: EngineConfig,
     ) -> None:
         agg.debian_versions = debian_versions
@@ -474,7 +512,7 @@ class ContextRuns:
     def settle_deps(
         self,
         agg: Aggregates,
-        verdicts: Mapping[str, tuple[bool, str | None]] | None,
+        verdicts: TextVerdicts | RowVerdicts | None,
         count_satisfied: bool,
     ) -> None:
         """Decide the install-deps failures of every group whose verdicts are all known.
@@ -493,19 +531,18 @@ class ContextRuns:
         if verdicts is None:
             agg.deps_runs = deps.runs_by_group(np.ones(n, dtype=bool))
             return
-        found = [None if text is None else verdicts.get(text) for text in deps.texts]
-        unknown = np.fromiter((v is None for v in found), dtype=np.bool_, count=n)
+        codes, outcomes = deps.codes(verdicts)
+        unknown = codes == UNKNOWN_VERDICT
         if unknown.any():
             unknown = np.isin(deps.groups, _unique_ints(deps.groups[unknown]))
             agg.deps_runs = deps.runs_by_group(unknown)
         known = np.flatnonzero(~unknown)
         if not len(known):
             return
-        pairs = [v for v, skip in zip(found, unknown.tolist(), strict=True) if v and not skip]
+        known_codes = codes[known]
         groups, weights = deps.groups[known], deps.weights[known]
-        won = np.fromiter((v[0] for v in pairs), dtype=np.bool_, count=len(pairs))
-        won &= count_satisfied
-        failures = [v[1] for v in pairs]
+        satisfied_now = np.array([bool(o[0]) for o in outcomes] or [False], dtype=np.bool_)
+        won = satisfied_now[known_codes] & count_satisfied
         first = run_starts(groups)
         slot = np.cumsum(first) - 1  # the group's place among these groups
         width = int(slot[-1]) + 1
@@ -513,9 +550,12 @@ class ContextRuns:
         satisfied_weight = np.bincount(slot[won], weights[won], minlength=width).tolist()
         other_weight = np.bincount(slot[~won], weights[~won], minlength=width).tolist()
         legacy: list[str | None] = [None] * width
-        failing = np.flatnonzero(np.fromiter(map(bool, failures), dtype=np.bool_, count=len(pairs)))
-        for i in reversed(failing.tolist()):  # newest first wins
-            legacy[int(slot[i])] = failures[i]
+        raises = np.array([bool(o[1]) for o in outcomes] or [False], dtype=np.bool_)
+        failing = np.flatnonzero(raises[known_codes])
+        for i, c in zip(  # newest first wins
+            reversed(failing.tolist()), reversed(known_codes[failing].tolist()), strict=True
+        ):
+            legacy[int(slot[i])] = outcomes[c][1]
         agg.deps_outcomes = dict(
             zip(
                 groups[first].tolist(),
@@ -558,15 +598,14 @@ def aggregate_run_columns(
     if len(keep) == 0:
         no_deps = PendingDeps.of(columns, nothing, nothing, nothing, np.zeros(0))
         return agg, ContextRuns(columns, nothing, nothing, np.zeros(0, dtype=bool), no_deps)
-    cb, cb_names = columns.codebase.codes[keep], columns.codebase.names
-    suite, suite_names = columns.suite.codes[keep], columns.suite.names
-    code, code_names = columns.result_code.codes[keep], columns.result_code.names
+    cb_names, suite_names = columns.codebase.names, columns.suite.names
+    code_names = columns.result_code.names
     start, start_null = columns.start[keep], columns.start_null[keep]
-    finish, finish_null = columns.finish[keep], columns.finish_null[keep]
     n_suites = max(len(suite_names), 1)
-    key = cb * n_suites + suite
+    key = columns.codebase.codes[keep] * n_suites + columns.suite.codes[keep]
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
     order = group_order(key, newest_first(start, start_null))
+    rows_s = keep[order]  # the run-table rows in group order
     key_s = key[order]
     starts = run_starts(key_s)
     gid = np.cumsum(starts, dtype=np.int64) - 1
@@ -578,9 +617,9 @@ def aggregate_run_columns(
         for g, k in enumerate(group_keys.tolist())
     }
     code_id = {name: i for i, name in enumerate(code_names)}
-    code_s = code[order]
+    code_s = columns.result_code.codes[rows_s]
     start_s, snull_s = start[order], start_null[order]
-    finish_s, fnull_s = finish[order], finish_null[order]
+    finish_s, fnull_s = columns.finish[rows_s], columns.finish_null[rows_s]
     age = as_of_us - start_s
 
     # --- the legacy's run loop
@@ -630,7 +669,7 @@ def aggregate_run_columns(
 
     # --- install-deps failures: decided later, with the Debian versions (ContextRuns)
     deps = counted & (code_s == code_id.get(DEPS_UNSATISFIED, -2))
-    pending = PendingDeps.of(columns, keep[order], np.flatnonzero(deps), gid, weight)
+    pending = PendingDeps.of(columns, rows_s, np.flatnonzero(deps), gid, weight)
     is_deps_run = np.zeros(len(order), dtype=bool)
     is_deps_run[pending.positions] = True
 
@@ -664,12 +703,16 @@ def aggregate_run_columns(
         agg.codebase_avg_us = grouped_averages(cb_s, days, time, both, cb_names)
         suite_s = key_s % n_suites
         agg.campaign_avg_us = grouped_averages(suite_s, days, time, both, suite_names)
-    return agg, ContextRuns(columns, keep[order], gid, counted & ~is_deps_run, pending)
+    return agg, ContextRuns(columns, rows_s, gid, counted & ~is_deps_run, pending)
 
 
 @dataclass(frozen=True)
 class PendingDeps:
-    """The counted install-deps failures with ``failure_details``, in group order."""
+    """The counted install-deps failures with ``failure_details``, in group order.
+
+    Their texts are read from the run table only where they are needed: with
+    a worker's verdicts by row, only for a group one of whose verdicts is unknown.
+    """
 
     columns: RunColumns
     #: Their places in group order, their run-table rows, groups and decay weights.
@@ -677,9 +720,6 @@ class PendingDeps:
     rows: np.ndarray
     groups: np.ndarray
     weights: np.ndarray
-    #: Their failure_details: decoded (or ``None``), and as JSON text (or ``None``).
-    values: list[Any]
-    texts: list[str | None]
 
     @classmethod
     def of(
@@ -693,30 +733,40 @@ class PendingDeps:
         """``positions`` index the group-ordered runs (``rows`` maps them back to the
         run table); runs without ``failure_details`` are left out (they count as
         plain failures)."""
-        if not len(positions):
-            return cls(columns, positions, positions, positions, np.zeros(0), [], [])
         originals = rows[positions]
-        values, texts = columns.details(originals.tolist())
-        present = np.fromiter(
-            (v is not None or t is not None for v, t in zip(values, texts, strict=True)),
-            dtype=bool,
-            count=len(values),
-        )
+        present = columns.has_details[originals]
         if not present.all():
-            chosen = np.flatnonzero(present).tolist()
-            values, texts = [values[j] for j in chosen], [texts[j] for j in chosen]
             positions, originals = positions[present], originals[present]
-        return cls(columns, positions, originals, gid[positions], weight[positions], values, texts)
+        return cls(columns, positions, originals, gid[positions], weight[positions])
+
+    def codes(self, verdicts: TextVerdicts | RowVerdicts) -> tuple[np.ndarray, list[Any]]:
+        """Each failure's verdict code (:data:`UNKNOWN_VERDICT` where none is known)
+        and the outcomes the codes index, from verdicts by row or by text."""
+        if isinstance(verdicts, RowVerdicts):
+            return verdicts.codes[self.rows], verdicts.outcomes
+        outcomes: list[Any] = []
+        index: dict[Any, int] = {}
+
+        def code(text: str | None) -> int:
+            verdict = None if text is None else verdicts.get(text)
+            if verdict is None:
+                return UNKNOWN_VERDICT
+            found = index.get(verdict)
+            if found is None:
+                found = index[verdict] = len(outcomes)
+                outcomes.append(verdict)
+            return found
+
+        _, texts = self.columns.details(self.rows.tolist())
+        return np.fromiter(map(code, texts), dtype=np.int32, count=len(texts)), outcomes
 
     def runs_by_group(self, chosen: np.ndarray) -> dict[int, list[DepsRun]]:
         """Group → its ``chosen`` failures as :class:`DepsRun`, newest first."""
         picked = np.flatnonzero(chosen)
         if not len(picked):
             return {}
-        everything = len(picked) == len(self.positions)
-        values = self.values if everything else [self.values[i] for i in picked.tolist()]
-        texts = self.texts if everything else [self.texts[i] for i in picked.tolist()]
         originals = self.rows[picked]
+        values, texts = self.columns.details(originals.tolist())
         runs = list(
             map(
                 DepsRun,

@@ -76,7 +76,9 @@ def schedule_snapshot(
                 verdicts=verdicts,
                 config=engine.config,
             )
-            return engine.schedule_aggregated(dataset, agg, started=started, verdicts=verdicts)
+            # the groups left undecided hold a failure the worker could not decide:
+            # the engine meets it on the candidate, as it would have anyway
+            return engine.schedule_aggregated(dataset, agg, started=started)
     finally:
         worker.stop()
 

@@ -224,10 +224,16 @@ class BacktestSource:
         if self.worker is None:
             return None
         try:
-            verdicts: dict[str, tuple[bool, str | None]] | None = self.worker.verdicts()
+            by_row = self.worker.verdicts()
         finally:
             self.worker.stop()
             self.worker = None
+        if by_row is None or self.history.table is None:
+            return None
+        # by text: each cut filters the run table, which renumbers its rows
+        verdicts: dict[str, tuple[bool, str | None]] = by_row.by_text(
+            self.history.table.column("failure_details")
+        )
         return verdicts
 
     def close(self) -> None:
