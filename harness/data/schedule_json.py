@@ -235,10 +235,14 @@ def _reference_bytes(schedule: Schedule) -> bytes:
 PIECE_ROWS = 2048
 
 
+#: What orjson writes around a list held by an object's member: cut from each piece.
+_NESTED_HEAD, _NESTED_TAIL = len(b'{\n  "-": [\n'), len(b"\n  ]\n}")
+
+
 def _nested(rows: list[Any]) -> bytes:
-    """``rows`` as orjson indents a list's items one level inside the document."""
-    text = orjson.dumps(rows, option=orjson.OPT_INDENT_2)  # b"[\n  {...},\n  {...}\n]"
-    return b"  " + text[2:-2].replace(b"\n", b"\n  ")  # no JSON string holds a raw newline
+    """``rows`` as orjson indents a list's items one level inside the document:
+    dumped as a member of an object, the items are already at that depth."""
+    return orjson.dumps({"-": rows}, option=orjson.OPT_INDENT_2)[_NESTED_HEAD:-_NESTED_TAIL]
 
 
 def _list_pieces(
@@ -260,8 +264,8 @@ def schedule_pieces(schedule: Schedule, *, rows: int = PIECE_ROWS) -> Iterator[b
 
     A writer can then write one piece while the next is serialized, and the
     whole document (250 MB at 100,000 candidates) is never in memory at once,
-    nor its dicts. orjson cannot indent from a given depth, so each piece is a
-    list dumped on its own and indented one level further.
+    nor its dicts. Each piece is a list dumped as an object's member, which
+    puts its items at the depth they have in the document.
     """
     plain = _all_plain(schedule.decisions)
     head = orjson.dumps(_head(schedule), option=orjson.OPT_INDENT_2)
