@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engines.model import US_PER_DAY, Run
@@ -277,6 +277,30 @@ def test_grouped_interval_sums_are_exact(rows: list[tuple[int, int, bool]]) -> N
             sum(int(days[i]) for i in chosen), sum(int(time[i]) for i in chosen), len(chosen)
         )
         assert averages[name] == exact
+
+
+@given(
+    st.lists(
+        st.integers(-2 * US_PER_DAY, 2 * US_PER_DAY) | st.integers(-(2**62), 2**62), max_size=30
+    ),
+    st.booleans(),
+)
+@example([-1, 5], False)  # floor would make that a day back
+@example([-US_PER_DAY - 1, US_PER_DAY], False)
+def test_interval_fields_truncate_towards_zero_as_postgresql(
+    spans: list[int], only_forward: bool
+) -> None:
+    """Days truncated towards zero, the rest of the span in µs (its sign the span's),
+    on arrays of forward spans only (one floor division) and of mixed signs."""
+    from engines.legacy.pg_interval import interval_fields
+
+    if only_forward:
+        spans = [abs(s) for s in spans]
+    days, time = interval_fields(np.array(spans, dtype=np.int64))
+    for span, day, rest in zip(spans, days.tolist(), time.tolist(), strict=True):
+        whole = abs(span) // US_PER_DAY
+        assert day == (whole if span >= 0 else -whole)
+        assert rest == span - day * US_PER_DAY
 
 
 def test_grouped_interval_sums_stay_exact_beyond_float_precision() -> None:

@@ -89,7 +89,10 @@ def average_interval_us(spans: Iterable[tuple[int, int]]) -> int | None:
 
 def interval_fields(span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``finish - start`` as PostgreSQL's (days, µs) interval fields (C truncation)."""
-    days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
+    if len(span) == 0 or span.min() >= 0:  # the usual case: floor and truncation agree
+        days = span // US_PER_DAY
+    else:
+        days = np.where(span >= 0, span // US_PER_DAY, -((-span) // US_PER_DAY))
     return days, span - days * US_PER_DAY
 
 
