@@ -323,6 +323,46 @@ def test_a_failing_verdict_worker_only_costs_time(
     assert "verdict worker failed" in caplog.text
 
 
+def test_the_verdict_worker_is_not_shadowed_by_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``python -m`` puts the working directory first on the path: a folder there
+    named like one of the project's packages must not replace it in the worker."""
+    from engines.new.verdict_worker import VerdictWorker
+    from harness.data.snapshot import write_snapshot
+
+    folder = write_snapshot(
+        load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
+    )
+    shadow = tmp_path / "cwd" / "engines"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('the wrong engines package')\n")
+    monkeypatch.chdir(shadow.parent)
+    assert VerdictWorker(folder / "run.parquet", folder).verdicts() is not None
+    assert "verdict worker" not in caplog.text
+
+
+def test_a_verdict_worker_answering_nonsense_only_costs_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import subprocess
+    import sys
+
+    from engines.new.verdict_worker import VerdictWorker
+
+    worker = VerdictWorker(tmp_path / "missing.parquet", tmp_path)
+    worker.stop()
+    for answer in (
+        "print('not a pickle')",
+        "import pickle, sys; sys.stdout.buffer.write(pickle.dumps({}))",
+    ):
+        worker.process = subprocess.Popen(
+            [sys.executable, "-c", answer], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert worker.verdicts() is None
+    assert "answered nonsense" in caplog.text and "answered a dict" in caplog.text
+
+
 def test_run_columns_read_the_same_from_plain_or_dictionary_chunks(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

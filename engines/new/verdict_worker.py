@@ -85,7 +85,8 @@ class VerdictWorker:
         root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(runs_file), str(snapshot)],
+            # -P: the working directory must not shadow the project (python -m puts it first)
+            [sys.executable, "-P", "-m", __name__, str(runs_file), str(snapshot)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
@@ -101,7 +102,19 @@ class VerdictWorker:
                 problem[-1] if problem else f"exit status {self.process.returncode}",
             )
             return None
-        verdicts: RowVerdicts = pickle.loads(out)
+        try:
+            verdicts = pickle.loads(out)
+        except Exception as exc:  # a worker of another version, or worse: only costs time
+            log.warning(
+                "install-deps verdict worker answered nonsense, deciding in-process: %r", exc
+            )
+            return None
+        if not isinstance(verdicts, RowVerdicts):
+            log.warning(
+                "install-deps verdict worker answered a %s, deciding in-process",
+                type(verdicts).__name__,
+            )
+            return None
         return verdicts
 
     def stop(self) -> None:
