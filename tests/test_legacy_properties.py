@@ -376,3 +376,14 @@ def test_pg_interval_reference_on_the_hand_worked_case() -> None:
 def test_sorted_queue_is_bucket_priority_id_order(rows: list[tuple[str, int, int]]) -> None:
     items = [QueueItem(i, "c", "s", "cmd", bucket=b, priority=p) for b, p, i in rows]
     assert sorted_queue(items) == sorted(items, key=QueueItem.sort_key)
+
+
+def test_queue_rows_beyond_bigint_still_come_in_workers_order() -> None:
+    """A hand-made table whose priorities numpy cannot hold is sorted as the model sorts."""
+    items = [
+        QueueItem(1, "a", "s", "cmd", bucket="default", priority=2**70),
+        QueueItem(2, "b", "s", "cmd", bucket="default", priority=-5),
+        QueueItem(3, "c", "s", "cmd", bucket=BUCKETS[0], priority=2**70),
+    ]
+    assert QueueSimulator(items).rows() == sorted_queue(items)
+    assert [q.id for q in QueueSimulator(items).rows()][-2:] == [2, 1]

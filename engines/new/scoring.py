@@ -341,9 +341,13 @@ class SchedulingEngine:
         campaigns = [c.suite for c in candidates]
         index = agg.group_index
         groups = [index.get(key) for key in zip(codebases, campaigns, strict=True)]
-        # a re-read only ever fills in a missing context
+        # a re-read only ever fills in a missing context, and needs a field to be NULL
         contexts = [
-            c.context if c.context is not None else self._reread(c, inputs)[1] for c in candidates
+            c.context
+            if c.context is not None
+            or (c.value is not None and c.success_chance is not None and c.command is not None)
+            else self._reread(c, inputs)[1]
+            for c in candidates
         ]
         return list(
             map(
