@@ -88,15 +88,24 @@ def _aggregate_runs(
 ) -> tuple[Aggregates, ContextRuns]:
     """Verify the run table against the manifest, read its columns, aggregate them.
 
-    The checks are those ``load_snapshot`` makes of a run table; hashing
-    the file mostly releases the GIL, so it overlaps with the small tables' decoding.
+    The checks are those ``load_snapshot`` makes of a run table, and their
+    errors come in the same order; hashing the file (which releases the GIL)
+    runs beside the reading, not before it.
     """
     file = str(runs_file)
-    vouched = verify_run_table(snapshot, runs_file)
+    with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
+        verifying = pool.submit(verify_run_table, snapshot, runs_file)
+        failure: Exception | None = None
+        try:
+            columns = RunColumns.read_parquet(runs_file)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            failure = exc
+        vouched = verifying.result()
     try:
         if not vouched:
             check_unvouched(pq.read_table(runs_file), file)
-        columns = RunColumns.read_parquet(runs_file)
+        if failure is not None:
+            raise failure
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Parquet: {exc}", file=file) from exc
     check_time_order(columns.start, columns.start_null, columns.finish, columns.finish_null, file)
