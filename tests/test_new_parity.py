@@ -241,6 +241,32 @@ def forget_run_hash(folder: Path) -> None:
     (folder / "snapshot.json").write_text(json.dumps(manifest))
 
 
+@pytest.mark.parametrize("damage", ["garbage", "half the rows"])
+def test_a_damaged_run_table_is_named_by_its_hash_before_anything_it_holds(
+    tmp_path: Path, damage: str
+) -> None:
+    """The hash is checked beside the reading: a file that cannot be read at all, or
+    reads well but is not the recorded one, is still reported as changed."""
+    import pyarrow.parquet as pq
+
+    from engines.new.from_snapshot import schedule_snapshot
+    from harness.data.snapshot import write_snapshot
+    from harness.errors import InputError
+
+    folder = write_snapshot(
+        load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
+    )
+    if damage == "garbage":
+        (folder / "run.parquet").write_bytes(b"PAR1 not really")
+    else:
+        table = pq.read_table(folder / "run.parquet")
+        pq.write_table(table.slice(0, table.num_rows // 2), folder / "run.parquet")
+    with pytest.raises(InputError) as caught:
+        schedule_snapshot(create_engine("parity"), folder)
+    assert "run.parquet" in str(caught.value)
+    assert "sha256 is not the one in the manifest" in str(caught.value)
+
+
 def test_a_parquet_run_table_without_a_column_is_a_clear_input_error(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
