@@ -134,9 +134,9 @@ class Aggregates:
     #: here or in ``deps_runs``, never both.
     deps_outcomes: dict[int, DepsOutcome] = field(default_factory=dict)
     #: (group, context) pairs where a counted, non-deps run had that context,
-    #: encoded as ``group * len(context_index) + context_index[context]``.
+    #: encoded as ``group * len(context_index) + context_index[context]``, sorted.
     context_index: dict[str, int] = field(default_factory=dict)
-    context_hits: set[int] = field(default_factory=set)
+    context_hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _means: dict[int, int | None] = field(default_factory=dict)
     #: Plan figures: Σ weights and Σ weights of successes over relevant runs.
     weight_sum: list[float] = field(default_factory=list)
@@ -172,14 +172,20 @@ class Aggregates:
 
     def context_hit(self, group: int, context: str) -> bool:
         index = self.context_index.get(context)
-        return index is not None and group * len(self.context_index) + index in self.context_hits
+        if index is None:
+            return False
+        key = group * len(self.context_index) + index
+        hits = self.context_hits
+        at = int(np.searchsorted(hits, key))
+        return at < len(hits) and int(hits[at]) == key
 
     def set_context_hits(self, pairs: Iterable[tuple[int, str]]) -> None:
         """Record the (group, context) hits (the database path)."""
         pairs = list(pairs)
         self.context_index = {c: i for i, c in enumerate(sorted({c for _, c in pairs}))}
         width = len(self.context_index)
-        self.context_hits = {g * width + self.context_index[c] for g, c in pairs}
+        keys = [g * width + self.context_index[c] for g, c in pairs]
+        self.context_hits = _unique_ints(np.array(keys, dtype=np.int64))
 
 
 def legacy_mean_us(seconds_sum: float, count: int) -> int:
@@ -577,14 +583,14 @@ class ContextRuns:
         if not wanted:
             return
         wanted_index = {c: i for i, c in enumerate(wanted)}
-        hits: set[int] = set()
         width = len(wanted)
+        keys = []
         for values in (self.columns.instigated_context, self.columns.context):
             index = values.lookup(wanted_index)[self.rows]
             mask = self.matchable & (index >= 0)
-            hits.update(_unique_ints(self.gid[mask] * width + index[mask]).tolist())
+            keys.append(self.gid[mask] * width + index[mask])
         agg.context_index = wanted_index
-        agg.context_hits = hits
+        agg.context_hits = _unique_ints(np.concatenate(keys))
 
 
 def aggregate_run_columns(

@@ -67,6 +67,9 @@ def schedule_snapshot(
                 dataset = load_snapshot(path, runs=False) if rows is None else rows
                 if as_of is not None:
                     dataset = replace(dataset, as_of=as_of)
+                # What deciding asks of the other tables (cached on the dataset), worked
+                # out while the runs are still being aggregated rather than after.
+                _ = dataset.joined_candidates, dataset.debian_versions_by_source
                 agg, context_runs = aggregating.result()
             verdicts = worker.verdicts()
             context_runs.complete(

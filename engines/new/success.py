@@ -156,9 +156,8 @@ class SuccessProbabilityEstimator:
         at_context = np.fromiter(
             (index.get(c, -1) if c else -1 for c in contexts), dtype=np.int64, count=n
         )
-        hits = np.fromiter(agg.context_hits, dtype=np.int64, count=len(agg.context_hits))
         matched = known & (at_context >= 0)
-        same = matched & np.isin(group * width + at_context, hits)
+        same = matched & np.isin(group * width + at_context, agg.context_hits)
         without = np.fromiter((c is None for c in contexts), dtype=np.bool_, count=n)
         why = np.where(total == 0, 0, np.where(same, 1, np.where(without, 2, 3)))
         factors = np.array([1.0, s.same_context_multiplier, s.no_context_multiplier, 1.0])
