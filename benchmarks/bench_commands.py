@@ -21,9 +21,10 @@ and its wall time (start-up included) is printed against the issue's target:
 * ``--version``                                             (≤ 0.3 s).
 
 Each targeted command runs ``--repeat`` times (3), each run a fresh process
-writing fresh output files; the median is set against the target, and every
-run's time is printed beside it (one run of a command moves by a tenth of its
-time on a machine shared with others).
+writing fresh output files, after the earlier runs' files are flushed to disk;
+the median is set against the target, and every run's time is printed beside
+it (one run of a command moves by a tenth of its time on a machine shared
+with others).
 
 It first prints a calibration: a fresh interpreter's time for a plain loop
 of ten million additions, to set figures from different machines side by side.
@@ -121,7 +122,13 @@ class Result:
 
 
 def once(argv: Sequence[str], *, phases: bool) -> Result:
-    """One run in a fresh process: wall time, the client's CPU time, its output."""
+    """One run in a fresh process: wall time, the client's CPU time, its output.
+
+    The earlier runs' output files (250 MB each) are flushed to disk first:
+    their write-back would otherwise land on this run's time, as it never
+    does on a user's single command.
+    """
+    os.sync()
     master = slave = None
     if phases:
         master, slave = pty.openpty()
