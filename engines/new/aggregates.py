@@ -311,7 +311,7 @@ class CodedStrings:
             (c.indices.fill_null(-1) if c.null_count else c.indices).to_numpy(zero_copy_only=False)
             for c in chunks
         ]
-        codes = np.concatenate(parts).astype(np.int64)
+        codes = np.concatenate(parts)  # Arrow's own index width (int32): half the memory
         return cls(codes, chunks[0].dictionary.to_pylist())
 
     def lookup(self, table: Mapping[str, int]) -> np.ndarray:
@@ -327,10 +327,10 @@ class CodedStrings:
 def _int_column(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(values with NULL as 0, NULL mask)."""
     if not array.null_count:
-        values = array.to_numpy(zero_copy_only=False).astype(np.int64)
+        values = array.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         return values, np.zeros(len(values), dtype=bool)
     nulls = array.is_null().to_numpy(zero_copy_only=False)
-    return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), nulls
+    return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False), nulls
 
 
 #: The run table's string columns the aggregation groups, filters or matches on.
@@ -608,7 +608,7 @@ def aggregate_run_columns(
     code_names = columns.result_code.names
     start, start_null = columns.start[keep], columns.start_null[keep]
     n_suites = max(len(suite_names), 1)
-    key = columns.codebase.codes[keep] * n_suites + columns.suite.codes[keep]
+    key = columns.codebase.codes[keep].astype(np.int64) * n_suites + columns.suite.codes[keep]
     # newest first, NULL start times first (PostgreSQL's DESC); ties keep the input order
     order = group_order(key, newest_first(start, start_null))
     rows_s = keep[order]  # the run-table rows in group order
