@@ -389,6 +389,38 @@ def test_a_verdict_worker_answering_nonsense_only_costs_time(
     assert "answered nonsense" in caplog.text and "answered a dict" in caplog.text
 
 
+def test_verdicts_of_another_run_table_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that read a run table of another length (the file changed under it)
+    is not trusted row by row: the engine decides those failures itself."""
+    import numpy as np
+
+    from engines.new import from_snapshot
+    from engines.new.aggregates import RowVerdicts
+    from harness.data.snapshot import write_snapshot
+
+    folder = write_snapshot(
+        load_snapshot(VECTORS / "quirks"), tmp_path / "snap", columnar_runs=True
+    )
+    expected = from_snapshot.schedule_snapshot(create_engine("parity"), folder)
+
+    class Elsewhere:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def verdicts(self) -> RowVerdicts:
+            return RowVerdicts(np.zeros(3, dtype=np.int32), [(True, None)])
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(from_snapshot, "VerdictWorker", Elsewhere)
+    got = from_snapshot.schedule_snapshot(create_engine("parity"), folder)
+    assert got.decisions == expected.decisions
+    assert "read another run table" in caplog.text
+
+
 def test_run_columns_read_the_same_from_plain_or_dictionary_chunks(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -17,10 +17,10 @@ exact where it matters for parity: the mean duration is a float sum in
 pairwise summation would change the last bit) turned into a ``timedelta``,
 and the AVG fallbacks follow PostgreSQL's interval AVG
 (:mod:`engines.legacy.pg_interval`). Install-deps failures depend on their
-dependency relations: given the verdicts of their texts (a snapshot's
-worker works them out), they are decided per group on arrays
-(:meth:`ContextRuns.settle_deps`); otherwise they are handed to the engine
-as :class:`DepsRun` lists, decided as it goes.
+dependency relations: given their verdicts (by run-table row from a
+snapshot's worker, or by ``failure_details`` text), they are decided per group
+on arrays (:meth:`ContextRuns.settle_deps`); otherwise they are handed to the
+engine as :class:`DepsRun` lists, decided as it goes.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ Lines (small ones) are loaded normally.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ from engines.new.verdict_worker import VerdictWorker
 from harness.data.run_table import check_time_order, check_unvouched
 from harness.data.snapshot import load_snapshot, run_table_file, snapshot_as_of, verify_run_table
 from harness.errors import InputError
+
+log = logging.getLogger("engines.new")
 
 
 def schedule_snapshot(
@@ -72,6 +75,10 @@ def schedule_snapshot(
                 _ = dataset.joined_candidates, dataset.debian_versions_by_source
                 agg, context_runs = aggregating.result()
             verdicts = worker.verdicts()
+            if verdicts is not None and len(verdicts.codes) != len(context_runs.columns):
+                # the worker read another run table (the file changed meanwhile)
+                log.warning("install-deps verdict worker read another run table, ignored")
+                verdicts = None
             context_runs.complete(
                 agg,
                 (c.context for c in dataset.candidates if c.context),
