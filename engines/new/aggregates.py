@@ -618,10 +618,10 @@ def aggregate_run_columns(
     n_groups = int(gid[-1]) + 1
     first = np.flatnonzero(starts)
     group_keys = key_s[first]
-    agg.group_index = {
-        (cb_names[int(k) // n_suites], suite_names[int(k) % n_suites]): g
-        for g, k in enumerate(group_keys.tolist())
-    }
+    group_codebases = map(cb_names.__getitem__, (group_keys // n_suites).tolist())
+    group_campaigns = map(suite_names.__getitem__, (group_keys % n_suites).tolist())
+    pairs = zip(group_codebases, group_campaigns, strict=True)
+    agg.group_index = dict(zip(pairs, range(n_groups), strict=True))  # built in C
     code_id = {name: i for i, name in enumerate(code_names)}
     code_s = columns.result_code.codes[rows_s]
     start_s, snull_s = start[order], start_null[order]
