@@ -26,6 +26,7 @@ engine as :class:`DepsRun` lists, decided as it goes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import repeat
@@ -627,6 +628,23 @@ def aggregate_run_columns(
     start_s, snull_s = start[order], start_null[order]
     finish_s, fnull_s = columns.finish[rows_s], columns.finish_null[rows_s]
     age = as_of_us - start_s
+    span = finish_s - start_s
+    cb_s = key_s // n_suites
+    averaging = None
+    if config.duration_estimation.method != "median":
+        # numpy lets the GIL go: the averages are summed beside the rest
+        helper = ThreadPoolExecutor(1, thread_name_prefix="averages")
+        averaging = helper.submit(
+            _interval_averages,
+            span,
+            snull_s,
+            fnull_s,
+            cb_s,
+            key_s % n_suites,
+            cb_names,
+            suite_names,
+        )
+        helper.shutdown(wait=False)
 
     # --- the legacy's run loop
     threshold = round(est.ignore_worker_failures_older_than_days * US_PER_DAY)
@@ -688,9 +706,7 @@ def aggregate_run_columns(
     agg.weighted_successes = np.bincount(gid[won], weights=weight[won], minlength=n_groups).tolist()
 
     # --- medians (the plan's DurationEstimator): sorted[n // 2] of relevant timed runs
-    span = finish_s - start_s
-    cb_s = key_s // n_suites
-    if config.duration_estimation.method == "median":
+    if averaging is None:
         med_mask = relevant & timed
         med_span, med_gid, med_cb = span[med_mask], gid[med_mask], cb_s[med_mask]
         agg.median_us, agg.median_n = grouped_medians(
@@ -703,13 +719,26 @@ def aggregate_run_columns(
         agg.codebase_median_n = {cb_names[i]: c for i, c in enumerate(cb_counts) if c}
     else:
         agg.median_us, agg.median_n = [None] * n_groups, [0] * n_groups
-        # --- PostgreSQL AVG(finish_time - start_time) per codebase and per campaign
-        both = ~snull_s & ~fnull_s
-        days, time = interval_fields(np.where(both, span, 0))
-        agg.codebase_avg_us = grouped_averages(cb_s, days, time, both, cb_names)
-        suite_s = key_s % n_suites
-        agg.campaign_avg_us = grouped_averages(suite_s, days, time, both, suite_names)
+        agg.codebase_avg_us, agg.campaign_avg_us = averaging.result()
     return agg, ContextRuns(columns, rows_s, gid, counted & ~is_deps_run, pending)
+
+
+def _interval_averages(
+    span: np.ndarray,
+    start_null: np.ndarray,
+    finish_null: np.ndarray,
+    codebase: np.ndarray,
+    campaign: np.ndarray,
+    codebase_names: list[str],
+    campaign_names: list[str],
+) -> tuple[Mapping[str, int | None], Mapping[str, int | None]]:
+    """PostgreSQL's AVG(finish_time - start_time) per codebase and per campaign."""
+    both = ~start_null & ~finish_null
+    days, time = interval_fields(np.where(both, span, 0))
+    return (
+        grouped_averages(codebase, days, time, both, codebase_names),
+        grouped_averages(campaign, days, time, both, campaign_names),
+    )
 
 
 @dataclass(frozen=True)
