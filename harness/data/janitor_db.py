@@ -31,6 +31,7 @@ A DSN's password never appears in a provenance or an error message
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -427,10 +429,6 @@ def json_value(text: str) -> Any:
     """A ``json`` column's text as psycopg's loader decodes it (``json.loads``):
     by orjson, faster, unless the text holds a long run of digits or orjson
     refuses it (a lone surrogate)."""
-    import json
-
-    import orjson
-
     if _LONG_DIGITS.search(text) is None:
         try:
             return orjson.loads(text)
