@@ -6,14 +6,14 @@ not know. Floats are written with the shortest repr that reads back as the
 same double, so a schedule survives a round trip bit for bit; a non-finite
 float is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``.
 
-:func:`schedule_to_json` builds the document; :func:`schedule_bytes`
+:func:`schedule_to_json` builds the document; :func:`schedule_pieces`
 serializes it with orjson (a fifth of the standard library's time on
-100,000 candidates), an engine's numbers and ``factors`` passed through
-untouched when a check of all decisions at once finds only finite floats
-and scalar factors (else each decision's ``factors`` are checked on their
-own); property tests hold both shortcuts to the general path.
-:func:`write_schedule` writes the same bytes a few thousand rows at a time
-(:func:`schedule_pieces`), atomically (:mod:`harness.data.atomic`).
+100,000 candidates) a few thousand rows at a time, an engine's numbers and
+``factors`` passed through untouched when a check of all decisions at once
+finds only finite floats and scalar factors (else each decision's
+``factors`` are checked on their own); property tests hold both shortcuts to
+the general path. :func:`write_schedule` writes the pieces to a file
+atomically (:mod:`harness.data.atomic`); :func:`schedule_bytes` joins them.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def _head(schedule: Schedule) -> dict[str, Any]:
 
 
 def schedule_to_json(schedule: Schedule, *, fast: bool = False) -> dict[str, Any]:
-    """``fast``: decisions with nothing to convert skip the conversion (same document)."""
+    """``fast``: decisions with nothing to convert skip the conversion (same document);
+    :func:`schedule_pieces` serializes this document a piece at a time."""
     plain = fast and _all_plain(schedule.decisions)
     return {
         **_head(schedule),
@@ -214,15 +215,13 @@ def _fast_jsonable(value: Any) -> Any:
 
 
 def schedule_bytes(schedule: Schedule) -> bytes:
-    """The schedule JSON document (:func:`schedule_to_json`'s), serialized with orjson."""
+    """The schedule JSON document (:func:`schedule_to_json`'s) in one piece: what
+    :func:`write_schedule` writes to a file a piece at a time."""
     # Hundreds of thousands of fresh dicts, none of them cyclic: the cyclic
     # collector would only rescan them (a third of the time).
     with bulk_allocation():
         try:
-            return (
-                orjson.dumps(schedule_to_json(schedule, fast=True), option=orjson.OPT_INDENT_2)
-                + b"\n"
-            )
+            return b"".join(schedule_pieces(schedule))
         except TypeError:  # a value orjson has no rule for: the reference path says which
             return _reference_bytes(schedule)
 
