@@ -423,7 +423,7 @@ class PendingAggregates:
         conn.execute(EXACT_FLOATS_SQL)
         if join is None:
             return
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="aggregates")
+        self._pool = ThreadPoolExecutor(3, thread_name_prefix="aggregates")
         plan = self.plan
         self._futures = [
             self._pool.submit(self._on_snapshot, join, plan.groups),
@@ -431,15 +431,23 @@ class PendingAggregates:
         ]
 
     def _others_and_verdicts(self, c: Any) -> tuple[list[Any], Any, Any]:
-        """The other queries; then, while the groups query still runs, the
-        install-deps verdicts the engine would otherwise work out as it decides,
-        and each group's failures walked with them."""
-        contexts, deps, debian = self.plan.others(c)
+        """The other queries, and the install-deps verdicts the engine would
+        otherwise work out as it decides, with each group's failures walked
+        with them: those are Python's work, done in a third thread while the
+        server answers the context query (and the groups query)."""
+        deps = self.plan.deps(c)
+        debian = fetch_debian_versions(c, _relation_names(deps))
+        assert self._pool is not None
+        walking = self._pool.submit(self._walk_deps, deps, debian)
+        contexts = self.plan.contexts(c)
+        walking.result()
+        return contexts, deps, debian
+
+    def _walk_deps(self, deps: dict[tuple[str, str], list[DepsRun]], debian: Any) -> None:
         self.verdicts = text_verdicts(
             (run.text for runs in deps.values() for run in runs if run.text is not None), debian
         )
         self.folded = fold_deps(deps, self.verdicts, self._count_satisfied)
-        return contexts, deps, debian
 
     def _on_snapshot(self, join: JoinConnection, work: Callable[[Any], Any]) -> Any:
         """Run ``work`` on another connection of the command's snapshot (same data as ``conn``)."""
