@@ -142,7 +142,6 @@ class Aggregates:
     #: Plan figures: Σ weights and Σ weights of successes over relevant runs.
     weight_sum: list[float] = field(default_factory=list)
     weighted_successes: list[float] = field(default_factory=list)
-    relevant: list[int] = field(default_factory=list)
     median_us: list[int | None] = field(default_factory=list)
     median_n: list[int] = field(default_factory=list)
     #: PostgreSQL ``AVG(finish_time - start_time)`` per codebase / campaign (µs).
@@ -698,7 +697,6 @@ def aggregate_run_columns(
     is_deps_run[pending.positions] = True
 
     plain_relevant = relevant & ~is_deps_run
-    agg.relevant = np.bincount(gid[relevant], minlength=n_groups).tolist()
     agg.weight_sum = np.bincount(
         gid[plain_relevant], weights=weight[plain_relevant], minlength=n_groups
     ).tolist()

@@ -141,7 +141,6 @@ _COUNT_COLUMNS = (
     ("timed", "count(span_us) FILTER (WHERE counted)"),
     ("untimed", "bool_or(counted AND span_us IS NULL)"),
     ("wf_null", "bool_or(wf_null)"),
-    ("relevant", "count(*) FILTER (WHERE relevant)"),
 )
 #: The legacy-mean method: the exact span sums behind the mean, and
 #: AVG(finish_time - start_time) of all non-transient runs (the fallbacks): the
@@ -321,7 +320,6 @@ def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> None:
     agg.total = col["total"]
     agg.successes = col["successes"]
     agg.ignored = col["ignored"]
-    agg.relevant = col["relevant"]
     problems: list[str | None] = [None] * n
     for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):
         if wf_null:
