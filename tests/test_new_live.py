@@ -6,11 +6,15 @@ from dataclasses import replace
 
 import orjson
 import pytest
+from conftest import JanitorDatabases
+from hypothesis import HealthCheck, given, settings
 from paths import VECTORS
+from test_new_vs_legacy import datasets
 
-from engines.model import Schedule
+from engines.model import Dataset, Schedule
 from engines.new import create_engine
 from engines.new.live import schedule_from_database
+from harness.data.janitor_db import read_dataset
 from harness.data.restore import restore_dataset
 from harness.data.snapshot import load_snapshot
 
@@ -174,3 +178,28 @@ def test_install_deps_failures_walked_beside_the_queries_decide_as_the_engine_wo
     walked = schedule_from_database(engine, janitor_db, as_of=dataset.as_of)
     assert ahead.decisions == walked.decisions
     assert ahead.queue == walked.queue
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(dataset=datasets())
+def test_generated_datasets_decide_the_same_from_the_database_as_from_memory(
+    janitor_databases: JanitorDatabases, dataset: Dataset
+) -> None:
+    """Runs without a start or finish time, worker failures at the age limit,
+    install-deps failures: the groups query's flags against the arrays', on the
+    same rows (read back, so both take the candidates in the database's order)."""
+    engine = create_engine("parity")
+    with janitor_databases.fresh() as dsn:
+        restore_dataset(dataset, dsn)
+        from_db = schedule_from_database(engine, dsn, as_of=dataset.as_of)
+        rows = replace(read_dataset(dsn, as_of=dataset.as_of), live_dsn=None)
+    assert len(rows.runs) == len(dataset.runs)
+    from_memory = engine.schedule(rows)
+    assert from_memory.settings["aggregates_from"] == "dataset"
+    assert _numbers(from_db) == _numbers(from_memory)
+    assert [d.error for d in from_db.decisions] == [d.error for d in from_memory.decisions]
+    assert _queue(from_db) == _queue(from_memory)
