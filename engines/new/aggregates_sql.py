@@ -139,7 +139,6 @@ _COUNT_COLUMNS = (
     ("successes", "count(*) FILTER (WHERE counted AND success)"),
     ("ignored", "count(*) FILTER (WHERE NOT counted AND start_time IS NOT NULL)"),
     ("timed", "count(span_us) FILTER (WHERE counted)"),
-    ("untimed", "bool_or(counted AND span_us IS NULL)"),
     ("wf_null", "bool_or(wf_null)"),
 )
 #: The legacy-mean method: the exact span sums behind the mean, and
@@ -321,10 +320,13 @@ def _fill(agg: Aggregates, groups: _Groups, plan: _Plan) -> None:
     agg.successes = col["successes"]
     agg.ignored = col["ignored"]
     problems: list[str | None] = [None] * n
-    for g, (untimed, wf_null) in enumerate(zip(col["untimed"], col["wf_null"], strict=True)):
+    # a counted run without both times (span_us is NULL then): fewer timed than counted
+    for g, (total, timed, wf_null) in enumerate(
+        zip(col["total"], col["timed"], col["wf_null"], strict=True)
+    ):
         if wf_null:
             problems[g] = "TypeError: a worker failure has a NULL start time"
-        elif untimed:
+        elif total > timed:
             problems[g] = "AttributeError: a counted run has a NULL start or finish time"
     agg.legacy_time_problem = problems
     if plan.decayed:
