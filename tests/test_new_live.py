@@ -180,19 +180,12 @@ def test_install_deps_failures_walked_beside_the_queries_decide_as_the_engine_wo
     assert ahead.queue == walked.queue
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(dataset=datasets())
-def test_generated_datasets_decide_the_same_from_the_database_as_from_memory(
-    janitor_databases: JanitorDatabases, dataset: Dataset
-) -> None:
-    """Runs without a start or finish time, worker failures at the age limit,
-    install-deps failures: the groups query's flags against the arrays', on the
-    same rows (read back, so both take the candidates in the database's order)."""
-    engine = create_engine("parity")
+def _both_ways(
+    janitor_databases: JanitorDatabases, dataset: Dataset, profile: str
+) -> tuple[Schedule, Schedule]:
+    """``dataset`` decided from the database and from the same rows read back
+    into memory (so both take the candidates in the database's order)."""
+    engine = create_engine(profile)
     with janitor_databases.fresh() as dsn:
         restore_dataset(dataset, dsn)
         from_db = schedule_from_database(engine, dsn, as_of=dataset.as_of)
@@ -200,6 +193,42 @@ def test_generated_datasets_decide_the_same_from_the_database_as_from_memory(
     assert len(rows.runs) == len(dataset.runs)
     from_memory = engine.schedule(rows)
     assert from_memory.settings["aggregates_from"] == "dataset"
+    return from_db, from_memory
+
+
+GENERATED = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@GENERATED
+@given(dataset=datasets())
+def test_generated_datasets_decide_the_same_from_the_database_as_from_memory(
+    janitor_databases: JanitorDatabases, dataset: Dataset
+) -> None:
+    """Runs without a start or finish time, worker failures at the age limit,
+    install-deps failures: the groups query's flags against the arrays'."""
+    from_db, from_memory = _both_ways(janitor_databases, dataset, "parity")
     assert _numbers(from_db) == _numbers(from_memory)
     assert [d.error for d in from_db.decisions] == [d.error for d in from_memory.decisions]
     assert _queue(from_db) == _queue(from_memory)
+
+
+@GENERATED
+@given(dataset=datasets())
+def test_generated_datasets_decide_alike_with_the_default_profile(
+    janitor_databases: JanitorDatabases, dataset: Dataset
+) -> None:
+    """The plan's decayed weights and medians, from the server and from the arrays:
+    the weights' sums are added in another order, hence the float tolerance."""
+    from_db, from_memory = _both_ways(janitor_databases, dataset, "default")
+    assert len(from_db.decisions) == len(from_memory.decisions)
+    for x, y in zip(from_db.decisions, from_memory.decisions, strict=True):
+        assert x.key == y.key
+        assert x.error == y.error
+        assert x.estimated_duration_us == y.estimated_duration_us, (x.reasons, y.reasons)
+        assert x.total_previous_runs == y.total_previous_runs
+        assert x.success_probability == pytest.approx(y.success_probability, rel=1e-9)
+        assert x.offset == pytest.approx(y.offset, rel=1e-9)
