@@ -70,6 +70,27 @@ class RowVerdicts:
         return dict(zip(texts, map(outcomes.__getitem__, self.codes[rows].tolist()), strict=True))
 
 
+def verdict_codes(
+    texts: Sequence[str | None], verdicts: TextVerdicts
+) -> tuple[np.ndarray, list[tuple[bool, str | None]]]:
+    """Each text's code into the distinct outcomes its verdicts come to, and
+    those outcomes; :data:`UNKNOWN_VERDICT` for a text without a verdict."""
+    outcomes: list[tuple[bool, str | None]] = []
+    index: dict[tuple[bool, str | None], int] = {}
+
+    def code(text: str | None) -> int:
+        verdict = None if text is None else verdicts.get(text)
+        if verdict is None:
+            return UNKNOWN_VERDICT
+        found = index.get(verdict)
+        if found is None:
+            found = index[verdict] = len(outcomes)
+            outcomes.append(verdict)
+        return found
+
+    return np.fromiter(map(code, texts), dtype=np.int32, count=len(texts)), outcomes
+
+
 class DepsRun(NamedTuple):
     """A counted install-deps failure with ``failure_details``: decided in Python.
 
@@ -777,21 +798,8 @@ class PendingDeps:
         and the outcomes the codes index, from verdicts by row or by text."""
         if isinstance(verdicts, RowVerdicts):
             return verdicts.codes[self.rows], verdicts.outcomes
-        outcomes: list[Any] = []
-        index: dict[Any, int] = {}
-
-        def code(text: str | None) -> int:
-            verdict = None if text is None else verdicts.get(text)
-            if verdict is None:
-                return UNKNOWN_VERDICT
-            found = index.get(verdict)
-            if found is None:
-                found = index[verdict] = len(outcomes)
-                outcomes.append(verdict)
-            return found
-
         _, texts = self.columns.details(self.rows.tolist())
-        return np.fromiter(map(code, texts), dtype=np.int32, count=len(texts)), outcomes
+        return verdict_codes(texts, verdicts)
 
     def runs_by_group(self, chosen: np.ndarray) -> dict[int, list[DepsRun]]:
         """Group → its ``chosen`` failures as :class:`DepsRun`, newest first."""

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from engines.bulk import bulk_allocation
 from engines.model import versions_by_source
-from engines.new.aggregates import DEPS_UNSATISFIED, UNKNOWN_VERDICT, RowVerdicts
+from engines.new.aggregates import DEPS_UNSATISFIED, UNKNOWN_VERDICT, RowVerdicts, verdict_codes
 from engines.new.success import text_verdicts
 
 log = logging.getLogger("engines.new")
@@ -60,12 +60,7 @@ def row_verdicts(runs_file: str | Path, snapshot: str | Path) -> RowVerdicts:
     distinct = texts.dictionary.to_pylist()
     versions = load_debian_versions(snapshot)
     verdicts = text_verdicts(distinct, None if versions is None else versions_by_source(versions))
-    outcomes = list(dict.fromkeys(verdicts.values()))
-    index = {outcome: i for i, outcome in enumerate(outcomes)}
-    per_text = np.array(
-        [index[verdicts[t]] if t in verdicts else UNKNOWN_VERDICT for t in distinct] or [0],
-        dtype=np.int32,
-    )
+    per_text, outcomes = verdict_codes(distinct, verdicts)
     codes = np.full(len(table), UNKNOWN_VERDICT, dtype=np.int32)
     codes[rows] = per_text[texts.indices.to_numpy(zero_copy_only=False)]
     return RowVerdicts(codes, outcomes)
