@@ -215,7 +215,7 @@ def decided_ahead(
         RunColumns,
         aggregate_run_columns,
     )
-    from engines.new.verdict_worker import relation_verdicts, row_verdicts
+    from engines.new.verdict_worker import row_verdicts
     from harness.data.snapshot import write_snapshot
 
     engine = get_engine(spec)
@@ -232,9 +232,10 @@ def decided_ahead(
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_snapshot(dataset, Path(tmp) / "snap", columnar_runs=True)
         columns = RunColumns.read_parquet(folder / "run.parquet")
-        verdicts = relation_verdicts(folder / "run.parquet", folder)
         rows = row_verdicts(folder / "run.parquet", folder)
-        texts = pq.read_table(folder / "run.parquet").column("failure_details").to_pylist()
+        details = pq.read_table(folder / "run.parquet").column("failure_details")
+        verdicts = rows.by_text(details)
+        texts = details.to_pylist()
     kept = verdicts if forget is None else {t: v for t, v in verdicts.items() if not forget(t)}
     given: dict[str, Any] | RowVerdicts | None = None if forget is None else kept
     if by_row and forget is not None:

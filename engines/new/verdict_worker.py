@@ -40,8 +40,6 @@ from engines.new.success import text_verdicts
 
 log = logging.getLogger("engines.new")
 
-Verdicts = dict[str, tuple[bool, str | None]]
-
 
 def row_verdicts(runs_file: str | Path, snapshot: str | Path) -> RowVerdicts:
     """The verdict of every install-deps failure with details, by run-table row.
@@ -64,12 +62,6 @@ def row_verdicts(runs_file: str | Path, snapshot: str | Path) -> RowVerdicts:
     codes = np.full(len(table), UNKNOWN_VERDICT, dtype=np.int32)
     codes[rows] = per_text[texts.indices.to_numpy(zero_copy_only=False)]
     return RowVerdicts(codes, outcomes)
-
-
-def relation_verdicts(runs_file: str | Path, snapshot: str | Path) -> Verdicts:
-    """failure_details text → (satisfied now, what the legacy would raise), per distinct text."""
-    details = pq.read_table(runs_file, columns=["failure_details"]).column("failure_details")
-    return row_verdicts(runs_file, snapshot).by_text(details)
 
 
 class VerdictWorker:
