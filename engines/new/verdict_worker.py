@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -52,9 +51,12 @@ def row_verdicts(runs_file: str | Path, snapshot: str | Path) -> RowVerdicts:
 
     table = pq.read_table(runs_file, columns=["result_code", "failure_details"], use_threads=False)
     details = table.column("failure_details")
-    wanted = pc.and_(pc.equal(table.column("result_code"), DEPS_UNSATISFIED), pc.is_valid(details))
-    rows = np.flatnonzero(wanted.fill_null(False).to_numpy(zero_copy_only=False))
-    texts = details.take(pa.array(rows, pa.int64())).combine_chunks().dictionary_encode()
+    wanted = pc.and_(
+        pc.equal(table.column("result_code"), DEPS_UNSATISFIED), pc.is_valid(details)
+    ).fill_null(False)
+    rows = np.flatnonzero(wanted.to_numpy(zero_copy_only=False))
+    # filter, not take: Arrow's take on a column of many chunks copies the whole column
+    texts = pc.filter(details, wanted).combine_chunks().dictionary_encode()
     distinct = texts.dictionary.to_pylist()
     versions = load_debian_versions(snapshot)
     verdicts = text_verdicts(distinct, None if versions is None else versions_by_source(versions))
