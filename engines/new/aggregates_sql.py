@@ -12,10 +12,10 @@ query per candidate. Three scans of ``run`` do it all:
 * the *context* query: the candidates whose context a counted run had;
 * the *deps* query: the install-deps failures, newest first, decided in Python.
 
-Given a way to join the command's snapshot, :func:`start_aggregates` runs
-them on two more connections that import it, in threads, while the caller
-reads the scheduling rows on its own connection: the server works on the
-aggregates while Python builds the candidates.
+:func:`start_aggregates` runs them on two more connections that join the
+command's snapshot, in threads, while the caller reads the scheduling rows
+on its own connection: the server works on the aggregates while Python
+builds the candidates.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.bulk import bulk_allocation
 from engines.legacy.pg_interval import LazyAverages
 from engines.model import US_PER_DAY
 from engines.new.aggregates import (
@@ -72,8 +71,8 @@ SCAN_SETTINGS_SQL = (
     # other connection, or anyone's) and start mid-table: the groups' float sums
     # (decay weights) would then add up in a different order from run to run.
     "SET LOCAL synchronize_seqscans = off",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
 )
-SNAPSHOT_SETTINGS_SQL = (*SCAN_SETTINGS_SQL, "SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def _exact_us(interval: str) -> str:
@@ -257,12 +256,6 @@ class _Plan:
     def contexts(self, c: Any) -> list[tuple[str, str, str]]:
         return c.execute(_CONTEXT_SQL, self.params).fetchall()
 
-    def others(self, c: Any) -> tuple[list[Any], dict[tuple[str, str], list[DepsRun]], Any]:
-        """The context hits, the deps runs and their Debian versions."""
-        contexts = self.contexts(c)
-        deps = self.deps(c)
-        return contexts, deps, fetch_debian_versions(c, _relation_names(deps))
-
     def deps(self, c: Any) -> dict[tuple[str, str], list[DepsRun]]:
         weight = _weight(f"{_RELEVANT}") if self.decayed else "0.0::float8"
         cur = c.execute(_DEPS_SQL.format(weight=f"coalesce({weight}, 0.0::float8)"), self.params)
@@ -400,12 +393,13 @@ def _fill_medians(agg: Aggregates, groups: _Groups) -> None:
 class PendingAggregates:
     """The aggregate queries under way; :meth:`result` waits for them and assembles.
 
-    Without ``join`` (a way to open another connection on the command's
-    snapshot) everything runs on ``conn`` when :meth:`result` is called.
+    The scans run on two connections ``join`` opens on the command's
+    snapshot; ``conn`` (the command's own) asks the last, small query (the
+    ordered sums of the few means a float tie leaves open).
     """
 
     def __init__(
-        self, conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None
+        self, conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection
     ) -> None:
         self.conn = conn
         self.plan = _Plan.of(config, as_of)
@@ -421,8 +415,6 @@ class PendingAggregates:
         self._count_satisfied = config.success_estimation.count_satisfied_dependencies_as_success
         conn.execute(WORK_MEM_SQL)
         conn.execute(EXACT_FLOATS_SQL)
-        if join is None:
-            return
         self._pool = ThreadPoolExecutor(3, thread_name_prefix="aggregates")
         plan = self.plan
         self._futures = [
@@ -457,7 +449,7 @@ class PendingAggregates:
                 closed = self._closed
             if closed:
                 raise RuntimeError("the aggregate queries were stopped")
-            for setting in SNAPSHOT_SETTINGS_SQL:
+            for setting in SCAN_SETTINGS_SQL:
                 other.execute(setting)
             return work(other)
 
@@ -467,24 +459,16 @@ class PendingAggregates:
         ``contexts``: the candidates' contexts, if known; only those of the
         walked install-deps failures are then kept as context hits.
         """
-        plan, conn = self.plan, self.conn
-        if self._pool is None:
-            for setting in SCAN_SETTINGS_SQL:
-                conn.execute(setting)
-            groups = plan.groups(conn)
-            context_rows, deps, debian = plan.others(conn)
-        else:
-            groups = self._futures[0].result()
-            context_rows, deps, debian = self._futures[1].result()
+        plan, pool = self.plan, self._pool
+        if pool is None:
+            raise RuntimeError("the aggregate queries were stopped")
+        groups = self._futures[0].result()
+        context_rows, deps, debian = self._futures[1].result()
         agg = Aggregates(origin="database")
         ambiguous = _fill_means(agg, groups, plan)
         ordered: Future[None] | None = None
-        if ambiguous:
-            # on the server while the rest is copied
-            if self._pool is None:
-                _ordered_means(conn, agg, ambiguous, plan.params)
-            else:
-                ordered = self._pool.submit(_ordered_means, conn, agg, ambiguous, plan.params)
+        if ambiguous:  # on the server while the rest is copied
+            ordered = pool.submit(_ordered_means, self.conn, agg, ambiguous, plan.params)
         _fill(agg, groups, plan)
         index = agg.group_index
         walked: list[tuple[int, str]] = []
@@ -552,9 +536,9 @@ def _ordered_means(
 
 
 def start_aggregates(
-    conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None = None
+    conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection
 ) -> PendingAggregates:
-    """Start the aggregate queries; with ``join`` they run while the caller goes on.
+    """Start the aggregate queries, which run while the caller goes on.
 
     ``conn`` is a psycopg connection inside the command's READ ONLY
     REPEATABLE READ transaction (:mod:`harness.data.janitor_db`); ``join`` opens
@@ -564,18 +548,6 @@ def start_aggregates(
     :meth:`PendingAggregates.close` if it gives up before).
     """
     return PendingAggregates(conn, config, as_of, join)
-
-
-def aggregates_from_database(
-    conn: Any, config: EngineConfig, as_of: datetime, join: JoinConnection | None = None
-) -> Aggregates:
-    """The same figures as :func:`aggregates_from_runs`, from a few set-based queries."""
-    with bulk_allocation(freeze=True):
-        pending = start_aggregates(conn, config, as_of, join)
-        try:
-            return pending.result()
-        finally:
-            pending.close()
 
 
 #: A ``"name": "…"`` member in JSON text without any backslash escape.
