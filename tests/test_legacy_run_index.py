@@ -187,33 +187,6 @@ def test_dependency_questions_that_raise_raise_every_time() -> None:
 _TIMES = st.none() | st.integers(-(2**40), 2**40)
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c"]),
-            st.sampled_from(["lintian-fixes", "fresh-releases"]),
-            _TIMES,
-            _TIMES,
-            st.sampled_from([None, False, True]),
-        ),
-        max_size=40,
-    )
-)
-def test_averages_summed_by_columns_are_the_ones_summed_run_by_run(
-    rows: list[tuple[str, str, int | None, int | None, bool | None]],
-) -> None:
-    runs = [
-        Run(str(i), codebase, suite, "success", start, finish, transient)
-        for i, (codebase, suite, start, finish, transient) in enumerate(rows)
-    ]
-    groups = memory._group_in_python(runs)
-    by_columns = memory._averages_by_columns(groups)
-    assert by_columns is not None
-    for averages, run_by_run in zip(by_columns, memory._averages_run_by_run(groups), strict=True):
-        for name in ("a", "b", "c", "lintian-fixes", "fresh-releases", "absent"):
-            assert averages.get(name) == run_by_run.get(name)
-
-
 @pytest.mark.parametrize(("start", "finish"), [(0, 2**70), (-(2**62) - 5, 2**62 + 5)])
 def test_times_that_do_not_fit_a_column_are_averaged_run_by_run(start: int, finish: int) -> None:
     runs = [Run("1", "a", "s", "success", start, finish), Run("2", "a", "s", "success", 0, 10)]

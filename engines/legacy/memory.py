@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -63,10 +63,11 @@ class RunIndex:
 
     def __init__(self, runs: Sequence[Run]) -> None:
         self.groups: Mapping[tuple[str, str], Sequence[Run]]
+        averages: tuple[Averages, Averages]
         by_columns = _index_by_columns(runs)
         if by_columns is None:
             self.groups = _group_in_python(runs)
-            averages = _averages_by_columns(self.groups) or _averages_run_by_run(self.groups)
+            averages = _averages_run_by_run(self.groups)
         else:
             self.groups, averages = by_columns
         self._avg_codebase, self._avg_campaign = averages
@@ -135,7 +136,7 @@ def _index_by_columns(
     runs: Sequence[Run],
 ) -> tuple[dict[tuple[str, str], list[Run]], tuple[Averages, Averages]] | None:
     """:func:`_group_in_python`'s groups (same order, same lists) and
-    :func:`_averages_by_columns`' averages, sorted and summed by numpy on the
+    every codebase's and campaign's AVG, sorted and summed by numpy on the
     runs' columns: a Python sort per group and a second pass over every run
     cost several times more at two million runs. ``None`` when a time is not
     an integer that fits the columns (the run-by-run code then decides).
@@ -184,7 +185,7 @@ def _averages_run_by_run(
     groups: Mapping[tuple[str, str], Sequence[Run]],
 ) -> tuple[dict[str, int | None], dict[str, int | None]]:
     """Every codebase's and campaign's AVG, summed run by run in Python integers:
-    for times that do not fit a column (:func:`_averages_by_columns`)."""
+    for times that do not fit a column (:func:`_index_by_columns`)."""
     averages: tuple[dict[str, int | None], dict[str, int | None]] = ({}, {})
     for field, by_name in enumerate(averages):
         members: dict[str, list[Sequence[Run]]] = defaultdict(list)
@@ -192,33 +193,6 @@ def _averages_run_by_run(
             members[pair[field]].append(runs)
         by_name.update((name, _average(runs)) for name, runs in members.items())
     return averages
-
-
-def _averages_by_columns(
-    groups: Mapping[tuple[str, str], Sequence[Run]],
-) -> tuple[Mapping[str, int | None], Mapping[str, int | None]] | None:
-    """Every codebase's and campaign's AVG at once, summed by numpy from the
-    groups' times (a campaign's average reads hundreds of thousands of runs);
-    ``None`` when a time is not an integer whose spans fit a column."""
-    times = _time_columns(list(chain.from_iterable(groups.values())))
-    if times is None:
-        return None
-    start, finish = times
-    sizes = np.fromiter(map(len, groups.values()), np.int64, len(groups))
-    timed = ~(start.is_null().to_numpy(zero_copy_only=False)) & ~(
-        finish.is_null().to_numpy(zero_copy_only=False)
-    )
-    span = finish.fill_null(0).to_numpy() - start.fill_null(0).to_numpy()
-    days, time = interval_fields(np.where(timed, span, 0))
-    averages = []
-    for field in (0, 1):  # codebase, campaign
-        codes: dict[str, int] = {}
-        per_group = np.fromiter(
-            (codes.setdefault(pair[field], len(codes)) for pair in groups), np.int64, len(groups)
-        )
-        per_run = np.repeat(per_group, sizes)
-        averages.append(grouped_averages(per_run, days, time, timed, list(codes)))
-    return averages[0], averages[1]
 
 
 #: The last run table indexed and its index: one entry, so a long-running
