@@ -28,7 +28,7 @@ from engines.legacy.core import (
     missing_debian_versions_table,
 )
 from engines.legacy.debversion import compare_versions
-from engines.legacy.pg_interval import IntervalSum, grouped_averages, interval_fields
+from engines.legacy.pg_interval import IntervalSum, codebase_and_campaign_averages
 from engines.model import Dataset, Run
 
 #: A codebase's or campaign's ``AVG(finish_time - start_time)`` in µs, by name.
@@ -172,11 +172,13 @@ def _index_by_columns(
             pair = (codebase_names[group_keys[g] // width], campaign_names[group_keys[g] % width])
             groups[pair] = ordered[bounds[g] : bounds[g + 1]]
 
-    timed = kept & ~start_null & ~finish_null
-    days, time = interval_fields(np.where(timed, finish_us - start_us, 0))
-    averages = (
-        grouped_averages(codebase, days, time, timed, codebase_names),
-        grouped_averages(campaign, days, time, timed, campaign_names),
+    averages = codebase_and_campaign_averages(
+        finish_us - start_us,
+        kept & ~start_null & ~finish_null,
+        codebase,
+        campaign,
+        codebase_names,
+        campaign_names,
     )
     return groups, averages
 

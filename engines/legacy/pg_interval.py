@@ -129,6 +129,24 @@ def grouped_averages(
     return LazyAverages(position, fields)
 
 
+def codebase_and_campaign_averages(
+    span: np.ndarray,
+    timed: np.ndarray,
+    codebase: np.ndarray,
+    campaign: np.ndarray,
+    codebase_names: list[str],
+    campaign_names: list[str],
+) -> tuple[Mapping[str, int | None], Mapping[str, int | None]]:
+    """``AVG(finish_time - start_time)`` per codebase and per campaign, as the
+    legacy's fallbacks ask PostgreSQL: of the ``timed`` runs' spans (µs), each
+    run's codebase and campaign given as codes into the name lists."""
+    days, time = interval_fields(np.where(timed, span, 0))
+    return (
+        grouped_averages(codebase, days, time, timed, codebase_names),
+        grouped_averages(campaign, days, time, timed, campaign_names),
+    )
+
+
 class LazyAverages(Mapping[str, "int | None"]):
     """Name → PostgreSQL ``AVG(interval)`` in µs, converted when first asked for.
 

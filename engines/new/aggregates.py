@@ -38,7 +38,7 @@ import orjson
 import pyarrow as pa
 
 from engines.grouping import group_order, newest_first, run_starts
-from engines.legacy.pg_interval import grouped_averages, interval_fields
+from engines.legacy.pg_interval import codebase_and_campaign_averages
 from engines.model import US_PER_DAY, Dataset, Run, timedelta_to_us
 from engines.new.config import EngineConfig
 
@@ -655,10 +655,9 @@ def aggregate_run_columns(
         # numpy lets the GIL go: the averages are summed beside the rest
         helper = ThreadPoolExecutor(1, thread_name_prefix="averages")
         averaging = helper.submit(
-            _interval_averages,
+            codebase_and_campaign_averages,
             span,
-            snull_s,
-            fnull_s,
+            ~snull_s & ~fnull_s,
             cb_s,
             key_s % n_suites,
             cb_names,
@@ -740,24 +739,6 @@ def aggregate_run_columns(
         agg.median_us, agg.median_n = [None] * n_groups, [0] * n_groups
         agg.codebase_avg_us, agg.campaign_avg_us = averaging.result()
     return agg, ContextRuns(columns, rows_s, gid, counted & ~is_deps_run, pending)
-
-
-def _interval_averages(
-    span: np.ndarray,
-    start_null: np.ndarray,
-    finish_null: np.ndarray,
-    codebase: np.ndarray,
-    campaign: np.ndarray,
-    codebase_names: list[str],
-    campaign_names: list[str],
-) -> tuple[Mapping[str, int | None], Mapping[str, int | None]]:
-    """PostgreSQL's AVG(finish_time - start_time) per codebase and per campaign."""
-    both = ~start_null & ~finish_null
-    days, time = interval_fields(np.where(both, span, 0))
-    return (
-        grouped_averages(codebase, days, time, both, codebase_names),
-        grouped_averages(campaign, days, time, both, campaign_names),
-    )
 
 
 @dataclass(frozen=True)

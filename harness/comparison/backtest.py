@@ -407,7 +407,7 @@ def _legacy_at(engine: Any, source: BacktestSource, cut: datetime) -> Schedule:
     test holds the result to the plain backend's on the cut dataset.
     """
     from engines.legacy.core import run_legacy
-    from engines.legacy.pg_interval import grouped_averages, interval_fields
+    from engines.legacy.pg_interval import codebase_and_campaign_averages
 
     h = source.history
     cut_us = datetime_to_us(cut)
@@ -428,16 +428,17 @@ def _legacy_at(engine: Any, source: BacktestSource, cut: datetime) -> Schedule:
         h.pairs[p]: ordered[a:b]
         for p, a, b in zip(pair[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
     }
-    timed = counted & ~h.start_null & ~h.finish_null
-    days, time_us = interval_fields(np.where(timed, h.finish - h.start, 0))
     cb_names, cb_of_run = h.codebase_codes()
     su_names, su_of_run = h.campaign_codes()
-    data = _CutMemoryData(
-        dataset,
-        groups,
-        grouped_averages(cb_of_run, days, time_us, timed, cb_names),
-        grouped_averages(su_of_run, days, time_us, timed, su_names),
+    averages = codebase_and_campaign_averages(
+        h.finish - h.start,
+        counted & ~h.start_null & ~h.finish_null,
+        cb_of_run,
+        su_of_run,
+        cb_names,
+        su_names,
     )
+    data = _CutMemoryData(dataset, groups, *averages)
     schedule: Schedule = run_legacy(data, dataset, engine_name=engine.name, backend="memory")
     return schedule
 
